@@ -1,0 +1,176 @@
+"""Inference API: what the CLI calls. No Typer or Rich here.
+
+    stylizer = Stylizer.load("adaattn", device="auto")
+    style = stylizer.encode_style(style_image, seed=0)          # once per style
+    result = stylizer.stylize(content_image, [style], alpha=0.8)  # [3, H, W] in [0, 1]
+
+Alpha, blending and masks are one mechanism: per block, the output is a per-position weighted sum of
+the block outputs for each style and for the content used as its own style (the model's reconstruction
+of the content). alpha=1 without masks is exactly the plain model; alpha=0 its reconstruction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from . import functional as fn
+from .attention import StyleMemory
+from .errors import BadInputError
+from .models import StyleTransferModel
+from .weights import load_model
+
+MIN_SIDE = 32  # relu5_1 is 1/16 of the input; reflection-padded convs there need at least 2 pixels
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadInputError("--device cuda: no CUDA GPU is available")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise BadInputError("--device mps: Apple MPS is not available")
+    if device not in ("cpu", "cuda", "mps") and not device.startswith("cuda:"):
+        raise BadInputError(f"unknown device {device!r}; use auto, cpu, cuda or mps")
+    return torch.device(device)
+
+
+def check_image(image: torch.Tensor, what: str) -> torch.Tensor:
+    """[3, H, W] or [B, 3, H, W] float in [0, 1] -> [B, 3, H, W]; rejects tiny images with a clear message."""
+    if image.dim() == 3:
+        image = image.unsqueeze(0)
+    if image.dim() != 4 or image.shape[1] != 3:
+        raise BadInputError(f"{what}: expected an RGB image tensor [3, H, W], got shape {tuple(image.shape)}")
+    height, width = image.shape[-2:]
+    if min(height, width) < MIN_SIDE:
+        raise BadInputError(f"{what} is {width}x{height} pixels; each side must be at least {MIN_SIDE}")
+    return image
+
+
+def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad right/bottom up to a multiple of `multiple` (reflection: no hard edge for the convs to see)."""
+    height, width = image.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if pad_h == 0 and pad_w == 0:
+        return image
+    return F.pad(image, (0, pad_w, 0, pad_h), mode="reflect")
+
+
+@dataclass
+class Style:
+    """A style encoded once: the model's memory of it (sampled positions included) and its image."""
+
+    memory: list[StyleMemory]
+    image: torch.Tensor
+    seed: int
+
+
+class Stylizer:
+    def __init__(self, model: StyleTransferModel, *, device: str | torch.device = "cpu"):
+        self.device = pick_device(device) if isinstance(device, str) else device
+        self.model = model.to(self.device).eval()
+
+    @classmethod
+    def load(cls, model: str = "adaattn", *, device: str = "auto") -> "Stylizer":
+        return cls(load_model(model), device=device)
+
+    @torch.inference_mode()
+    def encode_style(self, image: torch.Tensor, *, seed: int = 0, mask: torch.Tensor | None = None) -> Style:
+        """Encode a style image [3, h, w]; `mask` [h, w] restricts which style pixels may be attended to."""
+        image = check_image(image, "style image")
+        generator = torch.Generator().manual_seed(seed)  # private: the global RNG is never reseeded
+        encoded = self.model.encode(image.to(self.device))
+        memory = self.model.memorize(encoded, generator=generator, mask=None if mask is None else mask.to(self.device))
+        return Style(memory, image[0].cpu(), seed)
+
+    @torch.inference_mode()
+    def stylize(
+        self,
+        content: torch.Tensor,
+        styles: list[Style | torch.Tensor],
+        *,
+        weights: list[float] | None = None,
+        alpha: float = 1.0,
+        masks: list[torch.Tensor | None] | None = None,
+        preserve_color: bool = False,
+        seed: int = 0,
+    ) -> torch.Tensor:
+        """Stylise content [3, H, W] (or a batch) with one or more styles; returns the same size, clamped to [0, 1].
+
+        weights: blend of the styles (normalised to sum 1). masks: per style, an [H, W] map of where it applies
+        (content outside every mask keeps the content's own statistics). alpha: 1 = full style, 0 = the model's
+        reconstruction of the content. preserve_color: recolour each style with the content's palette first.
+        """
+        content = check_image(content, "content image").to(self.device)
+        if not styles:
+            raise BadInputError("at least one style is needed")
+        if not 0.0 <= alpha <= 1.0:
+            raise BadInputError(f"alpha must be between 0 and 1, got {alpha}")
+        weights = _normalised_weights(weights, len(styles))
+        masks = _checked_masks(masks, len(styles), content.shape[-2:])
+        height, width = content.shape[-2:]
+        padded = pad_to_multiple(content, self.model.size_multiple)
+        if preserve_color:
+            if content.shape[0] != 1:
+                raise BadInputError("preserve_color works on one content image at a time")
+            styles = [fn.coral(s.image if isinstance(s, Style) else s, content[0].cpu()) for s in styles]
+        styles = [s if isinstance(s, Style) else self.encode_style(s, seed=seed) for s in styles]
+        encoded = self.model.encode(padded)
+        terms = self._mixing_terms(encoded, styles, weights, alpha, masks, padded.shape[-2:], seed)
+        output = self.model.decode(self.model.transfer_mixed(encoded, terms))
+        return output[..., :height, :width].clamp(0, 1).squeeze(0)
+
+    def _mixing_terms(self, encoded, styles, weights, alpha, masks, padded_size, seed):
+        if all(m is None for m in masks):
+            terms = [(s.memory, alpha * w) for s, w in zip(styles, weights)]
+            self_weight = 1.0 - alpha
+        else:
+            maps = torch.stack([_pad_mask(m, padded_size, self.device) for m in masks])  # [K, 1, 1, H, W]
+            raw = maps * torch.tensor(weights, device=self.device).view(-1, 1, 1, 1, 1)
+            share = raw / raw.sum(dim=0, keepdim=True).clamp_min(1e-8)
+            coverage = maps.sum(dim=0).clamp(0, 1)
+            terms = [(s.memory, alpha * coverage * share[k]) for k, s in enumerate(styles)]
+            self_weight = 1.0 - alpha * coverage
+        has_self = self_weight > 0 if isinstance(self_weight, float) else bool((self_weight > 0).any())
+        if has_self:
+            memory = self.model.memorize(encoded, generator=torch.Generator().manual_seed(seed))
+            terms.append((memory, self_weight))
+        return [(memory, weight) for memory, weight in terms if not (isinstance(weight, float) and weight == 0.0)]
+
+
+def _normalised_weights(weights, count: int) -> list[float]:
+    if weights is None:
+        return [1.0 / count] * count
+    if len(weights) != count:
+        raise BadInputError(f"got {len(weights)} weights for {count} styles; give one weight per style")
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise BadInputError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
+    total = float(sum(weights))
+    return [w / total for w in weights]
+
+
+def _checked_masks(masks, count: int, size) -> list[torch.Tensor | None]:
+    if masks is None:
+        return [None] * count
+    if len(masks) != count:
+        raise BadInputError(f"got {len(masks)} masks for {count} styles; give one mask per style")
+    for mask in masks:
+        if mask is not None and tuple(mask.shape[-2:]) != tuple(size):
+            raise BadInputError(
+                f"mask is {mask.shape[-1]}x{mask.shape[-2]} but the content is {size[1]}x{size[0]}; masks must match the content size"
+            )
+    return list(masks)
+
+
+def _pad_mask(mask: torch.Tensor | None, size, device) -> torch.Tensor:
+    """[H, W] mask in [0, 1] -> [1, 1, H', W'] padded like the content (None = everywhere)."""
+    if mask is None:
+        return torch.ones(1, 1, *size, device=device)
+    mask = mask.to(device=device, dtype=torch.float32).reshape(1, 1, *mask.shape[-2:])
+    return F.pad(mask, (0, size[1] - mask.shape[-1], 0, size[0] - mask.shape[-2]), mode="replicate")

@@ -1,0 +1,124 @@
+"""Feature-transfer blocks: AdaAttN, SANet and AdaIN, each split into a style side and a content side.
+
+`memorize(style)` does all style-side work once (key/value projections, position sampling), so one
+style can serve a whole batch, every frame of a video, or one term of a blend. `forward(content, memory)`
+does the content side. Maths lives in functional.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import functional as fn
+from .errors import BadInputError
+
+
+@dataclass
+class StyleMemory:
+    """Style side of one block: keys [B, d, n], values [B, n, C] (or mean/std for AdaIN)."""
+
+    key: torch.Tensor | None = None
+    value: torch.Tensor | None = None
+
+    def to(self, *args, **kwargs) -> "StyleMemory":
+        return StyleMemory(*(t.to(*args, **kwargs) if t is not None else None for t in (self.key, self.value)))
+
+
+def select_positions(
+    tensors: list[torch.Tensor], *, cap: int | None, generator: torch.Generator | None, mask: torch.Tensor | None
+) -> list[torch.Tensor]:
+    """Flatten [B, C, H, W] maps to [B, C, n] and keep the same positions in all of them.
+
+    `mask` ([H0, W0] bool, any size) keeps only the positions inside it; `cap` then keeps a random
+    subset drawn from `generator` (a private generator: the global RNG is never touched).
+    """
+    height, width = tensors[0].shape[-2:]
+    flat = [t.flatten(2) for t in tensors]
+    index = None
+    if mask is not None:
+        mask = F.interpolate(mask[None, None].float(), size=(height, width), mode="nearest")[0, 0] > 0.5
+        index = mask.flatten().nonzero().squeeze(1).to(tensors[0].device)
+        if index.numel() == 0:
+            raise BadInputError("the style mask selects no style pixels at this feature scale")
+    count = height * width if index is None else index.numel()
+    if cap is not None and count > cap:
+        draw = torch.randperm(count, generator=generator)[:cap].to(tensors[0].device)
+        index = draw if index is None else index[draw]
+    if index is None:
+        return flat
+    return [t.index_select(2, index) for t in flat]
+
+
+def pointwise(conv: nn.Conv2d, flat: torch.Tensor) -> torch.Tensor:
+    """Apply a 1x1 conv to [B, C, n] features."""
+    return F.conv1d(flat, conv.weight[..., 0], conv.bias)
+
+
+class AdaAttN(nn.Module):
+    """Attention-weighted mean and std: S(x) * Norm(F_c)(x) + M(x), with shallow+deep keys."""
+
+    def __init__(self, *, value_channels: int, key_channels: int, max_style_positions: int | None, attention: str = "softmax"):
+        super().__init__()
+        if attention not in ("softmax", "cosine"):
+            raise ValueError(f"unknown attention {attention!r}; expected 'softmax' or 'cosine'")
+        self.query = nn.Conv2d(key_channels, key_channels, 1)
+        self.key = nn.Conv2d(key_channels, key_channels, 1)
+        self.value = nn.Conv2d(value_channels, value_channels, 1)
+        self.max_style_positions = max_style_positions
+        self.attention = attention
+        self.logit_budget = fn.DEFAULT_LOGIT_BUDGET
+
+    def memorize(self, style: torch.Tensor, style_key: torch.Tensor, *, generator=None, mask=None) -> StyleMemory:
+        style, style_key = select_positions([style, style_key], cap=self.max_style_positions, generator=generator, mask=mask)
+        return StyleMemory(key=pointwise(self.key, style_key), value=pointwise(self.value, style).transpose(1, 2))
+
+    def forward(self, content: torch.Tensor, content_key: torch.Tensor, memory: StyleMemory) -> torch.Tensor:
+        batch, channels, height, width = content.shape
+        query = self.query(content_key).flatten(2).transpose(1, 2)
+        key, value = memory.key.expand(batch, -1, -1), memory.value.expand(batch, -1, -1)
+        mean, std = fn.attention_mean_std(query, key, value, mode=self.attention, logit_budget=self.logit_budget)
+        mean, std = (t.transpose(1, 2).reshape(batch, channels, height, width) for t in (mean, std))
+        return std * fn.mean_variance_norm(content) + mean
+
+
+class SANet(nn.Module):
+    """Style-attentional block: F_c + out(softmax(f(Norm F_c) g(Norm F_s)) h(F_s))."""
+
+    def __init__(self, *, channels: int, max_style_positions: int | None):
+        super().__init__()
+        self.query = nn.Conv2d(channels, channels, 1)
+        self.key = nn.Conv2d(channels, channels, 1)
+        self.value = nn.Conv2d(channels, channels, 1)
+        self.out = nn.Conv2d(channels, channels, 1)
+        self.max_style_positions = max_style_positions
+        self.logit_budget = fn.DEFAULT_LOGIT_BUDGET
+
+    def memorize(self, style: torch.Tensor, *, generator=None, mask=None) -> StyleMemory:
+        normalised = fn.mean_variance_norm(style)
+        style, normalised = select_positions([style, normalised], cap=self.max_style_positions, generator=generator, mask=mask)
+        return StyleMemory(key=pointwise(self.key, normalised), value=pointwise(self.value, style).transpose(1, 2))
+
+    def forward(self, content: torch.Tensor, memory: StyleMemory) -> torch.Tensor:
+        batch, channels, height, width = content.shape
+        query = self.query(fn.mean_variance_norm(content)).flatten(2).transpose(1, 2)
+        key, value = memory.key.expand(batch, -1, -1), memory.value.expand(batch, -1, -1)
+        attended = fn.attention_output(query, key, value, logit_budget=self.logit_budget)
+        return content + self.out(attended.transpose(1, 2).reshape(batch, channels, height, width))
+
+
+class AdaIN(nn.Module):
+    """Parameter-free AdaIN; the memory holds the style's channel mean and std."""
+
+    def memorize(self, style: torch.Tensor, *, generator=None, mask=None) -> StyleMemory:
+        if mask is not None:
+            (style,) = select_positions([style], cap=None, generator=None, mask=mask)
+        mean, std = fn.mean_std(style)
+        return StyleMemory(key=mean.flatten(2), value=std.flatten(2))
+
+    def forward(self, content: torch.Tensor, memory: StyleMemory) -> torch.Tensor:
+        mean, std = (t.unsqueeze(-1) for t in (memory.key, memory.value))
+        return fn.mean_variance_norm(content) * std + mean

@@ -1,0 +1,126 @@
+"""Pure tensor maths shared by the models and the losses: statistics, normalisation, attention.
+
+Everything here is stateless: tensors in, tensors out, no device or RNG choices.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+# Variance epsilon of the reference implementations (AdaIN, SANet, AdaAttN all add it before the sqrt).
+STD_EPS = 1e-5
+# Floor of the attention variance E[V^2] - M^2: sqrt at 0 has an infinite gradient, and the HED
+# encoder's relu5_1 has channels that are always zero, so the variance really does reach 0.
+VAR_FLOOR = 1e-6
+# Budget of attention logits computed at once (elements); 2**24 fp32 logits = 64 MiB.
+DEFAULT_LOGIT_BUDGET = 2**24
+
+
+def mean_std(features: torch.Tensor, eps: float = STD_EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-sample, per-channel mean and std over all positions of [B, C, *spatial]; std is sqrt(unbiased var + eps)."""
+    flat = features.flatten(2)
+    var = flat.var(dim=2, unbiased=flat.shape[2] > 1) + eps
+    shape = features.shape[:2] + (1,) * (features.dim() - 2)
+    return flat.mean(dim=2).view(shape), var.sqrt().view(shape)
+
+
+def mean_variance_norm(features: torch.Tensor) -> torch.Tensor:
+    """Instance normalisation without affine parameters (the papers' Norm(.))."""
+    mean, std = mean_std(features)
+    return (features - mean) / std
+
+
+def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """AdaIN(x, y) = sigma(y) * (x - mu(x)) / sigma(x) + mu(y)."""
+    style_mean, style_std = mean_std(style)
+    return mean_variance_norm(content) * style_std + style_mean
+
+
+def shallow_deep_key(features: list[torch.Tensor]) -> torch.Tensor:
+    """AdaAttN key F^{1:x}: each shallower map resized (nearest, as the official code) to the deepest, normalised, concatenated."""
+    size = features[-1].shape[-2:]
+    pieces = [f if f.shape[-2:] == size else F.interpolate(f, size=size, mode="nearest") for f in features]
+    return torch.cat([mean_variance_norm(p) for p in pieces], dim=1)
+
+
+def _chunk_rows(n_rows: int, n_cols: int, batch: int, budget: int | None) -> int:
+    if budget is None:
+        return n_rows
+    return max(1, min(n_rows, budget // max(1, n_cols * batch)))
+
+
+def attention_weights(query: torch.Tensor, key: torch.Tensor, mode: str) -> torch.Tensor:
+    """Attention of every query row over the key positions: [B, n_q, d] x [B, d, n_k] -> [B, n_q, n_k].
+
+    softmax: the AdaAttN paper's, without a 1/sqrt(d) temperature.
+    cosine: the video variant, s = relu(cos + 1), rows normalised to sum 1; smooth in the features,
+    so small frame-to-frame changes give small changes of the weights.
+    """
+    if mode == "softmax":
+        return torch.softmax(torch.bmm(query, key), dim=-1)
+    if mode == "cosine":
+        query = query / (query.norm(dim=2, keepdim=True) + 1e-5)
+        key = key / (key.norm(dim=1, keepdim=True) + 1e-5)
+        scores = torch.relu(torch.bmm(query, key) + 1.0)
+        return scores / (scores.sum(dim=-1, keepdim=True) + 1e-5)
+    raise ValueError(f"unknown attention mode {mode!r}; expected 'softmax' or 'cosine'")
+
+
+def attention_mean_std(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    *,
+    mode: str = "softmax",
+    logit_budget: int | None = DEFAULT_LOGIT_BUDGET,
+    var_floor: float = VAR_FLOOR,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention-weighted mean M = A V and std S = sqrt(max(A V^2 - M^2, floor)).
+
+    query [B, n_q, d], key [B, d, n_k], value [B, n_k, C] -> mean, std [B, n_q, C].
+    Each row of A depends on its own query only, so the rows are computed in chunks: the result is
+    exact and the peak memory is chunk x n_k instead of n_q x n_k.
+    """
+    channels = value.shape[-1]
+    value_and_square = torch.cat([value, value * value], dim=-1)  # one matmul gives both moments
+    rows = _chunk_rows(query.shape[1], key.shape[2], query.shape[0], logit_budget)
+    means, stds = [], []
+    for chunk in query.split(rows, dim=1):
+        moments = torch.bmm(attention_weights(chunk, key, mode), value_and_square)
+        mean, second = moments[..., :channels], moments[..., channels:]
+        means.append(mean)
+        stds.append((second - mean * mean).clamp_min(var_floor).sqrt())
+    return torch.cat(means, dim=1), torch.cat(stds, dim=1)
+
+
+def attention_output(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, *, logit_budget: int | None = DEFAULT_LOGIT_BUDGET
+) -> torch.Tensor:
+    """Plain softmax attention A V (SANet), chunked over query rows like attention_mean_std."""
+    rows = _chunk_rows(query.shape[1], key.shape[2], query.shape[0], logit_budget)
+    return torch.cat([torch.bmm(torch.softmax(torch.bmm(chunk, key), dim=-1), value) for chunk in query.split(rows, dim=1)], dim=1)
+
+
+def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Match the colour mean and covariance of `source` [3, H, W] to those of `target` [3, h, w].
+
+    Used for --preserve-color: the style image is recoloured with the content's palette.
+    """
+
+    def stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        flat = image.reshape(3, -1).double()
+        mean = flat.mean(dim=1, keepdim=True)
+        centred = flat - mean
+        cov = centred @ centred.T / max(1, flat.shape[1] - 1) + eps * torch.eye(3, dtype=flat.dtype)
+        return mean, cov
+
+    def matrix_power(matrix: torch.Tensor, power: float) -> torch.Tensor:
+        eigenvalues, eigenvectors = torch.linalg.eigh(matrix)
+        return eigenvectors @ torch.diag(eigenvalues.clamp_min(eps) ** power) @ eigenvectors.T
+
+    source_mean, source_cov = stats(source)
+    target_mean, target_cov = stats(target)
+    whitened = matrix_power(source_cov, -0.5) @ (source.reshape(3, -1).double() - source_mean)
+    recoloured = matrix_power(target_cov, 0.5) @ whitened + target_mean
+    return recoloured.reshape(source.shape).to(source.dtype).clamp(0, 1)

@@ -1,0 +1,258 @@
+"""The four methods as one family: encode -> memorize style -> transfer blocks -> fuse -> decode.
+
+Every model exposes the same steps, so stylising, blending, alpha, masks and video all work the same
+way for every method (see api.py). Decoders are rows of one table, built by one function.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from . import functional as fn
+from .attention import AdaAttN, AdaIN, SANet, StyleMemory
+from .encoders import Encoder
+
+# Decoder rows: an int is a 3x3 conv (reflection pad, ReLU unless last) with that many output channels,
+# "up" a nearest x2 upsampling, "skip" the concatenation of the relu3_1-level block output.
+DECODERS = {
+    "relu4_1": (256, "up", 256, 256, 256, 128, "up", 128, 64, "up", 64, 3),
+    "relu4_1+skip3": (256, "up", "skip", 256, 256, 256, 128, "up", 128, 64, "up", 64, 3),
+    "relu3_1": (256, 256, 256, 128, "up", 128, 64, "up", 64, 3),
+}
+
+
+class Decoder(nn.Module):
+    def __init__(self, row: tuple, *, in_channels: int, skip_channels: int = 0, width_divisor: int = 1):
+        super().__init__()
+        self.row = row
+        self.convs = nn.ModuleList()
+        channels = in_channels
+        for item in row:
+            if item == "skip":
+                channels += skip_channels
+            elif isinstance(item, int):
+                out = item if item == 3 else item // width_divisor
+                self.convs.append(nn.Conv2d(channels, out, 3, padding=1, padding_mode="reflect"))
+                channels = out
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
+        convs = iter(self.convs)
+        last = len(self.convs) - 1
+        for item in self.row:
+            if item == "up":
+                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+            elif item == "skip":
+                x = torch.cat([x, skip], dim=1)
+            else:
+                conv = next(convs)
+                x = conv(x)
+                if conv is not self.convs[last]:
+                    x = torch.relu(x)
+        return x
+
+
+@dataclass
+class Encoded:
+    """An image seen by the encoder: taps relu1_1.. and, for AdaAttN, the shallow+deep keys per block."""
+
+    features: list[torch.Tensor]
+    keys: list[torch.Tensor] = field(default_factory=list)
+
+
+class StyleTransferModel(nn.Module):
+    """Shared skeleton. Subclasses set `method`, `depth` (deepest relu tap), `size_multiple`, `blocks`."""
+
+    method = ""
+    depth = 5
+    size_multiple = 16
+
+    def __init__(self, encoder: Encoder, **config):
+        super().__init__()
+        self.encoder = encoder
+        self.config = config
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """The weights a model file holds: everything but the frozen encoder."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
+
+    def encode(self, image: torch.Tensor) -> Encoded:
+        return Encoded(self.encoder(image, self.depth))
+
+    def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
+        raise NotImplementedError
+
+    def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        raise NotImplementedError
+
+    def transfer_mixed(self, content: Encoded, terms: list[tuple[list[StyleMemory], torch.Tensor | float]]) -> list[torch.Tensor]:
+        """Blend several styles: per block, sum_k weight_k(x) * transfer(content, memory_k).
+
+        Weights are floats or [B or 1, 1, H, W] maps (any size, resized to each block); they should sum to 1
+        at every position. For AdaAttN/AdaIN this is exactly a weighted blend of the mean and std maps,
+        since each block output is S * Norm(F_c) + M.
+        """
+        mixed = None
+        for memory, weight in terms:
+            outputs = self.transfer(content, memory)
+            if not isinstance(weight, (int, float)):
+                outputs = [o * F.interpolate(weight.to(o.dtype), size=o.shape[-2:], mode="area") for o in outputs]
+            else:
+                outputs = [o * weight for o in outputs]
+            mixed = outputs if mixed is None else [m + o for m, o in zip(mixed, outputs)]
+        return mixed
+
+    def forward(self, content: torch.Tensor, style: torch.Tensor, *, generator=None) -> torch.Tensor:
+        """Raw decoder output (not clamped) for content [B,3,H,W] and style [B or 1,3,h,w] in [0,1]."""
+        memory = self.memorize(self.encode(style), generator=generator)
+        return self.decode(self.transfer(self.encode(content), memory))
+
+
+def _merge_conv(channels: int) -> nn.Conv2d:
+    return nn.Conv2d(channels, channels, 3, padding=1, padding_mode="reflect")
+
+
+def _fuse_4_5(merge: nn.Conv2d, relu4_1: torch.Tensor, relu5_1: torch.Tensor) -> torch.Tensor:
+    """SANet/AdaAttN fusion: 3x3 conv of relu4_1 + nearest-upsampled relu5_1."""
+    return merge(relu4_1 + F.interpolate(relu5_1, size=relu4_1.shape[-2:], mode="nearest"))
+
+
+class AdaAttNModel(StyleTransferModel):
+    """AdaAttN image model (released config: shallow keys, relu3_1 skip into the decoder)."""
+
+    method = "adaattn"
+    depth = 5
+    size_multiple = 16
+
+    def __init__(self, encoder: Encoder, *, max_style_positions=(4096, 65536, 65536), width_divisor: int = 1):
+        super().__init__(encoder, max_style_positions=list(max_style_positions), width_divisor=width_divisor)
+        channels = [encoder.convs[f"conv{i}_1"].out_channels for i in range(1, 6)]
+        key_channels = [sum(channels[:3]), sum(channels[:4]), sum(channels[:5])]
+        self.blocks = nn.ModuleList(
+            AdaAttN(value_channels=channels[layer - 1], key_channels=keys, max_style_positions=cap)
+            for layer, keys, cap in zip((3, 4, 5), key_channels, max_style_positions)
+        )
+        self.merge = _merge_conv(channels[3])
+        self.decoder = Decoder(DECODERS["relu4_1+skip3"], in_channels=channels[3], skip_channels=channels[2], width_divisor=width_divisor)
+
+    def encode(self, image: torch.Tensor) -> Encoded:
+        features = self.encoder(image, self.depth)
+        return Encoded(features, [fn.shallow_deep_key(features[:layer]) for layer in (3, 4, 5)])
+
+    def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
+        return [
+            block.memorize(style.features[layer - 1], key, generator=generator, mask=mask)
+            for block, layer, key in zip(self.blocks, (3, 4, 5), style.keys)
+        ]
+
+    def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
+        return [
+            block(content.features[layer - 1], key, block_memory)
+            for block, layer, key, block_memory in zip(self.blocks, (3, 4, 5), content.keys, memory)
+        ]
+
+    def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        relu3_1, relu4_1, relu5_1 = outputs
+        return self.decoder(_fuse_4_5(self.merge, relu4_1, relu5_1), skip=relu3_1)
+
+
+class AdaAttNVideoModel(StyleTransferModel):
+    """Video variant (spec §3): one cosine-attention AdaAttN block at relu3_1, decoder from relu3_1."""
+
+    method = "adaattn-video"
+    depth = 3
+    size_multiple = 4
+
+    def __init__(self, encoder: Encoder, *, max_style_positions=(65536,), width_divisor: int = 1):
+        super().__init__(encoder, max_style_positions=list(max_style_positions), width_divisor=width_divisor)
+        channels = [encoder.convs[f"conv{i}_1"].out_channels for i in range(1, 4)]
+        self.blocks = nn.ModuleList(
+            [AdaAttN(value_channels=channels[2], key_channels=sum(channels), max_style_positions=max_style_positions[0], attention="cosine")]
+        )
+        self.decoder = Decoder(DECODERS["relu3_1"], in_channels=channels[2], width_divisor=width_divisor)
+
+    def encode(self, image: torch.Tensor) -> Encoded:
+        features = self.encoder(image, self.depth)
+        return Encoded(features, [fn.shallow_deep_key(features)])
+
+    def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
+        return [self.blocks[0].memorize(style.features[2], style.keys[0], generator=generator, mask=mask)]
+
+    def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
+        return [self.blocks[0](content.features[2], content.keys[0], memory[0])]
+
+    def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        return self.decoder(outputs[0])
+
+
+class AdaINModel(StyleTransferModel):
+    """AdaIN at relu4_1 with the mirrored VGG decoder."""
+
+    method = "adain"
+    depth = 4
+    size_multiple = 8
+
+    def __init__(self, encoder: Encoder, *, width_divisor: int = 1):
+        super().__init__(encoder, width_divisor=width_divisor)
+        self.blocks = nn.ModuleList([AdaIN()])
+        self.decoder = Decoder(DECODERS["relu4_1"], in_channels=encoder.convs["conv4_1"].out_channels, width_divisor=width_divisor)
+
+    def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
+        return [self.blocks[0].memorize(style.features[3], mask=mask)]
+
+    def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
+        return [self.blocks[0](content.features[3], memory[0])]
+
+    def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        return self.decoder(outputs[0])
+
+
+class SANetModel(StyleTransferModel):
+    """SANet at relu4_1 and relu5_1 (residual), fused like AdaAttN, AdaIN-style decoder."""
+
+    method = "sanet"
+    depth = 5
+    size_multiple = 16
+
+    def __init__(self, encoder: Encoder, *, max_style_positions=(65536, 65536), width_divisor: int = 1):
+        super().__init__(encoder, max_style_positions=list(max_style_positions), width_divisor=width_divisor)
+        channels = encoder.convs["conv4_1"].out_channels
+        self.blocks = nn.ModuleList(SANet(channels=channels, max_style_positions=cap) for cap in max_style_positions)
+        self.merge = _merge_conv(channels)
+        self.decoder = Decoder(DECODERS["relu4_1"], in_channels=channels, width_divisor=width_divisor)
+
+    def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
+        return [block.memorize(style.features[layer - 1], generator=generator, mask=mask) for block, layer in zip(self.blocks, (4, 5))]
+
+    def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
+        return [block(content.features[layer - 1], m) for block, layer, m in zip(self.blocks, (4, 5), memory)]
+
+    def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
+        return self.decoder(_fuse_4_5(self.merge, *outputs))
+
+
+MODELS: dict[str, type[StyleTransferModel]] = {
+    cls.method: cls for cls in (AdaAttNModel, AdaAttNVideoModel, AdaINModel, SANetModel)
+}
+
+
+def build_model(method: str, encoder: Encoder, **config) -> StyleTransferModel:
+    """A model with freshly initialised weights (N(0, 0.02) convs, zero biases, as the official recipe)."""
+    if method not in MODELS:
+        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(MODELS)}")
+    model = MODELS[method](encoder, **config)
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv2d) and not name.startswith("encoder."):
+            nn.init.normal_(module.weight, 0.0, 0.02)
+            nn.init.zeros_(module.bias)
+    return model
+
+
+def count_parameters(model: StyleTransferModel) -> int:
+    return sum(t.numel() for t in model.trainable_state().values())

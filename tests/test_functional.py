@@ -1,0 +1,81 @@
+import pytest
+import torch
+
+from adaattn_cli import functional as fn
+
+
+def test_mean_std_matches_definition():
+    x = torch.randn(2, 3, 5, 7)
+    mean, std = fn.mean_std(x)
+    flat = x.flatten(2)
+    assert torch.allclose(mean.flatten(), flat.mean(2).flatten())
+    assert torch.allclose(std.flatten(), (flat.var(2, unbiased=True) + 1e-5).sqrt().flatten())
+
+
+def test_mean_std_is_finite_for_dead_channels():
+    mean, std = fn.mean_std(torch.zeros(1, 4, 3, 3))
+    assert torch.isfinite(fn.mean_variance_norm(torch.zeros(1, 4, 3, 3))).all()
+    assert (std > 0).all() and (mean == 0).all()
+
+
+def test_adain_formula():
+    content, style = torch.randn(2, 4, 6, 6), torch.randn(2, 4, 5, 3) * 3 + 1
+    cm, cs = fn.mean_std(content)
+    sm, ss = fn.mean_std(style)
+    expected = ss * (content - cm) / cs + sm
+    assert torch.allclose(fn.adain(content, style), expected, atol=1e-6)
+    out_mean, out_std = fn.mean_std(fn.adain(content, style))
+    assert torch.allclose(out_mean, sm, atol=1e-5) and torch.allclose(out_std, ss, atol=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["softmax", "cosine"])
+def test_chunked_attention_equals_full(mode):
+    generator = torch.Generator().manual_seed(0)
+    query, key = torch.randn(2, 301, 16, generator=generator), torch.randn(2, 16, 97, generator=generator)
+    value = torch.randn(2, 97, 8, generator=generator)
+    full = fn.attention_mean_std(query, key, value, mode=mode, logit_budget=None)
+    for budget in (1, 97 * 2 * 7, 97 * 2 * 64):
+        chunked = fn.attention_mean_std(query, key, value, mode=mode, logit_budget=budget)
+        for a, b in zip(full, chunked):
+            assert torch.allclose(a, b, atol=1e-5, rtol=0)
+    plain = fn.attention_output(query, key, value, logit_budget=None)
+    assert torch.allclose(plain, fn.attention_output(query, key, value, logit_budget=500), atol=1e-5)
+
+
+def test_attention_moments_against_explicit_formula():
+    query, key, value = torch.randn(1, 5, 4), torch.randn(1, 4, 6), torch.randn(1, 6, 3)
+    weights = torch.softmax(query @ key, dim=-1)
+    mean, std = fn.attention_mean_std(query, key, value)
+    assert torch.allclose(mean, weights @ value, atol=1e-6)
+    variance = weights @ value**2 - (weights @ value) ** 2
+    assert torch.allclose(std, variance.clamp_min(fn.VAR_FLOOR).sqrt(), atol=1e-5)
+
+
+def test_cosine_weights_are_normalised_and_nonnegative():
+    weights = fn.attention_weights(torch.randn(1, 7, 5), torch.randn(1, 5, 9), "cosine")
+    assert (weights >= 0).all()
+    assert torch.allclose(weights.sum(-1), torch.ones(1, 7), atol=1e-4)
+
+
+def test_std_is_finite_where_variance_vanishes():
+    # identical values at every style position: E[V^2] == M^2 exactly, sqrt(0) would give inf gradients
+    query = torch.randn(1, 4, 3, requires_grad=True)
+    key = torch.randn(1, 3, 6)
+    value = torch.ones(1, 6, 2) * 0.7
+    mean, std = fn.attention_mean_std(query, key, value)
+    assert torch.isfinite(std).all() and (std > 0).all()
+    (mean.sum() + std.sum()).backward()
+    assert torch.isfinite(query.grad).all()
+
+
+def test_unknown_mode_is_rejected():
+    with pytest.raises(ValueError, match="unknown attention mode"):
+        fn.attention_weights(torch.randn(1, 2, 2), torch.randn(1, 2, 2), "dot")
+
+
+def test_coral_matches_colour_statistics():
+    generator = torch.Generator().manual_seed(3)
+    source = torch.rand(3, 32, 32, generator=generator) * 0.5
+    target = torch.rand(3, 16, 16, generator=generator) * torch.tensor([0.2, 0.6, 0.3]).view(3, 1, 1) + 0.2
+    out = fn.coral(source, target)
+    assert torch.allclose(out.reshape(3, -1).mean(1), target.reshape(3, -1).mean(1), atol=0.02)
