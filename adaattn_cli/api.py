@@ -132,9 +132,10 @@ class Stylizer:
             self_weight = 1.0 - alpha
         else:
             maps = torch.stack([_pad_mask(m, padded_size, self.device) for m in masks])  # [K, 1, 1, H, W]
-            raw = maps * torch.tensor(weights, device=self.device).view(-1, 1, 1, 1, 1)
+            weight_column = torch.tensor(weights, device=self.device).view(-1, 1, 1, 1, 1)
+            raw = maps * weight_column
             share = raw / raw.sum(dim=0, keepdim=True).clamp_min(1e-8)
-            coverage = maps.sum(dim=0).clamp(0, 1)
+            coverage = (maps * (weight_column > 0)).sum(dim=0).clamp(0, 1)  # a weight-0 style covers nothing
             terms = [(s.memory, alpha * coverage * share[k]) for k, s in enumerate(styles)]
             self_weight = 1.0 - alpha * coverage
         has_self = self_weight > 0 if isinstance(self_weight, float) else bool((self_weight > 0).any())

@@ -64,17 +64,21 @@ def imagenet_input_affine() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 class Encoder(nn.Module):
-    """VGG up to relu5_1; `forward(image, depth)` returns [relu1_1, ..., relu{depth}_1]."""
+    """VGG up to relu5_1; `forward(image, depth)` returns [relu1_1, ..., relu{depth}_1].
 
-    def __init__(self, spec: EncoderSpec):
+    `width_divisor` > 1 narrows every layer: only for fast tests of the training loop.
+    """
+
+    def __init__(self, spec: EncoderSpec, width_divisor: int = 1):
         super().__init__()
         self.spec = spec
+        self.width_divisor = width_divisor
         self.register_buffer("input_weight", torch.eye(3).view(3, 3, 1, 1))
         self.register_buffer("input_bias", torch.zeros(3))
         self.convs = nn.ModuleDict()
         in_channels = 3
         for name in conv_names(spec.architecture):
-            out_channels = _CHANNELS[int(name[4]) - 1]
+            out_channels = _CHANNELS[int(name[4]) - 1] // width_divisor
             self.convs[name] = nn.Conv2d(in_channels, out_channels, 3, padding=1, padding_mode=spec.padding)
             in_channels = out_channels
         self.requires_grad_(False)
@@ -122,11 +126,11 @@ class Encoder(nn.Module):
                 target.copy_(state[key].float())
 
 
-def build_encoder(name: str) -> Encoder:
+def build_encoder(name: str, *, width_divisor: int = 1) -> Encoder:
     """An encoder with random conv weights and the right input transform (tests, or before loading)."""
     if name not in ENCODERS:
         raise WeightsError(f"unknown encoder {name!r}; known: {', '.join(ENCODERS)}")
-    encoder = Encoder(ENCODERS[name])
+    encoder = Encoder(ENCODERS[name], width_divisor)
     if name == "vgg16-hed":
         weight, bias = caffe_input_affine(CAFFE_BGR_MEAN_HED)
     elif name == "vgg19":

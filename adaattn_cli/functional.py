@@ -82,16 +82,22 @@ def attention_mean_std(
     Each row of A depends on its own query only, so the rows are computed in chunks: the result is
     exact and the peak memory is chunk x n_k instead of n_q x n_k.
     """
-    channels = value.shape[-1]
-    value_and_square = torch.cat([value, value * value], dim=-1)  # one matmul gives both moments
-    rows = _chunk_rows(query.shape[1], key.shape[2], query.shape[0], logit_budget)
-    means, stds = [], []
-    for chunk in query.split(rows, dim=1):
-        moments = torch.bmm(attention_weights(chunk, key, mode), value_and_square)
-        mean, second = moments[..., :channels], moments[..., channels:]
-        means.append(mean)
-        stds.append((second - mean * mean).clamp_min(var_floor).sqrt())
-    return torch.cat(means, dim=1), torch.cat(stds, dim=1)
+    # fp32 even under autocast: E[V^2] - M^2 cancels badly in bf16. Centring V first (the variance is
+    # shift-invariant) keeps the two moments small, which makes the subtraction well conditioned.
+    with torch.autocast(query.device.type, enabled=False):
+        query, key, value = query.float(), key.float(), value.float()
+        channels = value.shape[-1]
+        centre = value.mean(dim=1, keepdim=True)
+        shifted = value - centre
+        value_and_square = torch.cat([shifted, shifted * shifted], dim=-1)  # one matmul gives both moments
+        rows = _chunk_rows(query.shape[1], key.shape[2], query.shape[0], logit_budget)
+        means, stds = [], []
+        for chunk in query.split(rows, dim=1):
+            moments = torch.bmm(attention_weights(chunk, key, mode), value_and_square)
+            mean, second = moments[..., :channels], moments[..., channels:]
+            means.append(mean + centre)
+            stds.append((second - mean * mean).clamp_min(var_floor).sqrt())
+        return torch.cat(means, dim=1), torch.cat(stds, dim=1)
 
 
 def attention_output(

@@ -112,7 +112,7 @@ def safe_torch_load(path: str | Path) -> dict[str, torch.Tensor]:
 
 def save_encoder(encoder: Encoder, path: str | Path, *, source: str = "", dtype=torch.float16) -> Path:
     state = {k: (v if k.startswith("input.") else v.to(dtype)) for k, v in encoder.weights_state().items()}
-    metadata = {"format": ENCODER_FORMAT, "encoder": encoder.name, "source": source}
+    metadata = {"format": ENCODER_FORMAT, "encoder": encoder.name, "source": source, "width_divisor": str(encoder.width_divisor)}
     return write_safetensors(path, state, metadata)
 
 
@@ -135,7 +135,7 @@ def load_encoder(name: str = DEFAULT_ENCODER, *, path: str | Path | None = None,
     tensors, metadata = read_safetensors(path)
     if metadata.get("encoder", name) != name:
         raise WeightsError(f"{path}: holds encoder {metadata.get('encoder')!r}, not {name!r}")
-    encoder = build_encoder(name)
+    encoder = build_encoder(name, width_divisor=int(metadata.get("width_divisor", 1)))
     encoder.load_weights_state(tensors)
     encoder.weights_sha256 = tensors_sha256(tensors)
     return encoder.to(device)

@@ -172,3 +172,13 @@ def test_preserve_color_keeps_the_content_palette(models, images):
     plain = stylizer.stylize(images["content"], [red_style])
     kept = stylizer.stylize(images["content"], [red_style], preserve_color=True)
     assert not torch.allclose(plain, kept)
+
+
+def test_a_zero_weight_style_leaves_its_mask_to_the_content(models, images):
+    """Regions only a weight-0 style's mask covers keep the content's statistics (they used to come out black)."""
+    stylizer = Stylizer(models["adain"])
+    left = torch.zeros(64, 80)
+    left[:, :32] = 1
+    out = stylizer.stylize(images["content"], [images["style"], images["style2"]], weights=[1.0, 0.0], masks=[left, 1 - left])
+    reference = stylizer.stylize(images["content"], [images["style"]], masks=[left])
+    assert torch.allclose(out, reference, atol=1e-6)

@@ -1,0 +1,89 @@
+"""The `adaattn` command: the Typer app, global options, and the one place errors become exit codes.
+
+Commands live one per module and import torch lazily, inside their functions, so `adaattn --help` and
+`adaattn --version` stay fast.
+"""
+
+from typing import Annotated, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from .. import __version__
+from . import _common
+from . import blend, models, stylize, train, weights
+
+# Registered in this order; a new command is one more row (and its module in the import above).
+COMMANDS = [
+    ("stylize", stylize.stylize),
+    ("blend-styles", blend.blend_styles),
+    ("train", train.train),
+    ("models", models.models),
+]
+SUBAPPS = [("weights", weights.app)]
+
+
+class _Group(TyperGroup):
+    """Turns exceptions into one red line on stderr and an exit code (2: bad input, 1: other failures).
+
+    Typer's own exits and usage errors pass through untouched; --verbose adds the traceback.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
+            raise  # Typer's exits and usage errors; a closed pipe (`| head`) is Typer's to handle
+        except Exception as error:
+            _common.report_error(error)
+            raise typer.Exit(code=_common.exit_code(error)) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"adaattn {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
+    ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar or 'wrote ...' lines; errors only.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log what happens; show tracebacks with errors.")
+    ] = False,
+) -> None:
+    """Arbitrary neural style transfer (AdaAttN, AdaIN, SANet) from the command line.
+
+    [bold]Examples[/bold]
+
+      adaattn stylize photo.jpg --style starry.jpg
+      adaattn blend-styles photo.jpg -s starry.jpg -s scream.jpg --weights 0.7,0.3
+      adaattn models
+    """
+    _common.configure(quiet=quiet, verbose=verbose)
+
+
+for _name, _command in COMMANDS:
+    app.command(_name)(_command)
+for _name, _subapp in SUBAPPS:
+    app.add_typer(_subapp, name=_name)
+
+
+def main() -> None:
+    """Console-script entry point (`adaattn`, `python -m adaattn_cli`)."""
+    app(prog_name="adaattn")

@@ -1,0 +1,352 @@
+"""What the commands share: options, console output, error reporting, inputs and the batch loop.
+
+Nothing here imports torch at module level: `adaattn --help` and `--version` must stay fast. Heavy
+modules (api, image_io, weights) are imported inside the functions that need them.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Callable, Iterator, List, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+from ..errors import AdaattnError, BadInputError, WeightsError
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..api import Stylizer
+    from ..image_io import LoadedImage
+
+log = logging.getLogger("adaattn_cli.cli")
+console = Console(stderr=True)  # progress, "wrote ..." lines and errors; stdout is for command output
+
+# Inputs by extension; GIF is read (first frame) but written as PNG.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+
+
+@dataclass
+class Settings:
+    """Set by the global callback for the current invocation."""
+
+    quiet: bool = False
+    verbose: bool = False
+
+
+settings = Settings()
+
+
+def configure(*, quiet: bool, verbose: bool) -> None:
+    """Apply -q/-v: progress and info lines off with -q; library logging and tracebacks on with -v."""
+    from rich.logging import RichHandler
+
+    settings.quiet, settings.verbose = quiet, verbose
+    package_log = logging.getLogger("adaattn_cli")
+    package_log.setLevel(logging.INFO if verbose else logging.NOTSET)  # NOTSET: the root logger decides (warnings)
+    if not any(isinstance(handler, RichHandler) for handler in package_log.handlers):
+        package_log.addHandler(RichHandler(console=console, show_time=False, show_path=False))
+
+
+def info(message: str) -> None:
+    if not settings.quiet:
+        console.print(escape(message), soft_wrap=True, highlight=False)
+
+
+def exit_code(error: BaseException) -> int:
+    """2 for bad input or usage (files, values, weights the user pointed at), 1 for anything else."""
+    return 2 if isinstance(error, (BadInputError, WeightsError)) else 1
+
+
+def report_error(error: BaseException, *, subject: Path | None = None) -> None:
+    """One red line on stderr (prefixed with `subject` unless the message names it); traceback with -v."""
+    message = str(error) if isinstance(error, AdaattnError) else f"{type(error).__name__}: {error}"
+    if subject is not None and str(subject) not in message:
+        message = f"{subject}: {message}"
+    if settings.verbose:
+        from rich.traceback import Traceback
+
+        console.print(Traceback.from_exception(type(error), error, error.__traceback__))
+    elif not isinstance(error, AdaattnError):
+        message += " (run with --verbose for the traceback)"
+    console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+# --- options shared by stylize and blend-styles ----------------------------------------------------
+
+
+class Method(str, Enum):
+    """Bundled models by method; keep in step with adaattn_cli.models.MODELS (checked by a test)."""
+
+    adaattn = "adaattn"
+    adain = "adain"
+    sanet = "sanet"
+    adaattn_video = "adaattn-video"
+
+
+def _check_device(value: str) -> str:
+    if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
+        raise typer.BadParameter(f"{value!r} is not one of auto, cpu, cuda, cuda:N, mps")
+    return value
+
+
+ContentArgument = Annotated[
+    List[str],
+    typer.Argument(
+        help="Content images: files, folders (their images, not recursive) or quoted glob patterns.",
+        metavar="CONTENT",
+        show_default=False,
+    ),
+]
+AlphaOption = Annotated[
+    float, typer.Option("--alpha", "-a", min=0.0, max=1.0, help="Style strength: 1 = full style, 0 = the content.")
+]
+OutputOption = Annotated[
+    Optional[Path],
+    typer.Option(
+        "--output", "-o", metavar="PATH",
+        help="Output file (one content image, image extension) or folder (created). \\[default: current folder]",
+        show_default=False,
+    ),
+]
+MethodOption = Annotated[
+    Optional[Method],
+    typer.Option(help="Bundled model to use when --model is not given. \\[default: adaattn]", show_default=False),
+]
+ModelOption = Annotated[
+    Optional[str],
+    typer.Option(help="Model file (.safetensors), or a model name on the weights search path.", metavar="FILE|NAME",
+                 show_default=False),
+]
+SizeOption = Annotated[
+    Optional[int],
+    typer.Option(min=32, help="Resize the content so its shorter side is N pixels.", metavar="N", show_default=False),
+]
+MaxSizeOption = Annotated[
+    Optional[int],
+    typer.Option(min=32, help="Shrink the content only if its longer side exceeds N pixels.", metavar="N",
+                 show_default=False),
+]
+StyleSizeOption = Annotated[
+    int, typer.Option(min=0, help="Resize style images so their shorter side is N pixels (0 = keep).", metavar="N")
+]
+MaskOption = Annotated[
+    Optional[List[Path]],
+    typer.Option(
+        exists=True, dir_okay=False, metavar="FILE",
+        help="Greyscale image, white where the style applies; same aspect ratio as the content. One per style.",
+        show_default=False,
+    ),
+]
+DeviceOption = Annotated[
+    str, typer.Option(callback=_check_device, metavar="DEVICE", help="Where to run: auto, cpu, cuda, cuda:N or mps.")
+]
+SeedOption = Annotated[int, typer.Option(help="Seed for the style positions that attention samples.")]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace output files that already exist.")]
+MaxPixelsOption = Annotated[
+    Optional[int],
+    typer.Option(min=1, help="Refuse images with more pixels than this. \\[default: Pillow's limit, about 89 million]",
+                 metavar="N", show_default=False),
+]
+
+
+# --- inputs and outputs ------------------------------------------------------------------------------
+
+
+def gather_contents(items: list[str]) -> list[Path]:
+    """Files as given, images inside folders (sorted) and glob matches; an item that yields nothing is an error."""
+    found: list[Path] = []
+    for item in items:
+        path = Path(item)
+        if path.is_dir():
+            matches = sorted(p for p in path.iterdir() if p.is_file() and _is_image_name(p))
+            if not matches:
+                raise BadInputError(f"{path}: no images ({' '.join(IMAGE_EXTENSIONS)}) in this folder")
+        elif path.exists():
+            matches = [path]
+        elif glob.has_magic(item):
+            matches = sorted(p for p in map(Path, glob.glob(item)) if p.is_file() and _is_image_name(p))
+            if not matches:
+                raise BadInputError(f"{item}: no images match this pattern")
+        else:
+            raise BadInputError(f"{path}: file not found")
+        found += [p for p in matches if p not in found]
+    return found
+
+
+def _is_image_name(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS
+
+
+def output_suffix(content: Path) -> str:
+    """Outputs keep the content's format, except GIF (not written) which becomes PNG."""
+    return ".png" if content.suffix.lower() == ".gif" else content.suffix
+
+
+def plan_outputs(contents: list[Path], output: Path | None, name: Callable[[Path], str]) -> list[tuple[Path, Path]]:
+    """(content, output path) pairs: `output` is the file for a single content if it has an image
+    extension, else the folder for `name(content)` files."""
+    if output is not None and _is_image_name(output) and not output.is_dir():
+        if len(contents) > 1:
+            raise BadInputError(f"-o {output} is one file but there are {len(contents)} content images; give a folder")
+        return [(contents[0], output)]
+    folder = output if output is not None else Path(".")
+    jobs = [(content, folder / name(content)) for content in contents]
+    targets: dict[Path, Path] = {}
+    for content, target in jobs:
+        if target in targets:
+            raise BadInputError(f"{targets[target]} and {content} would both be written to {target}; rename one")
+        targets[target] = content
+    return jobs
+
+
+def prepare_jobs(
+    content: list[str], output: Path | None, name: Callable[[Path], str], *,
+    size: int | None, max_size: int | None, max_pixels: int | None,
+) -> list[tuple[Path, Path]]:
+    """Checks that need no model, then the (content, output) pairs: a typo fails before the model loads."""
+    if size is not None and max_size is not None:
+        raise BadInputError("--size and --max-size exclude each other; give one")
+    if max_pixels is not None:
+        from ..image_io import set_pixel_limit
+
+        set_pixel_limit(max_pixels)
+    return plan_outputs(gather_contents(content), output, name)
+
+
+def load_stylizer(method: Method | None, model: str | None, device: str) -> Stylizer:
+    """The model from --model, else the bundled one named by --method (adaattn by default)."""
+    from ..api import Stylizer
+    from ..weights import load_model
+
+    if method is not None and model is not None:
+        raise BadInputError("--method and --model exclude each other; give one")
+    loaded = load_model(model or (method or Method.adaattn).value)
+    stylizer = Stylizer(loaded, device=device)
+    log.info("model %s (%s) on %s", model or loaded.method, loaded.method, stylizer.device)
+    return stylizer
+
+
+def _resize(image: torch.Tensor, size: tuple[int, int], mode: str = "bicubic") -> torch.Tensor:
+    """[C, H, W] in [0, 1] -> [C, *size], antialiased when shrinking."""
+    import torch.nn.functional as F
+
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    resized = F.interpolate(image[None], size=size, mode=mode, antialias=True, align_corners=False)
+    return resized[0].clamp(0, 1)
+
+
+def load_resized(path: Path, *, size: int | None = None, max_size: int | None = None) -> LoadedImage:
+    """Load an image; `size`: shorter side becomes `size`; `max_size`: longer side at most `max_size`."""
+    from ..image_io import load_image
+
+    image = load_image(path, max_size=max_size)
+    if size:
+        height, width = image.rgb.shape[-2:]
+        scale = size / min(height, width)
+        target = (max(1, round(height * scale)), max(1, round(width * scale)))
+        image.rgb = _resize(image.rgb, target)
+        image.alpha = None if image.alpha is None else _resize(image.alpha, target)
+    return image
+
+
+def load_masks(paths: list[Path] | None) -> list[tuple[Path, torch.Tensor]]:
+    """Greyscale masks [H, W] in [0, 1] with their paths (colour masks are averaged over their channels)."""
+    return [(path, load_resized(path).rgb.mean(dim=0)) for path in paths or []]
+
+
+def fit_masks(masks: list[tuple[Path, torch.Tensor]], content: torch.Tensor) -> list[torch.Tensor] | None:
+    """Each mask resized to the content [3, H, W] (None without masks); aspect ratios must match within a pixel."""
+    height, width = content.shape[-2:]
+    fitted = []
+    for path, mask in masks:
+        mask_h, mask_w = mask.shape
+        if abs(round(mask_h * width / mask_w) - height) > 1:
+            raise BadInputError(
+                f"{path} is {mask_w}x{mask_h} but the content is {width}x{height}; a mask needs the content's aspect ratio"
+            )
+        fitted.append(_resize(mask[None], (height, width), mode="bilinear")[0])
+    return fitted or None
+
+
+# --- the batch loop ----------------------------------------------------------------------------------
+
+
+def _progress_bar(*extra_columns, hidden: bool = False):
+    """A transient Rich bar on stderr: label, bar, done/total, elapsed, ETA; off with -q or without a terminal."""
+    from rich.progress import (
+        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TextColumn("eta"), TimeRemainingColumn(), *extra_columns)
+    hidden = hidden or settings.quiet or not console.is_terminal
+    return Progress(*columns, console=console, transient=True, disable=hidden)
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[], None]]:
+    """Images done in a batch (no bar for a single image); yields `advance()`."""
+    with _progress_bar(hidden=total < 2) as progress:
+        task = progress.add_task("images", total=total)
+        yield lambda: progress.advance(task)
+
+
+@contextmanager
+def step_progress(total: int, *, start: int = 0) -> Iterator[Callable[[int, dict], None]]:
+    """Training steps with the latest values (e.g. losses); yields `advance(step, values)`."""
+    from rich.progress import TextColumn
+
+    with _progress_bar(TextColumn("{task.fields[values]}")) as progress:
+        task = progress.add_task("step", total=total, completed=start, values="")
+
+        def advance(step: int, values: dict) -> None:
+            shown = "  ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in values.items())
+            progress.update(task, completed=step, values=shown)
+
+        yield advance
+
+
+def run_batch(
+    jobs: list[tuple[Path, Path]],
+    render: Callable[[LoadedImage], LoadedImage],
+    *,
+    size: int | None,
+    max_size: int | None,
+    overwrite: bool,
+) -> None:
+    """Load each content, render it, write the result atomically. A failing input is reported and
+    skipped; the exit code is 2 at the end if any failed."""
+    from ..image_io import save_image
+
+    failed = 0
+    with _progress(len(jobs)) as advance:
+        for content_path, output_path in jobs:
+            start = time.perf_counter()
+            try:
+                if output_path.exists() and not overwrite:  # checked first: skip the work, not just the write
+                    raise BadInputError(f"{output_path} exists; pass --overwrite to replace it.")
+                result = render(load_resized(content_path, size=size, max_size=max_size))
+                save_image(
+                    output_path, result.rgb, alpha=result.alpha, icc_profile=result.icc_profile, overwrite=overwrite
+                )
+            except AdaattnError as error:
+                failed += 1
+                report_error(error, subject=content_path)
+            else:
+                info(f"wrote {output_path} ({time.perf_counter() - start:.1f} s)")
+            advance()
+    if failed:
+        if len(jobs) > 1:
+            console.print(f"[red]error:[/] {failed} of {len(jobs)} images failed", highlight=False)
+        raise typer.Exit(code=2)

@@ -1,0 +1,72 @@
+"""`adaattn stylize`: one style applied to one or more content images."""
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ..errors import BadInputError
+from . import _common as common
+from ._common import (
+    AlphaOption, ContentArgument, DeviceOption, MaskOption, MaxPixelsOption, MaxSizeOption, MethodOption,
+    ModelOption, OutputOption, OverwriteOption, SeedOption, SizeOption, StyleSizeOption,
+)
+
+StyleOption = Annotated[
+    Path, typer.Option("--style", "-s", exists=True, dir_okay=False, metavar="FILE", help="Style image.", show_default=False)
+]
+PreserveColorOption = Annotated[
+    bool, typer.Option("--preserve-color", help="Keep the content's colours (the style is recoloured first).")
+]
+
+
+def stylize(
+    content: ContentArgument,
+    style: StyleOption,
+    alpha: AlphaOption = 1.0,
+    output: OutputOption = None,
+    method: MethodOption = None,
+    model: ModelOption = None,
+    size: SizeOption = None,
+    max_size: MaxSizeOption = None,
+    style_size: StyleSizeOption = 512,
+    preserve_color: PreserveColorOption = False,
+    mask: MaskOption = None,
+    device: DeviceOption = "auto",
+    seed: SeedOption = 0,
+    overwrite: OverwriteOption = False,
+    max_pixels: MaxPixelsOption = None,
+) -> None:
+    """Stylise content images with one style image.
+
+    Writes [bold]<content>_stylized_<style>.<ext>[/bold] (GIF becomes PNG) into the current folder or -o.
+
+    A content image that cannot be read is reported and skipped; the exit code is then 2.
+
+    [bold]Examples[/bold]
+
+      adaattn stylize photo.jpg --style starry.jpg -o photo_starry.jpg
+      adaattn stylize photos/ "more/*.png" -s starry.jpg --alpha 0.8 --max-size 1024 -o out/
+    """
+    if mask and len(mask) > 1:
+        raise BadInputError("stylize takes one --mask (one per style); use blend-styles for several styles")
+
+    def name(path: Path) -> str:
+        return f"{path.stem}_stylized_{style.stem}{common.output_suffix(path)}"
+
+    jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels)
+    stylizer = common.load_stylizer(method, model, device)
+    style_image = common.load_resized(style, size=style_size or None).rgb
+    masks = common.load_masks(mask)
+    # Encoded once for the whole batch; with --preserve-color the style is recoloured per content instead.
+    encoded = style_image if preserve_color else stylizer.encode_style(style_image, seed=seed)
+
+    def render(image):
+        fitted = common.fit_masks(masks, image.rgb)
+        stylized = stylizer.stylize(
+            image.rgb, [encoded], alpha=alpha, masks=fitted, preserve_color=preserve_color, seed=seed
+        )
+        return dataclasses.replace(image, rgb=stylized)
+
+    common.run_batch(jobs, render, size=size, max_size=max_size, overwrite=overwrite)

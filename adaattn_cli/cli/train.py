@@ -1,0 +1,73 @@
+"""`adaattn train`: train a model for any method; checkpoints, samples and logs go to --workdir."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import _common
+
+
+def train(
+    content: Annotated[Path, typer.Option("--content", "-c", help="Folder of content photos (searched recursively).", file_okay=False, exists=True)],
+    style: Annotated[Path, typer.Option("--style", "-s", help="Folder of style artworks (searched recursively).", file_okay=False, exists=True)],
+    method: Annotated[_common.Method, typer.Option(help="What to train.")] = _common.Method.adaattn,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Final model file. \\[default: WORKDIR/<method>.safetensors]", show_default=False)] = None,
+    workdir: Annotated[Path, typer.Option(help="Checkpoints, log.jsonl, losses.png, samples/ and latest.safetensors.")] = Path("runs/train"),
+    max_steps: Annotated[int, typer.Option(min=1, help="Optimiser steps in all (the official AdaAttN recipe: ~52k at batch 8).")] = 52000,
+    batch_size: Annotated[int, typer.Option(min=1, help="Images per step.")] = 8,
+    crop_size: Annotated[int, typer.Option(min=32, help="Random crop side (a multiple of 16).")] = 256,
+    load_size: Annotated[int, typer.Option(min=32, help="Shorter side images are resized to before cropping.")] = 512,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-4,
+    schedule: Annotated[str, typer.Option(help="LR schedule: auto, step (AdaAttN recipe), inverse (AdaIN/SANet), constant.")] = "auto",
+    precision: Annotated[str, typer.Option(help="fp32, or bf16 autocast (faster on recent CPUs and GPUs).")] = "fp32",
+    device: _common.DeviceOption = "auto",
+    seed: Annotated[int, typer.Option(help="Seeds model init, data order, crops and style sampling.")] = 0,
+    workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,
+    holdout: Annotated[int, typer.Option(help="Images held out of each folder for validation samples (-1: min(40, 10 %)).")] = -1,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
+    sample_every: Annotated[int, typer.Option(min=1, help="Steps between sample sheets.")] = 1000,
+    style_weight: Annotated[Optional[float], typer.Option(help="Global style loss weight. \\[default: per method]", show_default=False)] = None,
+    local_weight: Annotated[Optional[float], typer.Option(help="AdaAttN local feature loss weight.", show_default=False)] = None,
+    content_weight: Annotated[Optional[float], typer.Option(help="Content loss weight.", show_default=False)] = None,
+    similarity_weight: Annotated[Optional[float], typer.Option(help="Video image-similarity loss weight.", show_default=False)] = None,
+    resume: Annotated[bool, typer.Option(help="Continue from WORKDIR/checkpoint.pt exactly where it stopped.")] = False,
+    init: Annotated[Optional[str], typer.Option(help="Start from the weights of this model file or name (fine-tuning).", metavar="FILE|NAME", show_default=False)] = None,
+) -> None:
+    """Train a style-transfer model on folders of photos and artworks.
+
+    [bold]Examples[/bold]
+
+      adaattn train --content coco/ --style wikiart/
+      adaattn train -c coco/ -s wikiart/ --method adain --max-steps 160000 --workdir runs/adain
+      adaattn train -c coco/ -s wikiart/ --workdir runs/adaattn --resume
+
+    Ctrl-C saves a checkpoint; run the same command with --resume to go on.
+    """
+    from ..losses import LossConfig
+    from ..training import Interrupted, TrainConfig, Trainer
+
+    losses = LossConfig.for_method(method.value)
+    for name, value in (("style", style_weight), ("local", local_weight), ("content", content_weight), ("similarity", similarity_weight)):
+        if value is not None:
+            setattr(losses, name, value)
+    config = TrainConfig(
+        method=method.value, content=str(content), style=str(style), output=str(output or workdir / f"{method.value}.safetensors"),
+        workdir=str(workdir), max_steps=max_steps, batch_size=batch_size, crop_size=crop_size, load_size=load_size, lr=lr,
+        schedule=schedule, precision=precision, device=device, seed=seed, workers=workers, holdout=holdout,
+        checkpoint_every=checkpoint_every, sample_every=sample_every, losses=losses, init=init,
+    )
+    trainer = Trainer(config, resume=resume)
+    _common.info(
+        f"training {method.value}: {len(trainer.content)} content / {len(trainer.style)} style images"
+        f" ({trainer.skipped} unreadable skipped), step {trainer.step} of {max_steps} on {trainer.device}"
+    )
+    try:
+        with _common.step_progress(max_steps, start=trainer.step) as advance:
+            path = trainer.run(progress=lambda step, total, values: advance(step, values))
+    except Interrupted as stop:
+        _common.info(str(stop))
+        raise typer.Exit(code=130) from None
+    _common.info(f"wrote {path}")

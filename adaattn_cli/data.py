@@ -1,0 +1,108 @@
+"""Training data: image folders, reproducible augmentation, video-like view pairs.
+
+Sample i of a run is a pure function of (seed, i): which content and style files, the crop, the flip.
+So a resumed run sees exactly the data the uninterrupted run would have, whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from .errors import BadInputError
+
+log = logging.getLogger(__name__)
+IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+
+
+def find_images(folder: str | Path) -> tuple[list[Path], int]:
+    """Readable images below `folder` (recursive, sorted) and the count of unreadable ones skipped."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise BadInputError(f"{folder}: not a folder of images")
+    found, skipped = [], 0
+    for path in sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()):
+        try:
+            with Image.open(path) as image:
+                image.verify()  # reads the header and structure, not the pixels
+            found.append(path)
+        except Exception as error:
+            skipped += 1
+            log.warning("skipping %s: %s", path, error)
+    if not found:
+        raise BadInputError(f"{folder}: no readable images found")
+    return found, skipped
+
+
+def load_rgb(path: Path) -> torch.Tensor:
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image).convert("RGB")
+        return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255
+
+
+def random_crop(image: torch.Tensor, rng: np.random.Generator, *, load_size: int, crop_size: int, flip: bool) -> torch.Tensor:
+    """Resize (shorter side to load_size, at least the crop), random crop, random horizontal flip."""
+    height, width = image.shape[-2:]
+    scale = max(load_size, crop_size) / min(height, width)
+    size = (max(crop_size, round(height * scale)), max(crop_size, round(width * scale)))
+    image = F.interpolate(image[None], size=size, mode="bicubic", align_corners=False, antialias=scale < 1)[0].clamp(0, 1)
+    top, left = rng.integers(0, size[0] - crop_size + 1), rng.integers(0, size[1] - crop_size + 1)
+    image = image[:, top : top + crop_size, left : left + crop_size]
+    return image.flip(-1) if flip and rng.random() < 0.5 else image
+
+
+def shifted_view(image: torch.Tensor, rng: np.random.Generator, *, max_shift=0.04, max_scale=0.05, max_degrees=3.0) -> torch.Tensor:
+    """A second 'frame' of the same picture: small random translation, zoom and rotation (reflected borders)."""
+    angle = math.radians(rng.uniform(-max_degrees, max_degrees))
+    scale = 1.0 + rng.uniform(-max_scale, max_scale)
+    shift = rng.uniform(-max_shift, max_shift, size=2) * 2  # affine_grid works in [-1, 1] units
+    cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
+    theta = torch.tensor([[cos, -sin, shift[0]], [sin, cos, shift[1]]], dtype=torch.float32)[None]
+    grid = F.affine_grid(theta, [1, *image.shape], align_corners=False)
+    return F.grid_sample(image[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False)[0].clamp(0, 1)
+
+
+class StyleTransferData(torch.utils.data.Dataset):
+    """Sample i -> {content, style[, content2]}: independent random content and style, seeded by (seed, i)."""
+
+    def __init__(self, content: list[Path], style: list[Path], *, seed: int, load_size=512, crop_size=256, flip=True, view_pairs=False):
+        self.content, self.style = content, style
+        self.seed, self.load_size, self.crop_size, self.flip, self.view_pairs = seed, load_size, crop_size, flip, view_pairs
+
+    def __len__(self) -> int:
+        return 2**62  # endless: indexed by the global sample number
+
+    def _crop(self, paths: list[Path], rng: np.random.Generator) -> torch.Tensor:
+        for _ in range(10):  # a file that broke since the scan: warn, draw another
+            path = paths[rng.integers(len(paths))]
+            try:
+                return random_crop(load_rgb(path), rng, load_size=self.load_size, crop_size=self.crop_size, flip=self.flip)
+            except Exception as error:
+                log.warning("skipping %s: %s", path, error)
+        raise BadInputError("ten unreadable images in a row; check the training folders")
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = np.random.default_rng([self.seed, index])
+        sample = {"content": self._crop(self.content, rng), "style": self._crop(self.style, rng)}
+        if self.view_pairs:
+            sample["content2"] = shifted_view(sample["content"], rng)
+        return sample
+
+
+class SampleRange(torch.utils.data.Sampler):
+    """Global sample numbers start..stop: resuming at step s starts at s * batch_size."""
+
+    def __init__(self, start: int, stop: int):
+        self.start, self.stop = start, stop
+
+    def __iter__(self):
+        return iter(range(self.start, self.stop))
+
+    def __len__(self) -> int:
+        return self.stop - self.start

@@ -1,0 +1,153 @@
+"""Training losses (spec §2, §3.1, §4) and, per method, the losses of one training step.
+
+Layers are given as relu indices: 1 = relu1_1 ... 5 = relu5_1.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from . import functional as fn
+from .attention import select_positions
+from .models import StyleTransferModel
+
+
+def global_style_loss(output: list[torch.Tensor], style: list[torch.Tensor], layers) -> torch.Tensor:
+    """sum over layers of MSE(mu(out), mu(style)) + MSE(sigma(out), sigma(style))."""
+    total = 0.0
+    for layer in layers:
+        out_mean, out_std = fn.mean_std(output[layer - 1])
+        style_mean, style_std = fn.mean_std(style[layer - 1])
+        total = total + F.mse_loss(out_mean, style_mean) + F.mse_loss(out_std, style_std)
+    return total
+
+
+def normalised_content_loss(output: list[torch.Tensor], content: list[torch.Tensor], layers) -> torch.Tensor:
+    """sum over layers of MSE(Norm(out), Norm(content)) (SANet's content loss; AdaAttN's ablation)."""
+    return sum(F.mse_loss(fn.mean_variance_norm(output[i - 1]), fn.mean_variance_norm(content[i - 1])) for i in layers)
+
+
+def local_feature_loss(
+    output: list[torch.Tensor], content: list[torch.Tensor], style: list[torch.Tensor], layers, *, max_positions=4096, generator=None
+) -> torch.Tensor:
+    """AdaAttN's local feature loss: the output's features should equal a parameter-free AdaAttN of the
+    encoder features (keys = normalised shallow+deep features, values = raw style features)."""
+    total = 0.0
+    for layer in layers:
+        content_key = fn.shallow_deep_key(content[:layer])
+        style_value, style_key = select_positions(
+            [style[layer - 1], fn.shallow_deep_key(style[:layer])], cap=max_positions, generator=generator, mask=None
+        )
+        batch, channels, height, width = content[layer - 1].shape
+        mean, std = fn.attention_mean_std(content_key.flatten(2).transpose(1, 2), style_key, style_value.transpose(1, 2))
+        mean, std = (t.transpose(1, 2).reshape(batch, channels, height, width) for t in (mean, std))
+        target = std * fn.mean_variance_norm(content[layer - 1]) + mean
+        total = total + F.mse_loss(output[layer - 1], target.detach())
+    return total
+
+
+def cosine_distance_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """[B, C, n] x [B, C, m] -> [B, n, m] of 1 - cos between every position of a and every position of b."""
+    a = a / (a.norm(dim=1, keepdim=True) + 1e-8)
+    b = b / (b.norm(dim=1, keepdim=True) + 1e-8)
+    return 1.0 - torch.bmm(a.transpose(1, 2), b)
+
+
+def image_similarity_loss(
+    content_pair: tuple[list, list], output_pair: tuple[list, list], layers, *, max_positions=1024, generator=None
+) -> torch.Tensor:
+    """Temporal image-similarity loss (spec §3.1): the stylised pair must keep the content pair's relative
+    cosine-distance structure. D_ij = 1 - cos(F_u^i, F_v^j), normalised per column, compared by L1.
+    Positions are subsampled (the same ones for content and output) so memory stays bounded."""
+    total = 0.0
+    for layer in layers:
+        c1, c2 = content_pair[0][layer - 1], content_pair[1][layer - 1]
+        o1, o2 = output_pair[0][layer - 1], output_pair[1][layer - 1]
+        c1, o1 = select_positions([c1, o1], cap=max_positions, generator=generator, mask=None)
+        c2, o2 = select_positions([c2, o2], cap=max_positions, generator=generator, mask=None)
+        distances = []
+        for u, v in ((c1, c2), (o1, o2)):
+            d = cosine_distance_matrix(u, v)
+            distances.append(d / (d.sum(dim=1, keepdim=True) + 1e-8))
+        total = total + (distances[0].detach() - distances[1]).abs().sum(dim=(1, 2)).mean() / distances[0].shape[1]
+    return total
+
+
+@dataclass
+class LossConfig:
+    """Loss weights and layers for one method; defaults per method follow the spec's recipes."""
+
+    style: float = 10.0
+    local: float = 0.0
+    content: float = 0.0
+    identity1: float = 0.0
+    identity2: float = 0.0
+    similarity: float = 0.0
+    style_layers: tuple = (2, 3, 4, 5)
+    local_layers: tuple = (2, 3, 4, 5)
+    content_layers: tuple = (4, 5)
+    similarity_layers: tuple = (2, 3, 4)
+    local_max_positions: int = 4096
+    similarity_max_positions: int = 1024
+
+    @classmethod
+    def for_method(cls, method: str) -> "LossConfig":
+        if method == "adaattn":  # OFF train_adaattn.sh: 10 global + 3 local, no content loss
+            return cls(style=10.0, local=3.0)
+        if method == "adaattn-video":  # VID-U: + 100 image similarity over relu2_1..relu4_1
+            return cls(style=10.0, local=3.0, similarity=100.0, local_layers=(2, 3, 4))
+        if method == "adain":  # AIN-PT: content 1 (relu4_1, target = AdaIN features), style 10 over relu1_1..4_1
+            return cls(style=10.0, content=1.0, style_layers=(1, 2, 3, 4))
+        if method == "sanet":  # SAN notebook: content 1, style 3, identity 50 / 1
+            return cls(style=3.0, content=1.0, identity1=50.0, identity2=1.0, style_layers=(1, 2, 3, 4, 5))
+        raise ValueError(f"unknown method {method!r}")
+
+
+def training_losses(
+    model: StyleTransferModel, batch: dict[str, torch.Tensor], config: LossConfig, generator: torch.Generator
+) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Unweighted loss terms of one step and the stylised output (for sample sheets)."""
+    encoder = model.encoder
+    content, style = batch["content"], batch["style"]
+    content_enc, style_enc = model.encode(content), model.encode(style)
+    memory = model.memorize(style_enc, generator=generator)
+    transferred = model.transfer(content_enc, memory)
+    output = model.decode(transferred)
+    output_feats = encoder(output, 5)
+    content_feats = encoder(content, 5) if len(content_enc.features) < 5 else content_enc.features
+    style_feats = encoder(style, 5) if len(style_enc.features) < 5 else style_enc.features
+    terms = {}
+    if config.style:
+        terms["style"] = global_style_loss(output_feats, style_feats, config.style_layers)
+    if config.local:
+        terms["local"] = local_feature_loss(
+            output_feats, content_feats, style_feats, config.local_layers, max_positions=config.local_max_positions, generator=generator
+        )
+    if config.content:
+        if model.method == "adain":  # AdaIN's form: the decoded image must re-encode to the AdaIN target
+            terms["content"] = F.mse_loss(output_feats[3], transferred[0].detach())
+        else:
+            terms["content"] = normalised_content_loss(output_feats, content_feats, config.content_layers)
+    if config.identity1 or config.identity2:
+        identity_content = model.decode(model.transfer(content_enc, model.memorize(content_enc, generator=generator)))
+        identity_style = model.decode(model.transfer(style_enc, model.memorize(style_enc, generator=generator)))
+        terms["identity1"] = F.mse_loss(identity_content, content) + F.mse_loss(identity_style, style)
+        pairs = ((encoder(identity_content, 5), content_feats), (encoder(identity_style, 5), style_feats))
+        terms["identity2"] = sum(F.mse_loss(a, b) for out, ref in pairs for a, b in zip(out, ref))
+    if config.similarity:
+        second = batch["content2"]
+        second_output = model.decode(model.transfer(model.encode(second), memory))
+        terms["similarity"] = image_similarity_loss(
+            (content_feats, encoder(second, 5)),
+            (output_feats, encoder(second_output, 5)),
+            config.similarity_layers,
+            max_positions=config.similarity_max_positions,
+            generator=generator,
+        )
+    weights = {"style": config.style, "local": config.local, "content": config.content, "identity1": config.identity1,
+               "identity2": config.identity2, "similarity": config.similarity}
+    total = sum(weights[name] * value for name, value in terms.items())
+    return {"total": total, **terms}, output

@@ -1,0 +1,284 @@
+"""The training loop: one function, `train(config)`, for every method.
+
+Owns the device and precision choices. Reproducible: model init from the seed, data sample i from
+(seed, i), style-position sampling of step s from (seed, s); a checkpoint holds model, optimiser,
+scheduler and step, so a resumed run continues exactly as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from . import __version__
+from .api import pick_device
+from .data import SampleRange, StyleTransferData, find_images
+from .errors import BadInputError
+from .losses import LossConfig, training_losses
+from .models import MODELS, StyleTransferModel, build_model
+from .weights import DEFAULT_ENCODER, load_encoder, save_model
+
+
+@dataclass
+class TrainConfig:
+    method: str
+    content: str
+    style: str
+    output: str
+    workdir: str
+    max_steps: int = 52000
+    batch_size: int = 8
+    crop_size: int = 256
+    load_size: int = 512
+    lr: float = 1e-4
+    betas: tuple = (0.9, 0.999)
+    schedule: str = "auto"  # step (AdaAttN recipe), inverse (AdaIN/SANet), constant
+    precision: str = "fp32"  # fp32 | bf16
+    device: str = "auto"
+    seed: int = 0
+    workers: int = 2
+    holdout: int = -1  # images held out of each folder for validation; -1 = min(40, 10 %)
+    checkpoint_every: int = 500
+    sample_every: int = 1000
+    log_every: int = 10
+    encoder: str = DEFAULT_ENCODER
+    width_divisor: int = 1  # > 1 only for tests
+    init: str | None = None  # model file to start from (fine-tuning, or continuing a run without its checkpoint)
+    losses: LossConfig | None = None
+    model_config: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.method not in MODELS:
+            raise BadInputError(f"unknown method {self.method!r}; choose one of: {', '.join(MODELS)}")
+        if self.losses is None:
+            self.losses = LossConfig.for_method(self.method)
+        elif isinstance(self.losses, dict):
+            self.losses = LossConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.losses.items()})
+        if self.schedule == "auto":
+            self.schedule = "step" if self.method.startswith("adaattn") else "inverse"
+        if self.crop_size % 16 or self.crop_size < 32:
+            raise BadInputError(f"--crop-size must be a multiple of 16 and at least 32, got {self.crop_size}")
+
+
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C after saving a checkpoint."""
+
+
+def lr_factor(schedule: str, step: int, max_steps: int) -> float:
+    if schedule == "step":  # official AdaAttN: 5 epochs with x1, x1, x0.3, x0.09, x0.027
+        return 0.3 ** max(0, math.floor(5 * step / max_steps) - 1)
+    if schedule == "inverse":  # AdaIN/SANet: lr / (1 + 5e-5 t)
+        return 1.0 / (1.0 + 5e-5 * step)
+    if schedule == "constant":
+        return 1.0
+    raise BadInputError(f"unknown schedule {schedule!r}; use step, inverse or constant")
+
+
+def split_holdout(paths: list[Path], count: int) -> tuple[list[Path], list[Path]]:
+    """Deterministic validation split: the same files are held out on every run and resume."""
+    if count < 0:
+        count = min(40, len(paths) // 10)
+    order = np.random.default_rng(12345).permutation(len(paths))
+    held = {int(i) for i in order[:count]}
+    return [p for i, p in enumerate(paths) if i not in held], [p for i, p in enumerate(paths) if i in held]
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, *, resume: bool = False):
+        self.config = config
+        self.workdir = Path(config.workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.device = pick_device(config.device)
+        content, content_skipped = find_images(config.content)
+        style, style_skipped = find_images(config.style)
+        self.content, self.content_val = split_holdout(content, config.holdout)
+        self.style, self.style_val = split_holdout(style, config.holdout)
+        self.skipped = content_skipped + style_skipped
+        (self.workdir / "validation.json").write_text(
+            json.dumps({"content": [str(p) for p in self.content_val], "style": [str(p) for p in self.style_val]}, indent=1)
+        )
+        torch.manual_seed(config.seed)
+        if config.width_divisor > 1:
+            from .encoders import build_encoder
+
+            encoder = build_encoder(config.encoder, width_divisor=config.width_divisor)
+        else:
+            encoder = load_encoder(config.encoder)
+        self.model: StyleTransferModel = build_model(config.method, encoder, width_divisor=config.width_divisor, **config.model_config)
+        if config.init:
+            from .weights import load_model
+
+            self.model.load_state_dict(load_model(config.init, encoder=encoder).state_dict())
+        self.model.to(self.device).train()
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.Adam(params, lr=config.lr, betas=tuple(config.betas))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(config.schedule, s, config.max_steps))
+        self.step = 0
+        self.history: list[dict] = []
+        if resume:
+            self._load_checkpoint()
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.workdir / "checkpoint.pt"
+
+    def save_checkpoint(self) -> Path:
+        state = {
+            "step": self.step,
+            "model": self.model.trainable_state(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng": torch.get_rng_state(),
+            "config": json.dumps(asdict(self.config)),
+        }
+        _atomic_torch_save(state, self.checkpoint_path)
+        return self.checkpoint_path
+
+    def _load_checkpoint(self) -> None:
+        if not self.checkpoint_path.is_file():
+            raise BadInputError(f"{self.checkpoint_path}: no checkpoint to resume from")
+        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
+        saved = json.loads(state["config"])
+        for key in ("method", "crop_size", "batch_size", "seed", "encoder", "width_divisor"):
+            if saved[key] != getattr(self.config, key):
+                raise BadInputError(f"--resume: checkpoint was made with {key}={saved[key]!r}, not {getattr(self.config, key)!r}")
+        self.model.load_state_dict({**state["model"], **{f"encoder.{k}": v for k, v in self.model.encoder.state_dict().items()}})
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        self.step = state["step"]
+        log_path = self.workdir / "log.jsonl"
+        if log_path.is_file():  # drop lines written after the checkpoint
+            self.history = [r for r in map(json.loads, log_path.read_text().splitlines()) if r["step"] <= self.step]
+            log_path.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+
+    def _loader(self):
+        config = self.config
+        data = StyleTransferData(
+            self.content, self.style, seed=config.seed, load_size=config.load_size, crop_size=config.crop_size,
+            view_pairs=config.method == "adaattn-video",
+        )
+        sampler = SampleRange(self.step * config.batch_size, config.max_steps * config.batch_size)
+        return torch.utils.data.DataLoader(
+            data, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
+            pin_memory=self.device.type == "cuda", persistent_workers=False,
+        )
+
+    def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
+        with autocast:
+            losses, _ = training_losses(self.model, batch, self.config.losses, generator)
+        self.optimizer.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        return {k: float(v.detach()) for k, v in losses.items()}
+
+    def run(self, progress: Callable[[int, int, dict], None] | None = None) -> Path:
+        """Train to max_steps (checkpoints, samples, log along the way) and write the model file."""
+        config = self.config
+        log_file = open(self.workdir / "log.jsonl", "a")
+        started = time.time()
+        try:
+            for batch in self._loader():
+                losses = self._train_step(batch)
+                self.step += 1
+                record = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], "time": round(time.time() - started, 2), **losses}
+                self.history.append(record)
+                if self.step % config.log_every == 0 or self.step == config.max_steps:
+                    log_file.write(json.dumps(record) + "\n")
+                    log_file.flush()
+                if progress:
+                    progress(self.step, config.max_steps, losses)
+                if self.step % config.checkpoint_every == 0:
+                    self.save_checkpoint()
+                    self.save_model(self.workdir / "latest.safetensors")  # usable at once, even if the run dies
+                if self.step % config.sample_every == 0:
+                    self.write_samples()
+        except KeyboardInterrupt:
+            self.save_checkpoint()
+            raise Interrupted(f"stopped at step {self.step}; checkpoint saved in {self.checkpoint_path}; continue with --resume") from None
+        finally:
+            log_file.close()
+        self.save_checkpoint()
+        self.write_samples()
+        plot_losses(self.history, self.workdir / "losses.png")
+        return self.save_model()
+
+    def save_model(self, path: str | Path | None = None) -> Path:
+        recent = self.history[-100:]
+        provenance = {
+            "trained_by": f"adaattn {__version__}",
+            "content": str(self.config.content), "style": str(self.config.style),
+            "content_images": len(self.content), "style_images": len(self.style), "skipped_unreadable": self.skipped,
+            "held_out": {"content": len(self.content_val), "style": len(self.style_val)},
+            "steps": self.step, "batch_size": self.config.batch_size, "crop_size": self.config.crop_size,
+            "load_size": self.config.load_size, "lr": self.config.lr, "schedule": self.config.schedule,
+            "precision": self.config.precision, "device": str(self.device), "seed": self.config.seed,
+            "losses": asdict(self.config.losses),
+            "final_losses": {k: float(np.mean([r[k] for r in recent])) for k in recent[-1] if k not in ("step", "lr", "time")} if recent else {},
+        }
+        return save_model(self.model, path or self.config.output, provenance=provenance)
+
+    @torch.no_grad()
+    def write_samples(self, count: int = 4) -> Path:
+        """Sample sheet: held-out content | style | output rows (training images if nothing is held out)."""
+        from .data import load_rgb, random_crop
+        from .image_io import save_image
+
+        contents = (self.content_val or self.content)[:count]
+        styles = (self.style_val or self.style)[:count]
+        rng = np.random.default_rng(0)
+        crop = lambda p: random_crop(load_rgb(p), rng, load_size=self.config.crop_size, crop_size=self.config.crop_size, flip=False)  # noqa: E731
+        rows = []
+        self.model.eval()
+        for content_path, style_path in zip(contents, styles):
+            content, style = crop(content_path)[None].to(self.device), crop(style_path)[None].to(self.device)
+            output = self.model(content, style, generator=torch.Generator().manual_seed(0)).clamp(0, 1)
+            rows.append(torch.cat([content, style, output], dim=-1)[0].float().cpu())
+        self.model.train()
+        return save_image(self.workdir / "samples" / f"step{self.step:07d}.png", torch.cat(rows, dim=-2), overwrite=True)
+
+
+def plot_losses(history: list[dict], path: Path, size=(640, 360)) -> None:
+    """A small loss-curve PNG (log scale, one line per term) drawn with Pillow: no plotting dependency."""
+    from PIL import Image, ImageDraw
+
+    if len(history) < 2:
+        return
+    names = [k for k in history[-1] if k not in ("step", "lr", "time")]
+    colours = ["black", "red", "blue", "green", "orange", "purple", "brown"]
+    image = Image.new("RGB", size, "white")
+    draw = ImageDraw.Draw(image)
+    steps = [r["step"] for r in history]
+    values = {n: np.log10(np.maximum([r.get(n, np.nan) for r in history], 1e-12)) for n in names}
+    low = min(np.nanmin(v) for v in values.values())
+    high = max(np.nanmax(v) for v in values.values())
+    span = max(high - low, 1e-6)
+    left, top, width, height = 50, 20, size[0] - 60, size[1] - 50
+    draw.rectangle([left, top, left + width, top + height], outline="grey")
+    for index, name in enumerate(names):
+        xs = [left + width * (s - steps[0]) / max(1, steps[-1] - steps[0]) for s in steps]
+        ys = [top + height * (1 - (v - low) / span) for v in values[name]]
+        draw.line(list(zip(xs, ys)), fill=colours[index % len(colours)], width=1)
+        draw.text((left + 5 + 90 * index, size[1] - 20), name, fill=colours[index % len(colours)])
+    draw.text((5, top), f"1e{high:.1f}", fill="black")
+    draw.text((5, top + height - 10), f"1e{low:.1f}", fill="black")
+    draw.text((left + width - 80, top + height + 5), f"step {steps[-1]}", fill="black")
+    image.save(path)

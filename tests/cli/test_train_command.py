@@ -1,0 +1,35 @@
+import json
+
+import numpy as np
+from PIL import Image
+
+
+def _folder(path, count, seed):
+    path.mkdir()
+    rng = np.random.default_rng(seed)
+    for index in range(count):
+        Image.fromarray((rng.random((40, 48, 3)) * 255).astype(np.uint8)).save(path / f"{index}.png")
+    return path
+
+
+def test_train_writes_a_model_that_stylize_loads(cli, tmp_path, make_image):
+    content, style = _folder(tmp_path / "content", 3, 0), _folder(tmp_path / "style", 3, 1)
+    (content / "broken.jpg").write_text("not an image")
+    result = cli("train", "-c", content, "-s", style, "--method", "adain", "--max-steps", 2, "--batch-size", 1,
+                 "--crop-size", 32, "--load-size", 32, "--workers", 0, "--holdout", 0, "--workdir", tmp_path / "run",
+                 "-o", tmp_path / "trained.safetensors")
+    assert result.exit_code == 0, result.output
+    assert "1 unreadable skipped" in result.output
+    assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 1
+    assert json.loads((tmp_path / "run" / "log.jsonl").read_text())["step"] == 2
+    photo = make_image("photo.png", (48, 40))
+    result = cli("stylize", photo, "--style", style / "0.png", "--model", tmp_path / "trained.safetensors", "-o", tmp_path / "out.png")
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "out.png").size == (48, 40)
+
+
+def test_train_rejects_a_bad_crop_size(cli, tmp_path):
+    content, style = _folder(tmp_path / "content", 1, 0), _folder(tmp_path / "style", 1, 1)
+    result = cli("train", "-c", content, "-s", style, "--crop-size", 40, "--workdir", tmp_path / "run")
+    assert result.exit_code == 2
+    assert "multiple of 16" in result.output

@@ -1,0 +1,89 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from adaattn_cli.api import Stylizer
+from adaattn_cli.training import Interrupted, TrainConfig, Trainer, lr_factor
+from adaattn_cli.weights import load_model, read_model_header
+
+
+def _write_images(folder, count, seed, kind):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:80, 0:96] / 16.0
+    for index in range(count):
+        if kind == "content":  # smooth shapes
+            image = np.stack([np.sin(x * rng.uniform(0.3, 1.5) + rng.uniform(0, 6)) for _ in range(3)], -1) * 0.5 + 0.5
+        else:  # high-frequency coloured texture
+            image = rng.random((80, 96, 3)) ** rng.uniform(0.5, 3, size=3)
+        Image.fromarray((image * 255).astype(np.uint8)).save(folder / f"{kind}{index}.png")
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    _write_images(root / "content", 6, 0, "content")
+    _write_images(root / "style" / "nested", 6, 1, "style")
+    (root / "content" / "broken.jpg").write_text("not an image")
+    return root
+
+
+def _config(data, tmp_path, method, **overrides):
+    settings = dict(
+        method=method, content=str(data / "content"), style=str(data / "style"), output=str(tmp_path / "model.safetensors"),
+        workdir=str(tmp_path / "work"), max_steps=30, batch_size=2, crop_size=64, load_size=64, lr=1e-3, width_divisor=8,
+        workers=0, holdout=0, checkpoint_every=10, sample_every=1000, device="cpu",
+    )
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+@pytest.mark.parametrize("method", ["adaattn", "adaattn-video", "adain", "sanet"])
+def test_loss_decreases_and_the_model_loads_in_stylize(data, tmp_path, method):
+    trainer = Trainer(_config(data, tmp_path, method))
+    path = trainer.run()
+    totals = [record["total"] for record in trainer.history]
+    assert np.mean(totals[-5:]) < 0.9 * np.mean(totals[:5])
+    assert trainer.skipped == 1  # broken.jpg, reported and skipped
+    header = read_model_header(path)
+    assert header["method"] == method and header["provenance"]["steps"] == 30
+    model = load_model(path, encoder=trainer.model.encoder)
+    out = Stylizer(model).stylize(torch.rand(3, 48, 64), [torch.rand(3, 64, 64)])
+    assert out.shape == (3, 48, 64)
+    assert (tmp_path / "work" / "losses.png").is_file() and (tmp_path / "work" / "latest.safetensors").is_file()
+    assert len(list((tmp_path / "work" / "samples").glob("*.png"))) == 1
+
+
+def test_resume_after_interrupt_reproduces_the_uninterrupted_run(data, tmp_path):
+    whole = Trainer(_config(data, tmp_path / "a", "adaattn", max_steps=8, log_every=1))
+    whole.run()
+
+    def stop_at_four(step, total, losses):
+        if step == 4:
+            raise KeyboardInterrupt
+
+    config = _config(data, tmp_path / "b", "adaattn", max_steps=8, log_every=1)
+    first = Trainer(config)
+    with pytest.raises(Interrupted, match="stopped at step 4"):
+        first.run(progress=stop_at_four)
+    resumed = Trainer(config, resume=True)
+    assert resumed.step == 4
+    resumed.run()
+    expected = [r["total"] for r in whole.history]
+    got = [json.loads(line)["total"] for line in (tmp_path / "b" / "work" / "log.jsonl").read_text().splitlines()]
+    assert got == pytest.approx(expected, rel=1e-6, abs=0)
+
+
+def test_resume_refuses_a_different_setup(data, tmp_path):
+    Trainer(_config(data, tmp_path, "adain", max_steps=2)).run()
+    with pytest.raises(Exception, match="crop_size"):
+        Trainer(_config(data, tmp_path, "adain", max_steps=4, crop_size=48), resume=True)
+
+
+def test_step_schedule_follows_the_official_recipe():
+    # 5 "epochs" of 20 steps: x1, x1, x0.3, x0.09, x0.027
+    factors = [lr_factor("step", s, 100) for s in (0, 39, 40, 59, 60, 80, 99)]
+    assert factors == pytest.approx([1, 1, 0.3, 0.3, 0.09, 0.027, 0.027])
