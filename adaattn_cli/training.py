@@ -123,7 +123,8 @@ class Trainer:
             from .weights import load_model
 
             self.model.load_state_dict(load_model(config.init, encoder=encoder).state_dict())
-        self.model.to(self.device).train()
+        # channels_last: oneDNN (CPU) and cuDNN run 3x3 convs faster on NHWC tensors (bench/train_speed.py)
+        self.model.to(self.device, memory_format=torch.channels_last).train()
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.Adam(params, lr=config.lr, betas=tuple(config.betas))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(config.schedule, s, config.max_steps))
@@ -179,7 +180,7 @@ class Trainer:
         )
 
     def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
+        batch = {k: v.to(self.device, non_blocking=True, memory_format=torch.channels_last) for k, v in batch.items()}
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.config.precision == "bf16")
         with autocast:

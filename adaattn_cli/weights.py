@@ -50,8 +50,9 @@ def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     """Content hash of named tensors (name, dtype, shape and bytes, in name order)."""
     digest = hashlib.sha256()
     for name in sorted(tensors):
-        tensor = tensors[name].detach().contiguous().cpu()
+        tensor = tensors[name].detach().cpu()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        tensor = tensor.contiguous().flatten()  # flat: 1x1 convs in channels_last keep odd strides
         digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 

@@ -11,12 +11,13 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from . import _common
-from . import blend, models, stylize, train, weights
+from . import blend, models, stylize, train, video, weights
 
 # Registered in this order; a new command is one more row (and its module in the import above).
 COMMANDS = [
     ("stylize", stylize.stylize),
     ("blend-styles", blend.blend_styles),
+    ("video", video.video),
     ("train", train.train),
     ("models", models.models),
 ]

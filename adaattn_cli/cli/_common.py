@@ -303,6 +303,23 @@ def _progress(total: int) -> Iterator[Callable[[], None]]:
 
 
 @contextmanager
+def frame_progress(total: int | None) -> Iterator[Callable[[int], None]]:
+    """Video frames done, with frames per second; `total` None = unknown. Yields `advance(frames)`."""
+    from rich.progress import TextColumn
+
+    with _progress_bar(TextColumn("{task.fields[rate]}")) as progress:
+        task = progress.add_task("frames", total=total, rate="")
+        start, done = time.perf_counter(), 0
+
+        def advance(frames: int) -> None:
+            nonlocal done
+            done += frames
+            progress.update(task, advance=frames, rate=f"{done / (time.perf_counter() - start):.1f} fps")
+
+        yield advance
+
+
+@contextmanager
 def step_progress(total: int, *, start: int = 0) -> Iterator[Callable[[int, dict], None]]:
     """Training steps with the latest values (e.g. losses); yields `advance(step, values)`."""
     from rich.progress import TextColumn

@@ -1,0 +1,200 @@
+"""`adaattn video`: stylise a clip frame by frame, streamed from decoder to encoder."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Iterable, Iterator, Optional
+
+import typer
+
+from ..errors import BadInputError
+from . import _common as common
+from ._common import (
+    AlphaOption, DeviceOption, MaxSizeOption, Method, ModelOption, OverwriteOption, SeedOption, SizeOption,
+    StyleSizeOption,
+)
+from .stylize import StyleOption
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ..api import Style, Stylizer
+    from ..video_io import VideoInfo
+
+
+def _parse_fps(value: Optional[str]) -> Optional[Fraction]:
+    from ..video_io import frame_rate
+
+    try:
+        return None if value is None else frame_rate(value)
+    except BadInputError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
+ClipArgument = Annotated[
+    Path,
+    typer.Argument(help="Video file (mp4, mov, mkv, webm, avi, GIF, ...) or a folder of frames (sorted by name).",
+                   metavar="CLIP", show_default=False),
+]
+VideoOutputOption = Annotated[
+    Optional[Path],
+    typer.Option("--output", "-o", metavar="PATH",
+                 help="Video file (.mp4 .mov .mkv .webm .gif) or a name without extension for a folder of PNG frames. "
+                      "\\[default: <clip>_stylized_<style>.mp4]", show_default=False),
+]
+VideoMethodOption = Annotated[
+    Optional[Method],
+    typer.Option(help="Bundled model to use when --model is not given. \\[default: adaattn-video]", show_default=False),
+]
+FpsOption = Annotated[
+    Optional[str],
+    typer.Option(callback=_parse_fps, metavar="RATE",
+                 help="Frame rate to write, e.g. 25 or 30000/1001. Frames are re-timed (the clip plays faster or slower; "
+                      "its audio is then left out), never dropped or repeated. Also the rate of a folder of frames. "
+                      "\\[default: the clip's, exactly]", show_default=False),
+]
+StartOption = Annotated[
+    Optional[float],
+    typer.Option(min=0.0, metavar="SECONDS", help="Skip this much of the clip (audio too).", show_default=False),
+]
+DurationOption = Annotated[
+    Optional[float],
+    typer.Option(min=0.0, metavar="SECONDS", help="Stylise only this much of the clip.", show_default=False),
+]
+CrfOption = Annotated[
+    int, typer.Option(min=0, max=63, help="Video quality: lower is better and larger (x264: 0-51, VP9: 0-63).")
+]
+CodecOption = Annotated[
+    Optional[str],
+    typer.Option(metavar="CODEC", help="ffmpeg video encoder, e.g. libx265. \\[default: libx264; VP9 for .webm]",
+                 show_default=False),
+]
+BatchOption = Annotated[
+    int, typer.Option(min=1, metavar="N", help="Frames per forward pass (more: faster on a GPU, more memory).")
+]
+
+
+def video(
+    clip: ClipArgument,
+    style: StyleOption,
+    output: VideoOutputOption = None,
+    alpha: AlphaOption = 1.0,
+    method: VideoMethodOption = None,
+    model: ModelOption = None,
+    size: SizeOption = None,
+    max_size: MaxSizeOption = None,
+    style_size: StyleSizeOption = 512,
+    fps: FpsOption = None,
+    start: StartOption = None,
+    duration: DurationOption = None,
+    crf: CrfOption = 18,
+    codec: CodecOption = None,
+    batch: BatchOption = 4,
+    device: DeviceOption = "auto",
+    seed: SeedOption = 0,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Stylise a video clip with one style image, frame by frame.
+
+    Writes [bold]<clip>_stylized_<style>.mp4[/bold] into the current folder or -o, at the clip's size and exact
+    frame rate, with its audio. Frames are streamed: memory does not grow with the clip's length. The style is
+    encoded once, so every frame sees the same style positions. Ctrl-C or an error leaves no output file.
+
+    [bold]Examples[/bold]
+
+      adaattn video clip.mp4 --style starry.jpg
+      adaattn video clip.mov -s starry.jpg --size 360 --start 5 --duration 10 -o part.webm
+      adaattn video frames/ -s starry.jpg --fps 24 -o stylized_frames
+    """
+    from .. import video_io
+    from ..api import MIN_SIDE
+
+    if size is not None and max_size is not None:
+        raise BadInputError("--size and --max-size exclude each other; give one")
+    if duration == 0:
+        raise BadInputError("--duration 0 leaves no frames; give a positive number of seconds")
+    info = video_io.probe(clip, fps=fps)
+    frame_size = fit_frame_size(info.size, size=size, max_size=max_size)
+    if min(frame_size) < MIN_SIDE:
+        width, height = frame_size
+        raise BadInputError(f"{clip}: frames would be {width}x{height}; each side must be at least {MIN_SIDE} (see --size)")
+    output = output or Path(f"{clip.stem}_stylized_{style.stem}.mp4")
+    video_io.check_output(output, overwrite=overwrite)  # before the model loads: a typo costs nothing
+    rate = fps or info.fps
+    audio = _audio_source(clip, info, output, rate)
+
+    began = time.perf_counter()
+    try:
+        stylizer = common.load_stylizer(method or (None if model else Method.adaattn_video), model, device)
+        style_image = common.load_resized(style, size=style_size or None).rgb
+        encoded = stylizer.encode_style(style_image, seed=seed)  # once: every frame attends to the same style positions
+        frames = video_io.read_frames(clip, size=frame_size, start=start, duration=duration, fps=fps)
+        writer = video_io.VideoWriter(output, fps=rate, size=frame_size, codec=codec, crf=crf, audio_from=audio,
+                                      audio_start=start, audio_duration=duration, overwrite=overwrite)
+        with contextlib.closing(frames), writer, common.frame_progress(_expected_frames(info, start, duration)) as advance:
+            for chunk in _chunks(frames, batch):
+                for frame in stylize_frames(stylizer, chunk, encoded, alpha=alpha, seed=seed):
+                    writer.write(frame)
+                advance(len(chunk))
+    except KeyboardInterrupt:
+        common.info(f"interrupted; {output} was not written")
+        raise typer.Exit(code=130) from None
+    common.info(f"wrote {output} ({writer.frames} frames at {float(rate):.4g} fps, {time.perf_counter() - began:.1f} s)")
+
+
+def fit_frame_size(source: tuple[int, int], *, size: int | None, max_size: int | None) -> tuple[int, int]:
+    """--size: shorter side N; --max-size: longer side at most N; else the source's. Resized sides are even (4:2:0)."""
+    width, height = source
+    if size:
+        scale = size / min(width, height)
+    elif max_size and max(width, height) > max_size:
+        scale = max_size / max(width, height)
+    else:
+        return source
+    return tuple(max(2, round(side * scale) // 2 * 2) for side in (width, height))
+
+
+def _audio_source(clip: Path, info: VideoInfo, output: Path, rate: Fraction) -> Path | None:
+    """The clip, if its audio can go into the output unchanged in timing."""
+    from ..video_io import output_kind
+
+    if not info.has_audio:
+        return None
+    if output_kind(output) in ("frames", ".gif"):
+        common.info(f"note: {output} cannot hold audio; the clip's audio is left out")
+        return None
+    if rate != info.fps:
+        common.info("note: --fps re-times the frames, so the clip's audio would be out of sync; it is left out")
+        return None
+    return clip
+
+
+def _expected_frames(info: VideoInfo, start: float | None, duration: float | None) -> int | None:
+    """For the progress bar only (an estimate; None when unknown)."""
+    if info.n_frames is None:
+        return None
+    count = info.n_frames - round((start or 0) * info.fps)
+    if duration is not None:
+        count = min(count, round(duration * info.fps))
+    return max(count, 0) or None
+
+
+def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    iterator = iter(frames)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def stylize_frames(stylizer: Stylizer, chunk: list[np.ndarray], style: Style, *, alpha: float, seed: int) -> np.ndarray:
+    """uint8 frames [H, W, 3] -> stylised uint8 frames [B, H, W, 3], one forward pass."""
+    import numpy as np
+    import torch
+
+    content = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div_(255)
+    stylized = stylizer.stylize(content, [style], alpha=alpha, seed=seed)
+    stylized = stylized.reshape(len(chunk), *stylized.shape[-3:])  # stylize drops the axis of a batch of one
+    return stylized.mul(255).round_().byte().permute(0, 2, 3, 1).cpu().numpy()

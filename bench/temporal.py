@@ -1,0 +1,74 @@
+"""Temporal stability vs. style strength of several models on one clip; prints a markdown table.
+
+    python bench/temporal.py ../shared/data/video/bikes.mp4 --style examples/vangogh-wheat-field.jpg \
+        --method adaattn-video --method adaattn --max-frames 60 --size 256
+
+Each model stylises the first --max-frames frames independently (style encoded once, as `adaattn video` does).
+Warping error (lower = steadier): adaattn_cli.temporal.warping_error, flow from the input frames. Style loss
+(lower = more style): global mean/std loss of the frames against the style with the bundled encoder. The input
+clip's own row is the floor the flow allows. Needs OpenCV: pip install opencv-python-headless.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import shlex
+import sys
+
+import torch
+
+from adaattn_cli.api import Stylizer
+from adaattn_cli.cli._common import load_resized
+from adaattn_cli.cli.video import fit_frame_size, stylize_frames
+from adaattn_cli.temporal import style_loss_of_frames, warping_error
+from adaattn_cli.video_io import probe, read_frames
+from adaattn_cli.weights import load_encoder, load_model
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("clip")
+    parser.add_argument("--style", "-s", required=True)
+    # Both fill one list, in the order given; the first model is the reference of the ratios.
+    parser.add_argument("--method", action="append", dest="models", help="bundled model name (repeatable)")
+    parser.add_argument("--model", action="append", dest="models", help="model file (repeatable)")
+    parser.add_argument("--max-frames", type=int, default=60)
+    parser.add_argument("--size", type=int, default=256, help="shorter side of the frames (0 = as is)")
+    parser.add_argument("--style-size", type=int, default=512)
+    parser.add_argument("--alpha", type=float, default=1.0)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    models = args.models or ["adaattn-video", "adaattn"]
+
+    size = fit_frame_size(probe(args.clip).size, size=args.size or None, max_size=None)
+    frames = list(itertools.islice(read_frames(args.clip, size=size), args.max_frames))
+    style = load_resized(args.style, size=args.style_size or None).rgb
+    encoder = load_encoder()
+    rows = []
+    for name in models:
+        stylizer = Stylizer(load_model(name), device=args.device)
+        encoded = stylizer.encode_style(style, seed=args.seed)
+        outputs = []
+        for start in range(0, len(frames), args.batch):
+            outputs += list(stylize_frames(stylizer, frames[start: start + args.batch], encoded, alpha=args.alpha, seed=args.seed))
+        rows.append((name, warping_error(frames, outputs), style_loss_of_frames(outputs, style, encoder)))
+    rows.append(("(input clip)", warping_error(frames, frames), style_loss_of_frames(frames, style, encoder)))
+
+    print(f"`python bench/temporal.py {shlex.join(sys.argv[1:] if argv is None else argv)}`: "
+          f"{len(frames)} frames of {size[0]}x{size[1]}, torch {torch.__version__}\n")
+    print("| model | warping error | × first | style loss | × first |")
+    print("|---|---:|---:|---:|---:|")
+    first = rows[0]
+    for name, error, loss in rows:
+        print(f"| {name} | {error:.4f} | {_ratio(error, first[1])} | {loss:.4g} | {_ratio(loss, first[2])} |")
+
+
+def _ratio(value: float, reference: float) -> str:
+    return f"{value / reference:.2f}" if reference else "n/a"
+
+
+if __name__ == "__main__":
+    main()
