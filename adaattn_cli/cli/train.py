@@ -22,7 +22,7 @@ def train(
     load_size: Annotated[int, typer.Option(min=32, help="Shorter side images are resized to before cropping.")] = 512,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-4,
     schedule: Annotated[str, typer.Option(help="LR schedule: auto, step (AdaAttN recipe), inverse (AdaIN/SANet), constant.")] = "auto",
-    precision: Annotated[str, typer.Option(help="fp32, or bf16 autocast (faster on recent CPUs and GPUs).")] = "fp32",
+    precision: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with avx512_bf16/AMX, else fp32), fp32 or bf16.")] = "auto",
     device: _common.DeviceOption = "auto",
     seed: Annotated[int, typer.Option(help="Seeds model init, data order, crops and style sampling.")] = 0,
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,
@@ -62,7 +62,7 @@ def train(
     trainer = Trainer(config, resume=resume)
     _common.info(
         f"training {method.value}: {len(trainer.content)} content / {len(trainer.style)} style images"
-        f" ({trainer.skipped} unreadable skipped), step {trainer.step} of {max_steps} on {trainer.device}"
+        f" ({trainer.skipped} unreadable skipped), step {trainer.step} of {max_steps} on {trainer.device}, {trainer.precision}"
     )
     try:
         with _common.step_progress(max_steps, start=trainer.step) as advance:

@@ -26,6 +26,16 @@ if TYPE_CHECKING:
     from ..video_io import VideoInfo
 
 
+def _default_video_method() -> Method:
+    """The video model when one is installed, else the image model (so the default works out of the box)."""
+    from ..weights import find_weights
+
+    if find_weights(f"{Method.adaattn_video.value}.safetensors"):
+        return Method.adaattn_video
+    common.info("no adaattn-video model installed; using the adaattn image model per frame")
+    return Method.adaattn
+
+
 def _parse_fps(value: Optional[str]) -> Optional[Fraction]:
     from ..video_io import frame_rate
 
@@ -129,7 +139,7 @@ def video(
 
     began = time.perf_counter()
     try:
-        stylizer = common.load_stylizer(method or (None if model else Method.adaattn_video), model, device)
+        stylizer = common.load_stylizer(method or (None if model else _default_video_method()), model, device)
         style_image = common.load_resized(style, size=style_size or None).rgb
         encoded = stylizer.encode_style(style_image, seed=seed)  # once: every frame attends to the same style positions
         frames = video_io.read_frames(clip, size=frame_size, start=start, duration=duration, fps=fps)

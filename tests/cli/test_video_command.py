@@ -141,10 +141,18 @@ def test_usage_errors(cli, video_args, tmp_path, error_line):
     assert leftovers(tmp_path) == []
 
 
-def test_the_default_model_is_the_bundled_video_model(cli, make_image, tmp_path, error_line):
+def test_the_default_model_is_the_video_model_else_the_image_model(cli, make_image, tmp_path, weights_dir):
     clip = make_clip(tmp_path / "clip.mp4")
-    line = error_line(cli("video", clip, "-s", make_image("style.png", (32, 32)), "--device", "cpu"))
-    assert "adaattn-video" in line  # not bundled yet: "no model named ..."; once bundled: not for the test encoder
+    style = make_image("style.png", (32, 32))
+    result = cli("video", clip, "-s", style, "--device", "cpu", "-o", tmp_path / "a.mp4")
+    assert result.exit_code == 0, result.output
+    assert "no adaattn-video model installed; using the adaattn image model" in result.output
+    (weights_dir / "adaattn-video.safetensors").write_bytes((weights_dir / "adaattn.safetensors").read_bytes())
+    try:  # a file of that name is now found first: the video model is the default (this one is not a video model)
+        result = cli("video", clip, "-s", style, "--device", "cpu", "-o", tmp_path / "b.mp4")
+        assert "using the adaattn image model" not in result.output
+    finally:
+        (weights_dir / "adaattn-video.safetensors").unlink()
 
 
 def test_help_has_examples(cli):
