@@ -18,7 +18,7 @@ import torch
 
 from .encoders import ENCODERS, Encoder, build_encoder, state_from_sequential
 from .errors import WeightsError
-from .models import MODELS, StyleTransferModel, build_model
+from .models import MODELS, StyleTransferModel
 
 FORMAT = "adaattn-model/1"
 ENCODER_FORMAT = "adaattn-encoder/1"

@@ -6,7 +6,6 @@ import torch
 
 from adaattn_cli import weights as W
 from adaattn_cli.errors import WeightsError
-from adaattn_cli.models import build_model
 
 
 @pytest.mark.parametrize("method", ["adaattn", "adaattn-video", "adain", "sanet"])

@@ -12,6 +12,7 @@ from adaattn_cli.api import Stylizer
 from adaattn_cli.models import build_model
 from adaattn_cli.video_io import probe
 from adaattn_cli.weights import load_encoder, save_model
+from videoclips import make_clip
 
 
 @pytest.fixture(scope="session")
@@ -25,16 +26,6 @@ def video_model(weights_dir, tmp_path_factory):
 @pytest.fixture
 def video_args(make_image, video_model):
     return ["--style", make_image("style.png", (32, 32)), "--model", video_model, "--style-size", 0, "--device", "cpu"]
-
-
-def make_clip(path, *, size=(64, 48), frames=12, fps="25", audio=False):
-    """A moving test pattern (ffmpeg's testsrc2) as H.264, with a 1 s 440 Hz tone if `audio`."""
-    pattern = f"testsrc2=size={size[0]}x{size[1]}:rate={fps}"
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", pattern]
-    if audio:
-        command += ["-f", "lavfi", "-i", "sine=frequency=440:duration=1"]
-    subprocess.run(command + ["-frames:v", str(frames), "-pix_fmt", "yuv420p", str(path)], check=True)
-    return path
 
 
 def frame_count(path):
