@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageOps
+from PIL import Image
 
 from .errors import BadInputError
+from .image_io import load_image
 
 log = logging.getLogger(__name__)
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
@@ -38,12 +39,6 @@ def find_images(folder: str | Path) -> tuple[list[Path], int]:
     if not found:
         raise BadInputError(f"{folder}: no readable images found")
     return found, skipped
-
-
-def load_rgb(path: Path) -> torch.Tensor:
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image).convert("RGB")
-        return torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255
 
 
 def random_crop(image: torch.Tensor, rng: np.random.Generator, *, load_size: int, crop_size: int, flip: bool) -> torch.Tensor:
@@ -82,7 +77,7 @@ class StyleTransferData(torch.utils.data.Dataset):
         for _ in range(10):  # a file that broke since the scan: warn, draw another
             path = paths[rng.integers(len(paths))]
             try:
-                return random_crop(load_rgb(path), rng, load_size=self.load_size, crop_size=self.crop_size, flip=self.flip)
+                return random_crop(load_image(path).rgb, rng, load_size=self.load_size, crop_size=self.crop_size, flip=self.flip)
             except Exception as error:
                 log.warning("skipping %s: %s", path, error)
         raise BadInputError("ten unreadable images in a row; check the training folders")

@@ -258,13 +258,13 @@ class Trainer:
     @torch.no_grad()
     def write_samples(self, count: int = 4) -> Path:
         """Sample sheet: held-out content | style | output rows (training images if nothing is held out)."""
-        from .data import load_rgb, random_crop
-        from .image_io import save_image
+        from .data import random_crop
+        from .image_io import load_image, save_image
 
         contents = (self.content_val or self.content)[:count]
         styles = (self.style_val or self.style)[:count]
         rng = np.random.default_rng(0)
-        crop = lambda p: random_crop(load_rgb(p), rng, load_size=self.config.crop_size, crop_size=self.config.crop_size, flip=False)  # noqa: E731
+        crop = lambda p: random_crop(load_image(p).rgb, rng, load_size=self.config.crop_size, crop_size=self.config.crop_size, flip=False)  # noqa: E731
         rows = []
         self.model.eval()
         for content_path, style_path in zip(contents, styles):

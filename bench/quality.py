@@ -17,8 +17,8 @@ import sys
 import torch
 
 from adaattn_cli.api import Stylizer
-from adaattn_cli.data import find_images, load_rgb
-from adaattn_cli.image_io import resize_max_side, save_image
+from adaattn_cli.data import find_images
+from adaattn_cli.image_io import load_image, resize_max_side, save_image
 from adaattn_cli.losses import global_style_loss, local_feature_loss, normalised_content_loss
 from adaattn_cli.training import split_holdout
 from adaattn_cli.weights import load_encoder, load_model
@@ -57,8 +57,8 @@ def main() -> None:
     totals = {name: {"style": 0.0, "content": 0.0, "local": 0.0} for name in stylizers}
     rows = []
     for index, (content_path, style_path) in enumerate(pairs):
-        content = resize_max_side(load_rgb(content_path), args.size)
-        style = resize_max_side(load_rgb(style_path), args.size)
+        content = resize_max_side(load_image(content_path).rgb, args.size)
+        style = resize_max_side(load_image(style_path).rgb, args.size)
         outputs = []
         for name, stylizer in stylizers.items():
             output = stylizer.stylize(content, [style])

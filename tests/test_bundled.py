@@ -5,8 +5,7 @@ import torch
 
 from adaattn_cli import functional as fn
 from adaattn_cli.api import Stylizer
-from adaattn_cli.data import load_rgb
-from adaattn_cli.image_io import resize_max_side
+from adaattn_cli.image_io import load_image, resize_max_side
 from adaattn_cli.weights import REPO_WEIGHTS, load_model
 
 
@@ -18,8 +17,8 @@ def bundled():
 @pytest.fixture(scope="module")
 def pair():
     examples = REPO_WEIGHTS.parent / "examples"
-    content = resize_max_side(load_rgb(examples / "bedroom.jpg"), 160)
-    style = resize_max_side(load_rgb(examples / "vangogh-wheat-field.jpg"), 160)
+    content = resize_max_side(load_image(examples / "bedroom.jpg").rgb, 160)
+    style = resize_max_side(load_image(examples / "vangogh-wheat-field.jpg").rgb, 160)
     return content, style
 
 
