@@ -2,7 +2,7 @@
 `--precision bf16` (bf16 autocast for convs, channels_last tensors; attention stays fp32), in one run.
 
     python bench/train_speed.py                       # crop 256, batch 1 and 4, all methods
-    python bench/train_speed.py --methods adaattn --batches 1 --steps 5
+    python bench/train_speed.py --methods adaattn --batches 1 --steps 5 --local-layers 3 4 5
 
 Each cell is the median time of `--steps` optimiser steps after one warm-up step, on random images
 (data loading is not timed: the loader runs in parallel workers during training). Prints a markdown table.
@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 4])
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--local-layers", type=int, nargs="+", help="AdaAttN local-loss layers (default: the recipe's 2 3 4 5)")
     args = parser.parse_args()
     torch.manual_seed(0)
     encoder = load_encoder()
@@ -56,6 +57,8 @@ def main() -> None:
     for method in args.methods:
         model = build_model(method, encoder).train()
         config = LossConfig.for_method(method)
+        if args.local_layers and config.local:
+            config.local_layers = tuple(args.local_layers)
         for batch_size in args.batches:
             generator = torch.Generator().manual_seed(batch_size)
             batch = {k: torch.rand(batch_size, 3, args.crop, args.crop, generator=generator) for k in ("content", "style")}
