@@ -14,12 +14,14 @@ def bundled():
     return Stylizer(load_model(REPO_WEIGHTS / "adaattn.safetensors"), device="cpu")
 
 
+PAIRS = [("bedroom", "vangogh-wheat-field"), ("football", "monet-water-lilies"), ("flowers", "turner-shipwreck")]
+
+
 @pytest.fixture(scope="module")
-def pair():
+def pairs():
     examples = REPO_WEIGHTS.parent / "examples"
-    content = resize_max_side(load_image(examples / "bedroom.jpg").rgb, 160)
-    style = resize_max_side(load_image(examples / "vangogh-wheat-field.jpg").rgb, 160)
-    return content, style
+    load = lambda name: resize_max_side(load_image(examples / f"{name}.jpg").rgb, 160)  # noqa: E731
+    return [(load(content), load(style)) for content, style in PAIRS]
 
 
 def style_distance(encoder, image, style):
@@ -33,22 +35,22 @@ def style_distance(encoder, image, style):
     return total
 
 
-def test_output_statistics_move_toward_the_style(bundled, pair):
-    content, style = pair
-    output = bundled.stylize(content, [style])
+def test_output_statistics_move_toward_the_style(bundled, pairs):
     encoder = bundled.model.encoder
-    assert style_distance(encoder, output, style) < 0.5 * style_distance(encoder, content, style)
+    before = sum(style_distance(encoder, content, style) for content, style in pairs)
+    after = sum(style_distance(encoder, bundled.stylize(content, [style]), style) for content, style in pairs)
+    assert after < 0.6 * before  # preview model: 0.45 measured
 
 
-def test_alpha_zero_stays_close_to_the_content(bundled, pair):
-    content, style = pair
-    styled = bundled.stylize(content, [style], alpha=1.0)
-    reconstruction = bundled.stylize(content, [style], alpha=0.0)
-    assert (reconstruction - content).abs().mean() < 0.6 * (styled - content).abs().mean()
+def test_alpha_zero_keeps_the_content_statistics(bundled, pairs):
+    encoder = bundled.model.encoder
+    styled = sum(style_distance(encoder, bundled.stylize(c, [s], alpha=1.0), c) for c, s in pairs)
+    reconstructed = sum(style_distance(encoder, bundled.stylize(c, [s], alpha=0.0), c) for c, s in pairs)
+    assert reconstructed < 0.75 * styled  # preview model: 0.54 measured
 
 
-def test_chunked_attention_equals_full_attention_on_the_real_model(bundled, pair):
-    content, style = pair
+def test_chunked_attention_equals_full_attention_on_the_real_model(bundled, pairs):
+    content, style = pairs[0]
     blocks = bundled.model.blocks
     try:
         for block in blocks:
