@@ -188,12 +188,15 @@ def save_model(model: StyleTransferModel, path: str | Path, *, provenance: dict 
     return write_safetensors(path, tensors, {"adaattn": json.dumps(header)})
 
 
-def read_model_header(path: str | Path) -> dict:
+def read_model_header(path: str | Path, metadata: dict[str, str] | None = None) -> dict:
+    """The JSON header of a model file (from `metadata` when the file was already read)."""
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as handle:
-            header = json.loads((handle.metadata() or {})["adaattn"])
+        if metadata is None:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+        header = json.loads(metadata["adaattn"])
     except Exception:
         raise WeightsError(f"{path}: not an adaattn model file") from None
     if header.get("format") != FORMAT or header.get("method") not in MODELS:
@@ -218,7 +221,7 @@ def load_model(name_or_path: str | Path, *, encoder: Encoder | None = None, devi
     """A ready model (eval mode) from a model file or a model name; the encoder is loaded by id unless given."""
     path = resolve_model_path(name_or_path)
     tensors, metadata = read_safetensors(path)
-    header = read_model_header(path)
+    header = read_model_header(path, metadata)  # the file is opened once
     if tensors_sha256(tensors) != header.get("weights_sha256"):
         raise WeightsError(f"{path}: weights do not match their recorded hash (file corrupt or edited)")
     encoder = encoder or load_encoder(header["encoder"], device="cpu")
