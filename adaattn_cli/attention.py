@@ -71,6 +71,7 @@ class AdaAttN(nn.Module):
         self.max_style_positions = max_style_positions
         self.attention = attention
         self.logit_budget = fn.DEFAULT_LOGIT_BUDGET
+        self.matmul_dtype = torch.float32  # Stylizer sets bfloat16 for its fast path
 
     def memorize(self, style: torch.Tensor, style_key: torch.Tensor, *, generator=None, mask=None) -> StyleMemory:
         style, style_key = select_positions([style, style_key], cap=self.max_style_positions, generator=generator, mask=mask)
@@ -80,9 +81,12 @@ class AdaAttN(nn.Module):
         batch, channels, height, width = content.shape
         query = self.query(content_key).flatten(2).transpose(1, 2)
         key, value = memory.key.expand(batch, -1, -1), memory.value.expand(batch, -1, -1)
-        mean, std = fn.attention_mean_std(query, key, value, mode=self.attention, logit_budget=self.logit_budget)
-        mean, std = (t.transpose(1, 2).reshape(batch, channels, height, width) for t in (mean, std))
-        return std * fn.mean_variance_norm(content) + mean
+        mean, std = fn.attention_mean_std(
+            query, key, value, mode=self.attention, logit_budget=self.logit_budget, matmul_dtype=self.matmul_dtype
+        )
+        # [B, n, C] -> [B, C, H, W] views (channels_last in memory, like the features), in the features' dtype
+        mean, std = (t.transpose(1, 2).reshape(batch, channels, height, width).to(content.dtype) for t in (mean, std))
+        return torch.addcmul(mean, std, fn.mean_variance_norm(content))
 
 
 class SANet(nn.Module):
@@ -96,6 +100,7 @@ class SANet(nn.Module):
         self.out = nn.Conv2d(channels, channels, 1)
         self.max_style_positions = max_style_positions
         self.logit_budget = fn.DEFAULT_LOGIT_BUDGET
+        self.matmul_dtype: torch.dtype | None = None  # None: autocast decides; Stylizer sets bfloat16 when fast
 
     def memorize(self, style: torch.Tensor, *, generator=None, mask=None) -> StyleMemory:
         normalised = fn.mean_variance_norm(style)
@@ -106,7 +111,7 @@ class SANet(nn.Module):
         batch, channels, height, width = content.shape
         query = self.query(fn.mean_variance_norm(content)).flatten(2).transpose(1, 2)
         key, value = memory.key.expand(batch, -1, -1), memory.value.expand(batch, -1, -1)
-        attended = fn.attention_output(query, key, value, logit_budget=self.logit_budget)
+        attended = fn.attention_output(query, key, value, logit_budget=self.logit_budget, matmul_dtype=self.matmul_dtype)
         return content + self.out(attended.transpose(1, 2).reshape(batch, channels, height, width))
 
 

@@ -98,7 +98,7 @@ class Encoder(nn.Module):
             block, index = int(name[4]), int(name[6])
             if index == 1 and block > 1:
                 x = F.max_pool2d(x, 2, 2, ceil_mode=True)
-            x = torch.relu(conv(x))
+            x = torch.relu_(conv(x))  # in place: the conv's output is not needed by its backward
             if index == 1:
                 taps.append(x)
                 if block == depth:

@@ -25,6 +25,16 @@ DECODERS = {
 }
 
 
+class ReflectConv2d(nn.Conv2d):
+    """3x3 conv with one pixel of reflection padding (the decoders' layer), computed by fn.conv3x3_reflect."""
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, 3, padding=1, padding_mode="reflect")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fn.conv3x3_reflect(x, self.weight, self.bias)
+
+
 class Decoder(nn.Module):
     def __init__(self, row: tuple, *, in_channels: int, skip_channels: int = 0, width_divisor: int = 1):
         super().__init__()
@@ -36,7 +46,7 @@ class Decoder(nn.Module):
                 channels += skip_channels
             elif isinstance(item, int):
                 out = item if item == 3 else item // width_divisor
-                self.convs.append(nn.Conv2d(channels, out, 3, padding=1, padding_mode="reflect"))
+                self.convs.append(ReflectConv2d(channels, out))
                 channels = out
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
@@ -51,7 +61,7 @@ class Decoder(nn.Module):
                 conv = next(convs)
                 x = conv(x)
                 if conv is not self.convs[last]:
-                    x = torch.relu(x)
+                    x = torch.relu_(x)  # in place: the conv's output is not needed by its backward
         return x
 
 
@@ -103,7 +113,7 @@ class StyleTransferModel(nn.Module):
             outputs = self.transfer(content, memory)
             if not isinstance(weight, (int, float)):
                 outputs = [o * F.interpolate(weight.to(o.dtype), size=o.shape[-2:], mode="area") for o in outputs]
-            else:
+            elif weight != 1.0:
                 outputs = [o * weight for o in outputs]
             mixed = outputs if mixed is None else [m + o for m, o in zip(mixed, outputs)]
         return mixed
@@ -115,7 +125,7 @@ class StyleTransferModel(nn.Module):
 
 
 def _merge_conv(channels: int) -> nn.Conv2d:
-    return nn.Conv2d(channels, channels, 3, padding=1, padding_mode="reflect")
+    return ReflectConv2d(channels, channels)
 
 
 def _fuse_4_5(merge: nn.Conv2d, relu4_1: torch.Tensor, relu5_1: torch.Tensor) -> torch.Tensor:

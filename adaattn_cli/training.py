@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from . import __version__
-from .api import pick_device
+from .api import pick_device, resolve_precision
 from .data import SampleRange, StyleTransferData, find_images
 from .errors import BadInputError
 from .losses import LossConfig, training_losses
@@ -70,23 +70,6 @@ class TrainConfig:
 
 class Interrupted(Exception):
     """Training stopped by Ctrl-C after saving a checkpoint."""
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """bf16 autocast where it pays (bench/train_speed.py: 1.4-1.9x per step on an avx512_bf16 CPU), else fp32."""
-    if precision in ("fp32", "bf16"):
-        return precision
-    if precision != "auto":
-        raise BadInputError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        try:
-            flags = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return "fp32"
-        return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
-    return "fp32"
 
 
 def lr_factor(schedule: str, step: int, max_steps: int) -> float:

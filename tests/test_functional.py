@@ -79,3 +79,18 @@ def test_coral_matches_colour_statistics():
     target = torch.rand(3, 16, 16, generator=generator) * torch.tensor([0.2, 0.6, 0.3]).view(3, 1, 1) + 0.2
     out = fn.coral(source, target)
     assert torch.allclose(out.reshape(3, -1).mean(1), target.reshape(3, -1).mean(1), atol=0.02)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 9), (1, 3, 2, 2), (1, 4, 3, 16)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_conv3x3_reflect_equals_padded_conv(shape, channels_last):
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    weight, bias = torch.randn(6, shape[1], 3, 3, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    inputs = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    fast = fn.conv3x3_reflect(inputs, weight, bias)
+    plain = torch.nn.functional.conv2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), weight, bias)
+    assert torch.allclose(fast, plain, atol=1e-12)
+    (grad_fast,) = torch.autograd.grad(fast.sum(), x)
+    (grad_plain,) = torch.autograd.grad(plain.sum(), x)
+    assert torch.allclose(grad_fast, grad_plain, atol=1e-12)

@@ -10,8 +10,8 @@ import typer
 from ..errors import BadInputError
 from . import _common as common
 from ._common import (
-    AlphaOption, ContentArgument, DeviceOption, MaskOption, MaxPixelsOption, MaxSizeOption, MethodOption,
-    ModelOption, OutputOption, OverwriteOption, SeedOption, SizeOption, StyleSizeOption,
+    AlphaOption, ContentArgument, DeviceOption, MaskOption, MaxPixelsOption, MaxSizeOption, MethodOption, ModelOption,
+    OutputOption, OverwriteOption, PrecisionOption, SeedOption, SizeOption, StylePositionsOption, StyleSizeOption,
 )
 
 TILE_HEIGHT = 256  # contact sheet tiles are scaled to this height
@@ -61,6 +61,8 @@ def blend_styles(
     style_size: StyleSizeOption = 512,
     mask: MaskOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    style_positions: StylePositionsOption = 4096,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = None,
@@ -89,7 +91,7 @@ def blend_styles(
         return f"{path.stem}_blend_{'+'.join(s.stem for s in style)}{common.output_suffix(path)}"
 
     jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels)
-    stylizer = common.load_stylizer(method, model, device)
+    stylizer = common.load_stylizer(method, model, device, precision, style_positions)
     style_images = [common.load_resized(path, size=style_size or None).rgb for path in style]
     encoded = [stylizer.encode_style(image, seed=seed) for image in style_images]  # once, reused by every tile
     masks = common.load_masks(mask)

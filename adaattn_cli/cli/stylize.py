@@ -9,8 +9,8 @@ import typer
 from ..errors import BadInputError
 from . import _common as common
 from ._common import (
-    AlphaOption, ContentArgument, DeviceOption, MaskOption, MaxPixelsOption, MaxSizeOption, MethodOption,
-    ModelOption, OutputOption, OverwriteOption, SeedOption, SizeOption, StyleSizeOption,
+    AlphaOption, ContentArgument, DeviceOption, MaskOption, MaxPixelsOption, MaxSizeOption, MethodOption, ModelOption,
+    OutputOption, OverwriteOption, PrecisionOption, SeedOption, SizeOption, StylePositionsOption, StyleSizeOption,
 )
 
 StyleOption = Annotated[
@@ -34,6 +34,8 @@ def stylize(
     preserve_color: PreserveColorOption = False,
     mask: MaskOption = None,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    style_positions: StylePositionsOption = 4096,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = None,
@@ -56,7 +58,7 @@ def stylize(
         return f"{path.stem}_stylized_{style.stem}{common.output_suffix(path)}"
 
     jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels)
-    stylizer = common.load_stylizer(method, model, device)
+    stylizer = common.load_stylizer(method, model, device, precision, style_positions)
     style_image = common.load_resized(style, size=style_size or None).rgb
     masks = common.load_masks(mask)
     # Encoded once for the whole batch; with --preserve-color the style is recoloured per content instead.

@@ -14,7 +14,7 @@ import typer
 from ..errors import BadInputError
 from . import _common as common
 from ._common import (
-    AlphaOption, DeviceOption, MaxSizeOption, Method, ModelOption, OverwriteOption, SeedOption, SizeOption,
+    AlphaOption, DeviceOption, MaxSizeOption, Method, ModelOption, OverwriteOption, PrecisionOption, SeedOption, SizeOption,
     StyleSizeOption,
 )
 from .stylize import StyleOption
@@ -55,6 +55,15 @@ VideoOutputOption = Annotated[
     typer.Option("--output", "-o", metavar="PATH",
                  help="Video file (.mp4 .mov .mkv .webm .gif) or a name without extension for a folder of PNG frames. "
                       "\\[default: <clip>_stylized_<style>.mp4]", show_default=False),
+]
+# Frames attend to fewer style positions than images by default: the video model's cosine attention spreads its
+# weight over all positions, so 1,024 of them estimate its mean/std maps well, and attention then costs little
+# next to the convolutions (bench/video_speed.py). --style-positions 0 uses them all.
+VIDEO_STYLE_POSITIONS = 1024
+VideoStylePositionsOption = Annotated[
+    int,
+    typer.Option(min=0, metavar="N", help="Style positions each attention block may attend to (a seeded random subset, "
+                                         "the same for every frame). 0 = all."),
 ]
 VideoMethodOption = Annotated[
     Optional[Method],
@@ -105,6 +114,8 @@ def video(
     codec: CodecOption = None,
     batch: BatchOption = 4,
     device: DeviceOption = "auto",
+    precision: PrecisionOption = "auto",
+    style_positions: VideoStylePositionsOption = VIDEO_STYLE_POSITIONS,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
 ) -> None:
@@ -139,7 +150,7 @@ def video(
 
     began = time.perf_counter()
     try:
-        stylizer = common.load_stylizer(method or (None if model else _default_video_method()), model, device)
+        stylizer = common.load_stylizer(method or (None if model else _default_video_method()), model, device, precision, style_positions)
         style_image = common.load_resized(style, size=style_size or None).rgb
         encoded = stylizer.encode_style(style_image, seed=seed)  # once: every frame attends to the same style positions
         frames = video_io.read_frames(clip, size=frame_size, start=start, duration=duration, fps=fps)

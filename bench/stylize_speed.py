@@ -1,0 +1,137 @@
+"""Stylisation speed and memory: the plain fp32 reference beside ours (exact fp32, and fast), in one run.
+
+    python bench/stylize_speed.py                                   # 512 and 1024, content = style size
+    python bench/stylize_speed.py --sizes 4096 --style-size 1024 --variants fast fp32 --repeats 1
+
+Variants (all with the bundled AdaAttN model, one image, model loaded before timing):
+  reference  bench/reference.py: the official formulation in plain fp32 NCHW, full attention, the style
+             encoded per call, the model's own position caps (4096 at relu3_1, 65536 elsewhere)
+  fp32       ours, exact: fp32, chunked attention, channels_last, the model's own caps (same maths as the reference)
+  fast       ours as the CLI runs it by default: bf16 convs and attention matmuls (moments in fp32),
+             channels_last, every block capped at 4096 style positions (--style-positions)
+Each cell runs in its own process (so peak RSS is its own): median wall time of --repeats calls after one
+warm-up call (no warm-up with --repeats 1). "s/image" encodes the style inside every timed call (one image,
+cold); "style encoded once" is the per-image cost when the style is reused (a batch, a video, a blend), which
+the reference cannot do. Max abs diff and PSNR compare each output with the reference's (or, where the
+reference is not run, with fp32's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+
+def square_image(path: Path, size: int) -> torch.Tensor:
+    from adaattn_cli.image_io import load_image
+
+    image = load_image(path).rgb
+    side = min(image.shape[-2:])
+    top, left = (image.shape[-2] - side) // 2, (image.shape[-1] - side) // 2
+    crop = image[:, top : top + side, left : left + side]
+    return F.interpolate(crop[None], size=(size, size), mode="bicubic", antialias=side > size).clamp(0, 1)
+
+
+def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name: str, out: Path) -> dict:
+    """One variant at one size, in this process; writes the output tensor to `out`."""
+    from adaattn_cli.api import DEFAULT_STYLE_POSITIONS, Stylizer
+    from adaattn_cli.weights import load_model
+
+    content = square_image(ROOT / "examples/bedroom.jpg", size)
+    style = square_image(ROOT / "examples/vangogh-wheat-field.jpg", style_size)
+    model = load_model(model_name)
+    if variant == "reference":
+        from reference import plain_copy, reference_stylize
+
+        model = plain_copy(model)
+        calls = {"cold": lambda: reference_stylize(model, content, style)}
+    else:
+        fast = variant == "fast"
+        stylizer = Stylizer(model, precision="bf16" if fast else "fp32", style_positions=DEFAULT_STYLE_POSITIONS if fast else None)
+        encoded = stylizer.encode_style(style[0])
+        calls = {
+            "cold": lambda: stylizer.stylize(content[0], [stylizer.encode_style(style[0])])[None],
+            "warm": lambda: stylizer.stylize(content[0], [encoded])[None],  # style encoded once (batch, video, blend)
+        }
+    result = {}
+    for name, call in calls.items():
+        if repeats > 1:
+            call()  # warm-up: allocator and oneDNN kernel selection
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            output = call()
+            times.append(time.perf_counter() - start)
+        result[name] = statistics.median(times)
+    torch.save(output.float().contiguous(), out)
+    result["peak_rss_gib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    return result
+
+
+def compare(output: torch.Tensor, baseline: torch.Tensor) -> tuple[float, float]:
+    diff = (output - baseline).abs()
+    mse = float((diff**2).mean())
+    return float(diff.max()), (math.inf if mse == 0 else 10 * math.log10(1 / mse))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
+    parser.add_argument("--style-size", type=int, help="style side (default: the content's)")
+    parser.add_argument("--variants", nargs="+", default=["reference", "fp32", "fast"], choices=["reference", "fp32", "fast"])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--model", default="adaattn")
+    parser.add_argument("--cell", nargs=3, metavar=("VARIANT", "SIZE", "OUT"), help=argparse.SUPPRESS)  # child mode
+    args = parser.parse_args()
+    torch.set_flush_denormal(True)  # as the CLI does
+    if args.cell:
+        variant, size, out = args.cell
+        result = run_cell(variant, int(size), args.style_size or int(size), args.repeats, args.model, Path(out))
+        print(json.dumps(result))
+        return
+
+    print(f"`{' '.join(['python'] + sys.argv)}` — torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"{platform.machine()}, {os.cpu_count()} CPUs\n")
+    print("| content | style | variant | s/image | vs reference | s/image, style encoded once | vs reference | peak RSS GiB | max abs diff | PSNR dB |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in args.sizes:
+            style_size = args.style_size or size
+            results, outputs = {}, {}
+            for variant in args.variants:
+                out = Path(tmp) / f"{variant}-{size}.pt"
+                command = [sys.executable, __file__, "--cell", variant, str(size), str(out), "--repeats", str(args.repeats),
+                           "--model", args.model, "--style-size", str(style_size)]
+                finished = subprocess.run(command, capture_output=True, text=True)
+                if finished.returncode != 0:
+                    print(f"| {size}² | {style_size}² | {variant} | failed: {finished.stderr.strip().splitlines()[-1:]} | | | | | | |")
+                    continue
+                results[variant] = json.loads(finished.stdout.strip().splitlines()[-1])
+                outputs[variant] = torch.load(out)
+            baseline = "reference" if "reference" in outputs else "fp32"
+            reference = results.get("reference", {}).get("cold", math.nan)
+            for variant, result in results.items():
+                diff, psnr = compare(outputs[variant], outputs[baseline]) if baseline in outputs else (math.nan, math.nan)
+                warm = result.get("warm", math.nan)
+                print(f"| {size}² | {style_size}² | {variant} | {result['cold']:.2f} | {reference / result['cold']:.2f}x | "
+                      f"{warm:.2f} | {reference / warm:.2f}x | {result['peak_rss_gib']:.2f} | {diff:.4f} | {psnr:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
