@@ -115,11 +115,12 @@ class Stylizer:
         self.precision = resolve_precision(precision, self.device)
         # channels_last: oneDNN and cuDNN run 3x3 convs faster on NHWC tensors, in fp32 too
         self.model = model.to(self.device, memory_format=torch.channels_last).eval()
-        for block in self.model.blocks:
+        own_caps = self.model.config.get("max_style_positions") or [None] * len(self.model.blocks)
+        for block, own_cap in zip(self.model.blocks, own_caps):
             if hasattr(block, "matmul_dtype"):
-                block.matmul_dtype = torch.bfloat16 if self.precision == "bf16" else block.matmul_dtype
-            if style_positions is not None and hasattr(block, "max_style_positions"):
-                block.max_style_positions = style_positions or None
+                block.matmul_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+            if hasattr(block, "max_style_positions"):
+                block.max_style_positions = own_cap if style_positions is None else (style_positions or None)
 
     @classmethod
     def load(

@@ -50,9 +50,10 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="longer side of content and style")
     parser.add_argument("--sheet", help="write a contact sheet (content | style | each model) of the first pairs here")
     parser.add_argument("--sheet-rows", type=int, default=6)
+    parser.add_argument("--precision", default="auto", help="auto (as the CLI), bf16 or fp32")
     args = parser.parse_args()
     encoder = load_encoder()
-    stylizers = {name: Stylizer(load_model(name), device="cpu") for name in args.model}
+    stylizers = {name: Stylizer(load_model(name), precision=args.precision, style_positions=4096) for name in args.model}
     pairs = held_out_pairs(args.content, args.style, args.pairs)
     totals = {name: {"style": 0.0, "content": 0.0, "local": 0.0} for name in stylizers}
     rows = []

@@ -34,10 +34,9 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("cap", [None, 100])
 def test_ours_equals_the_plain_reference(pair, cap):
     content, style = pair
-    model = load_model(REPO_WEIGHTS / "adaattn.safetensors")
-    model.blocks[0].max_style_positions = cap  # 100 < 28*24 style positions at relu3_1: both sample the same ones
-    reference = reference_stylize(plain_copy(model), content[None], style[None], seed=3)[0]
-    stylizer = Stylizer(model, precision="fp32")
+    stylizer = Stylizer(load_model(REPO_WEIGHTS / "adaattn.safetensors"), precision="fp32")
+    stylizer.model.blocks[0].max_style_positions = cap  # 100 < 28*24 style positions at relu3_1: both sample the same
+    reference = reference_stylize(plain_copy(stylizer.model), content[None], style[None], seed=3)[0]
     stylizer.model.blocks[0].logit_budget = 500  # and chunked attention
     ours = stylizer.stylize(content, [stylizer.encode_style(style, seed=3)])
     assert (ours - reference).abs().max() < 1e-4
@@ -70,6 +69,7 @@ def test_style_positions_override_caps_every_block():
     model = load_model("adaattn")
     assert [b.max_style_positions for b in Stylizer(model, style_positions=512).model.blocks] == [512, 512, 512]
     assert [b.max_style_positions for b in Stylizer(model, style_positions=0).model.blocks] == [None, None, None]
+    assert [b.max_style_positions for b in Stylizer(model).model.blocks] == [4096, 65536, 65536]  # its own again
 
 
 def test_precision_is_checked():
