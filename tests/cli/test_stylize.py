@@ -152,3 +152,16 @@ def test_a_mask_of_another_aspect_ratio_is_refused(cli, make_image, style_args, 
 def test_verbose_shows_the_traceback(cli, make_image):
     result = cli("-v", "stylize", make_image("c.png"), "-s", make_image("s.png", (32, 32)), "--model", "nosuch")
     assert result.exit_code == 2 and "Traceback" in result.stderr
+
+
+def test_precision_and_style_positions(cli, make_image, tmp_path):
+    """fp32 and bf16 runs of the same AdaAttN model give nearly the same picture; a bad precision is refused."""
+    content, style = make_image("c.png"), make_image("s.png", (64, 64))
+    common = ["-s", style, "--method", "adaattn", "--style-size", 0, "--style-positions", 64]
+    for precision in ("fp32", "bf16"):
+        result = cli("stylize", content, *common, "--precision", precision, "-o", f"{precision}.png")
+        assert result.exit_code == 0, result.output
+    exact, fast = (np.asarray(Image.open(tmp_path / f"{p}.png"), dtype=np.float64) for p in ("fp32", "bf16"))
+    assert np.abs(exact - fast).mean() < 4  # of 255
+    assert cli("stylize", content, *common, "--precision", "fp16", "-o", "x.png").exit_code == 2
+    assert not (tmp_path / "x.png").exists()
