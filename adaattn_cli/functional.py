@@ -69,6 +69,20 @@ def _chunk_rows(n_rows: int, n_cols: int, batch: int, budget: int | None) -> int
     return max(1, min(n_rows, budget // max(1, n_cols * batch)))
 
 
+def unit(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """x scaled to unit norm along `dim` (the cosine attention's normalisation, with its 1e-5)."""
+    return x / (x.norm(dim=dim, keepdim=True) + 1e-5)
+
+
+def cosine_scores(unit_query: torch.Tensor, unit_key: torch.Tensor) -> torch.Tensor:
+    """relu(cos + 1) for unit query rows [B, n_q, d] and unit key columns [B, d, n_k], rows not yet normalised.
+
+    The +1 is fused into the matmul (baddbmm) and the relu runs in place: one pass over the [n_q, n_k] scores.
+    """
+    one = torch.ones((), dtype=unit_query.dtype, device=unit_query.device)
+    return torch.relu_(torch.baddbmm(one, unit_query, unit_key))
+
+
 def attention_weights(query: torch.Tensor, key: torch.Tensor, mode: str) -> torch.Tensor:
     """Attention of every query row over the key positions: [B, n_q, d] x [B, d, n_k] -> [B, n_q, n_k].
 
@@ -79,9 +93,7 @@ def attention_weights(query: torch.Tensor, key: torch.Tensor, mode: str) -> torc
     if mode == "softmax":
         return torch.softmax(torch.bmm(query, key), dim=-1)
     if mode == "cosine":
-        query = query / (query.norm(dim=2, keepdim=True) + 1e-5)
-        key = key / (key.norm(dim=1, keepdim=True) + 1e-5)
-        scores = torch.relu(torch.bmm(query, key) + 1.0)
+        scores = cosine_scores(unit(query, dim=2), unit(key, dim=1))
         return scores / (scores.sum(dim=-1, keepdim=True) + 1e-5)
     raise ValueError(f"unknown attention mode {mode!r}; expected 'softmax' or 'cosine'")
 
@@ -115,13 +127,12 @@ def attention_mean_std(
         rows = _chunk_rows(query.shape[1], key.shape[2], query.shape[0], logit_budget)
         means, stds = [], []
         if mode == "cosine":  # normalise the keys once, not per chunk
-            key = key / (key.norm(dim=1, keepdim=True) + 1e-5)
+            key = unit(key, dim=1)
         for chunk in query.split(rows, dim=1):
             if mode == "cosine":
-                # relu(cos + 1) with the +1 fused into the matmul; the row normalisation is applied to the
-                # [n_q, 2C] moments instead of the [n_q, n_k] weights (same result, one pass less over A)
-                chunk = chunk / (chunk.norm(dim=2, keepdim=True) + 1e-5)
-                scores = torch.relu_(torch.baddbmm(torch.ones((), dtype=chunk.dtype, device=chunk.device), chunk, key))
+                # the row normalisation of attention_weights is applied to the [n_q, 2C] moments instead of
+                # the [n_q, n_k] weights: the same result, one pass less over the big matrix
+                scores = cosine_scores(unit(chunk, dim=2), key)
                 total = scores.sum(dim=-1, keepdim=True, dtype=torch.float32) + 1e-5
                 moments = torch.bmm(scores, value_and_square).float() / total
             else:
