@@ -63,6 +63,37 @@ def conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     return out
 
 
+# Nearest x2 upsampling followed by a 3x3 tap: output row 2i+a reads input rows i-1+a+t, t = 0, 1, with
+# these sums of the kernel's rows (a = 0: w0 | w1+w2; a = 1: w0+w1 | w2). The same holds for columns.
+_PHASE_TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
+
+
+def upsample_conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """conv3x3_reflect(nearest x2 upsampling of x) without the upsampled copy, at 16 instead of 36 multiply-adds
+    per output pixel and channel pair (2.25x fewer).
+
+    Each of the four output phases (row parity a, column parity b) is a 2x2 convolution of x itself; the four
+    run as one convolution with 4x the output channels and are interleaved afterwards. Reflecting the
+    upsampled image by one pixel reads the same input pixel as replicating x by one, hence the replicate pad.
+    """
+    out_channels = weight.shape[0]
+    taps = _PHASE_TAPS.to(weight)
+    phases = torch.einsum("atk,bsl,oikl->aboits", taps, taps, weight).reshape(4 * out_channels, weight.shape[1], 2, 2)
+    phase_bias = None if bias is None else bias.repeat(4)
+    padded = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
+    padded = torch.cat([padded[..., :1], padded, padded[..., -1:]], dim=3)
+    y = F.conv2d(padded, phases, phase_bias)  # [B, 4 * C_out, H + 1, W + 1]
+    batch, _, height, width = x.shape
+    out = torch.empty(batch, out_channels, 2 * height, 2 * width, dtype=y.dtype, device=y.device, memory_format=_memory_format(x))
+    for index, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        out[:, :, a::2, b::2] = y[:, index * out_channels : (index + 1) * out_channels, a : a + height, b : b + width]
+    return out
+
+
+def _memory_format(x: torch.Tensor) -> torch.memory_format:
+    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
+
+
 def _chunk_rows(n_rows: int, n_cols: int, batch: int, budget: int | None) -> int:
     if budget is None:
         return n_rows

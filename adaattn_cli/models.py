@@ -26,13 +26,23 @@ DECODERS = {
 
 
 class ReflectConv2d(nn.Conv2d):
-    """3x3 conv with one pixel of reflection padding (the decoders' layer), computed by fn.conv3x3_reflect."""
+    """3x3 conv with one pixel of reflection padding (the decoders' layer), computed by fn.conv3x3_reflect.
+
+    upsample: the input is first upsampled x2 (nearest), fused into the conv (fn.upsample_conv3x3_reflect).
+    skip: channels concatenated after the input's; their share of the kernel runs as a second conv, so the
+    concatenated copy is never built.
+    """
 
     def __init__(self, in_channels: int, out_channels: int):
         super().__init__(in_channels, out_channels, 3, padding=1, padding_mode="reflect")
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return fn.conv3x3_reflect(x, self.weight, self.bias)
+    def forward(self, x: torch.Tensor, *, upsample: bool = False, skip: torch.Tensor | None = None) -> torch.Tensor:
+        weight = self.weight if skip is None else self.weight[:, : x.shape[1]]
+        conv = fn.upsample_conv3x3_reflect if upsample else fn.conv3x3_reflect
+        out = conv(x, weight, self.bias)
+        if skip is not None:
+            out = out.add_(fn.conv3x3_reflect(skip, self.weight[:, x.shape[1] :], None))
+        return out
 
 
 class Decoder(nn.Module):
@@ -51,16 +61,18 @@ class Decoder(nn.Module):
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         convs = iter(self.convs)
-        last = len(self.convs) - 1
+        last = self.convs[-1]
+        upsample, extra = False, None  # "up" and "skip" are carried into the next conv, which fuses them
         for item in self.row:
             if item == "up":
-                x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+                upsample = True
             elif item == "skip":
-                x = torch.cat([x, skip], dim=1)
+                extra = skip
             else:
                 conv = next(convs)
-                x = conv(x)
-                if conv is not self.convs[last]:
+                x = conv(x, upsample=upsample, skip=extra)
+                upsample, extra = False, None
+                if conv is not last:
                     x = torch.relu_(x)  # in place: the conv's output is not needed by its backward
         return x
 

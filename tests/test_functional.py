@@ -94,3 +94,41 @@ def test_conv3x3_reflect_equals_padded_conv(shape, channels_last):
     (grad_fast,) = torch.autograd.grad(fast.sum(), x)
     (grad_plain,) = torch.autograd.grad(plain.sum(), x)
     assert torch.allclose(grad_fast, grad_plain, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 9), (1, 3, 2, 2), (1, 4, 1, 3)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_upsample_conv3x3_reflect_equals_upsample_then_padded_conv(shape, channels_last):
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(6, shape[1], 3, 3, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(6, dtype=torch.float64)
+    inputs = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    fused = fn.upsample_conv3x3_reflect(inputs, weight, bias)
+    upsampled = torch.nn.functional.interpolate(x, scale_factor=2.0, mode="nearest")
+    plain = torch.nn.functional.conv2d(torch.nn.functional.pad(upsampled, (1, 1, 1, 1), mode="reflect"), weight, bias)
+    assert fused.shape == plain.shape and torch.allclose(fused, plain, atol=1e-12)
+    assert fused.is_contiguous(memory_format=torch.channels_last) == (channels_last and shape[2] * shape[3] > 1)
+    grads_fused = torch.autograd.grad(fused.square().sum(), (x, weight))
+    grads_plain = torch.autograd.grad(plain.square().sum(), (x, weight))
+    assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(grads_fused, grads_plain))
+
+
+def test_decoder_fusions_equal_the_plain_layer_sequence():
+    """The decoder fuses "up" and "skip" into the next conv; the result must equal upsample, concat, pad, conv."""
+    from adaattn_cli.models import DECODERS, Decoder
+
+    torch.manual_seed(0)
+    decoder = Decoder(DECODERS["relu4_1+skip3"], in_channels=16, skip_channels=8, width_divisor=16).double()
+    x, skip = torch.randn(1, 16, 3, 5, dtype=torch.float64), torch.randn(1, 8, 6, 10, dtype=torch.float64)
+    plain, convs = x, iter(decoder.convs)
+    for item in decoder.row:
+        if item == "up":
+            plain = torch.nn.functional.interpolate(plain, scale_factor=2.0, mode="nearest")
+        elif item == "skip":
+            plain = torch.cat([plain, skip], dim=1)
+        else:
+            conv = next(convs)
+            plain = torch.nn.functional.conv2d(torch.nn.functional.pad(plain, (1, 1, 1, 1), mode="reflect"), conv.weight, conv.bias)
+            plain = plain if item == 3 else torch.relu(plain)
+    assert torch.allclose(decoder(x, skip=skip), plain, atol=1e-10)
