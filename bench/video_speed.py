@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from adaattn_cli.api import Stylizer
+from adaattn_cli.api import Stylizer, tune_process
 from adaattn_cli.cli._common import load_resized
 from adaattn_cli.cli.video import VIDEO_STYLE_POSITIONS, fit_frame_size, stylize_frames
 from adaattn_cli.errors import WeightsError
@@ -46,12 +46,12 @@ def main() -> None:
     parser.add_argument("--style", default=str(ROOT / "examples/vangogh-wheat-field.jpg"))
     parser.add_argument("--size", type=int, default=288, help="shorter side of the frames")
     parser.add_argument("--frames", type=int, default=48)
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=1, help="frames per forward pass (the CLI: 1 on a CPU)")
     parser.add_argument("--models", nargs="+", default=["adaattn-video", "adaattn"])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "fast"], choices=["fp32", "fast"])
     parser.add_argument("--style-positions", type=int, default=VIDEO_STYLE_POSITIONS, help="cap of the fast runs (0 = all)")
     args = parser.parse_args()
-    torch.set_flush_denormal(True)  # as the CLI does
+    tune_process()  # as the CLI does
 
     info = probe(args.clip)
     size = fit_frame_size(info.size, size=args.size, max_size=None)

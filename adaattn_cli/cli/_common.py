@@ -245,15 +245,12 @@ def load_stylizer(
     method: Method | None, model: str | None, device: str, precision: Precision = Precision.auto, style_positions: int = 4096
 ) -> Stylizer:
     """The model from --model, else the bundled one named by --method (adaattn by default)."""
-    from ..api import Stylizer
+    from ..api import Stylizer, tune_process
     from ..weights import load_model
-
-    import torch
 
     if method is not None and model is not None:
         raise BadInputError("--method and --model exclude each other; give one")
-    # Subnormal floats change nothing visible in an image but make x86 convolutions several times slower.
-    torch.set_flush_denormal(True)
+    tune_process()
     loaded = load_model(model or (method or Method.adaattn).value)
     stylizer = Stylizer(loaded, device=device, precision=Precision(precision).value, style_positions=style_positions)
     log.info("model %s (%s) on %s, %s", model or loaded.method, loaded.method, stylizer.device, stylizer.precision)

@@ -93,7 +93,9 @@ CodecOption = Annotated[
                  show_default=False),
 ]
 BatchOption = Annotated[
-    int, typer.Option(min=1, metavar="N", help="Frames per forward pass (more: faster on a GPU, more memory).")
+    Optional[int],
+    typer.Option(min=1, metavar="N", show_default=False,
+                 help="Frames per forward pass. \\[default: 4 on a GPU, 1 on a CPU, where bigger batches are measured slower]"),
 ]
 
 
@@ -112,7 +114,7 @@ def video(
     duration: DurationOption = None,
     crf: CrfOption = 18,
     codec: CodecOption = None,
-    batch: BatchOption = 4,
+    batch: BatchOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
     style_positions: VideoStylePositionsOption = VIDEO_STYLE_POSITIONS,
@@ -152,7 +154,8 @@ def video(
     try:
         stylizer = common.load_stylizer(method or (None if model else _default_video_method()), model, device, precision, style_positions)
         style_image = common.load_resized(style, size=style_size or None).rgb
-        encoded = stylizer.encode_style(style_image, seed=seed)  # once: every frame attends to the same style positions
+        encoded = stylizer.encode_style(style_image, seed=seed)
+        batch = batch or (1 if stylizer.device.type == "cpu" else 4)  # once: every frame attends to the same style positions
         frames = video_io.read_frames(clip, size=frame_size, start=start, duration=duration, fps=fps)
         writer = video_io.VideoWriter(output, fps=rate, size=frame_size, codec=codec, crf=crf, audio_from=audio,
                                       audio_start=start, audio_duration=duration, overwrite=overwrite)
