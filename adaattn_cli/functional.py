@@ -91,7 +91,8 @@ def upsample_conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
-    return torch.channels_last if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous() else torch.contiguous_format
+    channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+    return torch.channels_last if channels_last else torch.contiguous_format
 
 
 def _chunk_rows(n_rows: int, n_cols: int, batch: int, budget: int | None) -> int:

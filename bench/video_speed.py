@@ -34,8 +34,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def model_or_random(name: str):
+    """A model name or file; a method whose model is not installed gets random weights (same time)."""
     try:
-        return load_model(name), "bundled"
+        return load_model(name), "trained"
     except WeightsError:
         return build_model(name, load_encoder()), "random weights"
 

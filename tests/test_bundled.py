@@ -39,14 +39,14 @@ def test_output_statistics_move_toward_the_style(bundled, pairs):
     encoder = bundled.model.encoder
     before = sum(style_distance(encoder, content, style) for content, style in pairs)
     after = sum(style_distance(encoder, bundled.stylize(content, [style]), style) for content, style in pairs)
-    assert after < 0.6 * before  # bundled preview model: 0.47 measured
+    assert after < 0.45 * before  # bundled preview model (4,600 steps): 0.27 measured
 
 
 def test_alpha_zero_keeps_the_content_statistics(bundled, pairs):
     encoder = bundled.model.encoder
     styled = sum(style_distance(encoder, bundled.stylize(c, [s], alpha=1.0), c) for c, s in pairs)
     reconstructed = sum(style_distance(encoder, bundled.stylize(c, [s], alpha=0.0), c) for c, s in pairs)
-    assert reconstructed < 0.75 * styled  # bundled preview model: 0.52 measured
+    assert reconstructed < 0.5 * styled  # bundled preview model (4,600 steps): 0.25 measured
 
 
 def test_chunked_attention_equals_full_attention_on_the_real_model(bundled, pairs):

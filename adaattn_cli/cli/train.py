@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import BadInputError
 from . import _common
 
 
@@ -31,6 +32,7 @@ def train(
     sample_every: Annotated[int, typer.Option(min=1, help="Steps between sample sheets.")] = 1000,
     style_weight: Annotated[Optional[float], typer.Option(help="Global style loss weight. \\[default: per method]", show_default=False)] = None,
     local_weight: Annotated[Optional[float], typer.Option(help="AdaAttN local feature loss weight.", show_default=False)] = None,
+    style_layers: Annotated[Optional[str], typer.Option(help="Layers of the global style loss, e.g. 1,2,3,4,5 (relu1_1..relu5_1). \\[default: per method]", metavar="LIST", show_default=False)] = None,
     content_weight: Annotated[Optional[float], typer.Option(help="Content loss weight.", show_default=False)] = None,
     similarity_weight: Annotated[Optional[float], typer.Option(help="Video image-similarity loss weight.", show_default=False)] = None,
     resume: Annotated[bool, typer.Option(help="Continue from WORKDIR/checkpoint.pt exactly where it stopped.")] = False,
@@ -53,6 +55,8 @@ def train(
     for name, value in (("style", style_weight), ("local", local_weight), ("content", content_weight), ("similarity", similarity_weight)):
         if value is not None:
             setattr(losses, name, value)
+    if style_layers is not None:
+        losses.style_layers = _layers(style_layers)
     config = TrainConfig(
         method=method.value, content=str(content), style=str(style), output=str(output or workdir / f"{method.value}.safetensors"),
         workdir=str(workdir), max_steps=max_steps, batch_size=batch_size, crop_size=crop_size, load_size=load_size, lr=lr,
@@ -71,3 +75,14 @@ def train(
         _common.info(str(stop))
         raise typer.Exit(code=130) from None
     _common.info(f"wrote {path}")
+
+
+def _layers(text: str) -> tuple[int, ...]:
+    """"1,2,3" -> (1, 2, 3): relu indices 1..5."""
+    try:
+        layers = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        layers = ()
+    if not layers or any(not 1 <= layer <= 5 for layer in layers) or len(set(layers)) != len(layers):
+        raise BadInputError(f"--style-layers: expected distinct relu indices 1..5 separated by commas (e.g. 1,2,3,4,5), got {text!r}")
+    return layers

@@ -154,8 +154,8 @@ def video(
     try:
         stylizer = common.load_stylizer(method or (None if model else _default_video_method()), model, device, precision, style_positions)
         style_image = common.load_resized(style, size=style_size or None).rgb
-        encoded = stylizer.encode_style(style_image, seed=seed)
-        batch = batch or (1 if stylizer.device.type == "cpu" else 4)  # once: every frame attends to the same style positions
+        encoded = stylizer.encode_style(style_image, seed=seed)  # once: every frame attends to the same style positions
+        batch = batch or (1 if stylizer.device.type == "cpu" else 4)
         frames = video_io.read_frames(clip, size=frame_size, start=start, duration=duration, fps=fps)
         writer = video_io.VideoWriter(output, fps=rate, size=frame_size, codec=codec, crf=crf, audio_from=audio,
                                       audio_start=start, audio_duration=duration, overwrite=overwrite)
