@@ -80,6 +80,7 @@ def upsample_conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     taps = _PHASE_TAPS.to(weight)
     phases = torch.einsum("atk,bsl,oikl->aboits", taps, taps, weight).reshape(4 * out_channels, weight.shape[1], 2, 2)
     phase_bias = None if bias is None else bias.repeat(4)
+    # replicate pad by concatenation: keeps channels_last, where F.pad(mode="replicate") is a slow copy
     padded = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
     padded = torch.cat([padded[..., :1], padded, padded[..., -1:]], dim=3)
     y = F.conv2d(padded, phases, phase_bias)  # [B, 4 * C_out, H + 1, W + 1]
