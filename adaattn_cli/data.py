@@ -52,19 +52,26 @@ def random_crop(image: torch.Tensor, rng: np.random.Generator, *, load_size: int
     return image.flip(-1) if flip and rng.random() < 0.5 else image
 
 
-def shifted_view(image: torch.Tensor, rng: np.random.Generator, *, max_shift=0.04, max_scale=0.05, max_degrees=3.0) -> torch.Tensor:
-    """A second 'frame' of the same picture: small random translation, zoom and rotation (reflected borders)."""
+def shifted_view(image: torch.Tensor, rng: np.random.Generator, *, max_shift=0.04, max_scale=0.05, max_degrees=3.0):
+    """A second 'frame' of the same picture: small random translation, zoom and rotation (reflected borders).
+
+    Returns the view and its motion: the [2, 3] affine_grid matrix, so view = warp(image, motion)."""
     angle = math.radians(rng.uniform(-max_degrees, max_degrees))
     scale = 1.0 + rng.uniform(-max_scale, max_scale)
     shift = rng.uniform(-max_shift, max_shift, size=2) * 2  # affine_grid works in [-1, 1] units
     cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
-    theta = torch.tensor([[cos, -sin, shift[0]], [sin, cos, shift[1]]], dtype=torch.float32)[None]
-    grid = F.affine_grid(theta, [1, *image.shape], align_corners=False)
-    return F.grid_sample(image[None], grid, mode="bilinear", padding_mode="reflection", align_corners=False)[0].clamp(0, 1)
+    motion = torch.tensor([[cos, -sin, shift[0]], [sin, cos, shift[1]]], dtype=torch.float32)
+    return warp(image[None], motion[None], padding_mode="reflection")[0].clamp(0, 1), motion
+
+
+def warp(images: torch.Tensor, motion: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
+    """[B, C, H, W] resampled (bilinear) by [B, 2, 3] affine_grid matrices."""
+    grid = F.affine_grid(motion.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
 class StyleTransferData(torch.utils.data.Dataset):
-    """Sample i -> {content, style[, content2]}: independent random content and style, seeded by (seed, i)."""
+    """Sample i -> {content, style[, content2, motion]}: independent random content and style, seeded by (seed, i)."""
 
     def __init__(self, content: list[Path], style: list[Path], *, seed: int, load_size=512, crop_size=256, flip=True, view_pairs=False):
         self.content, self.style = content, style
@@ -86,7 +93,7 @@ class StyleTransferData(torch.utils.data.Dataset):
         rng = np.random.default_rng([self.seed, index])
         sample = {"content": self._crop(self.content, rng), "style": self._crop(self.style, rng)}
         if self.view_pairs:
-            sample["content2"] = shifted_view(sample["content"], rng)
+            sample["content2"], sample["motion"] = shifted_view(sample["content"], rng)
         return sample
 
 

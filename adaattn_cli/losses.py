@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from . import functional as fn
 from .attention import select_positions
+from .data import warp
 from .models import StyleTransferModel
 
 
@@ -76,6 +77,16 @@ def image_similarity_loss(
     return total
 
 
+def warp_consistency_loss(output: torch.Tensor, second_output: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
+    """Mean |O2 - warp(O1)| where the second content is the first warped by a known `motion` (data.shifted_view):
+    the synthetic-flow temporal loss of ReReVST (Wang et al. 2020), i.e. the warping error of bench/temporal.py
+    with exact flow. Pixels whose source falls outside the first frame (reflected in the view) are not counted."""
+    valid = warp(torch.ones_like(output[:, :1]), motion) > 0.999
+    output, second_output = output.float(), second_output.float()
+    difference = (second_output - warp(output, motion)).abs().mean(dim=1, keepdim=True)
+    return (difference * valid).sum() / valid.sum().clamp_min(1)
+
+
 @dataclass
 class LossConfig:
     """Loss weights and layers for one method; defaults per method follow the spec's recipes."""
@@ -86,6 +97,7 @@ class LossConfig:
     identity1: float = 0.0
     identity2: float = 0.0
     similarity: float = 0.0
+    warp: float = 0.0
     style_layers: tuple = (2, 3, 4, 5)
     local_layers: tuple = (2, 3, 4, 5)
     content_layers: tuple = (4, 5)
@@ -137,9 +149,10 @@ def training_losses(
         terms["identity1"] = F.mse_loss(identity_content, content) + F.mse_loss(identity_style, style)
         pairs = ((encoder(identity_content, 5), content_feats), (encoder(identity_style, 5), style_feats))
         terms["identity2"] = sum(F.mse_loss(a, b) for out, ref in pairs for a, b in zip(out, ref))
-    if config.similarity:
+    if config.similarity or config.warp:
         second = batch["content2"]
         second_output = model.decode(model.transfer(model.encode(second), memory))
+    if config.similarity:
         terms["similarity"] = image_similarity_loss(
             (content_feats, encoder(second, 5)),
             (output_feats, encoder(second_output, 5)),
@@ -147,7 +160,9 @@ def training_losses(
             max_positions=config.similarity_max_positions,
             generator=generator,
         )
+    if config.warp:
+        terms["warp"] = warp_consistency_loss(output, second_output, batch["motion"])
     weights = {"style": config.style, "local": config.local, "content": config.content, "identity1": config.identity1,
-               "identity2": config.identity2, "similarity": config.similarity}
+               "identity2": config.identity2, "similarity": config.similarity, "warp": config.warp}
     total = sum(weights[name] * value for name, value in terms.items())
     return {"total": total, **terms}, output

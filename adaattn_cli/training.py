@@ -181,7 +181,10 @@ class Trainer:
         )
 
     def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
-        batch = {k: v.to(self.device, non_blocking=True, memory_format=torch.channels_last) for k, v in batch.items()}
+        batch = {
+            k: v.to(self.device, non_blocking=True, memory_format=torch.channels_last if v.dim() == 4 else torch.preserve_format)
+            for k, v in batch.items()
+        }
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         with autocast:

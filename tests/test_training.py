@@ -87,3 +87,13 @@ def test_step_schedule_follows_the_official_recipe():
     # 5 "epochs" of 20 steps: x1, x1, x0.3, x0.09, x0.027
     factors = [lr_factor("step", s, 100) for s in (0, 39, 40, 59, 60, 80, 99)]
     assert factors == pytest.approx([1, 1, 0.3, 0.3, 0.09, 0.027, 0.027])
+
+
+def test_warp_consistency_loss_vanishes_only_for_an_output_that_moves_with_the_content():
+    from adaattn_cli.data import shifted_view
+    from adaattn_cli.losses import warp_consistency_loss
+
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(0)), size=96, mode="bilinear")[0]
+    view, motion = shifted_view(smooth, np.random.default_rng(1))
+    assert warp_consistency_loss(smooth[None], view[None], motion[None]) < 1e-4  # the view is the warped image
+    assert warp_consistency_loss(smooth[None], smooth[None], motion[None]) > 0.02  # a static output does not follow

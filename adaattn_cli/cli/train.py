@@ -35,6 +35,7 @@ def train(
     style_layers: Annotated[Optional[str], typer.Option(help="Layers of the global style loss, e.g. 1,2,3,4,5 (relu1_1..relu5_1). \\[default: per method]", metavar="LIST", show_default=False)] = None,
     content_weight: Annotated[Optional[float], typer.Option(help="Content loss weight.", show_default=False)] = None,
     similarity_weight: Annotated[Optional[float], typer.Option(help="Video image-similarity loss weight.", show_default=False)] = None,
+    warp_weight: Annotated[Optional[float], typer.Option(help="Video warp-consistency loss weight (synthetic motion).", show_default=False)] = None,
     resume: Annotated[bool, typer.Option(help="Continue from WORKDIR/checkpoint.pt exactly where it stopped.")] = False,
     init: Annotated[Optional[str], typer.Option(help="Start from the weights of this model file or name (fine-tuning).", metavar="FILE|NAME", show_default=False)] = None,
 ) -> None:
@@ -52,7 +53,7 @@ def train(
     from ..training import Interrupted, TrainConfig, Trainer
 
     losses = LossConfig.for_method(method.value)
-    for name, value in (("style", style_weight), ("local", local_weight), ("content", content_weight), ("similarity", similarity_weight)):
+    for name, value in (("style", style_weight), ("local", local_weight), ("content", content_weight), ("similarity", similarity_weight), ("warp", warp_weight)):
         if value is not None:
             setattr(losses, name, value)
     if style_layers is not None:
