@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from . import functional as fn
+from . import tiling
 from .attention import StyleMemory
 from .errors import BadInputError
 from .models import StyleTransferModel
@@ -31,6 +32,9 @@ MIN_SIDE = 32  # relu5_1 is 1/16 of the input; reflection-padded convs there nee
 # 64x64 = 4096; using the same cap at every block keeps the time linear in the content's pixels whatever the
 # style's size (a 512x512 style has exactly 4096 relu4_1 positions, so nothing is sampled there).
 DEFAULT_STYLE_POSITIONS = 4096
+# Contents above this many pixels run in tiles of AUTO_TILE px (tiling.py: same result, memory bounded by the
+# tile): one pass at 4096x4096 peaks at ~14 GiB on CPU, 2048-px tiles at ~5 GiB whatever the image size.
+AUTO_TILE_PIXELS, AUTO_TILE = 4096 * 4096, 2048
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -123,6 +127,8 @@ class Stylizer:
     2-3x faster on CPUs with avx512_bf16, outputs within bf16 tolerance) or "auto" (bf16 where it pays).
     style_positions: cap on the style positions each attention block attends to (random subset drawn
     from the style's seed); None keeps the model's own caps.
+    tile_size: contents larger than this many pixels per side run in tiles of that size (bounded memory,
+    same result; tiling.py); 0 = never; None = AUTO_TILE above AUTO_TILE_PIXELS.
     """
 
     def __init__(
@@ -132,7 +138,9 @@ class Stylizer:
         device: str | torch.device = "cpu",
         precision: str = "fp32",
         style_positions: int | None = None,
+        tile_size: int | None = None,
     ):
+        self.tile_size = tile_size
         self.device = pick_device(device) if isinstance(device, str) else device
         self.precision = resolve_precision(precision, self.device)
         # channels_last: oneDNN and cuDNN run 3x3 convs faster on NHWC tensors, in fp32 too
@@ -181,12 +189,14 @@ class Stylizer:
         masks: list[torch.Tensor | None] | None = None,
         preserve_color: bool = False,
         seed: int = 0,
+        progress=None,
     ) -> torch.Tensor:
         """Stylise content [3, H, W] (or a batch) with one or more styles; returns the same size, clamped to [0, 1].
 
         weights: blend of the styles (normalised to sum 1). masks: per style, an [H, W] map of where it applies
         (content outside every mask keeps the content's own statistics). alpha: 1 = full style, 0 = the model's
         reconstruction of the content. preserve_color: recolour each style with the content's palette first.
+        progress(done, total): called after each tile when the content runs in tiles.
         """
         content = check_image(content, "content image").to(self.device)
         if not styles:
@@ -202,15 +212,46 @@ class Stylizer:
                 raise BadInputError("preserve_color works on one content image at a time")
             styles = [fn.coral(s.image if isinstance(s, Style) else s, content[0].cpu()) for s in styles]
         styles = [s if isinstance(s, Style) else self.encode_style(s, seed=seed) for s in styles]
-        encoded = self._encode(padded)
+        terms, self_weight = self._mixing_terms(styles, weights, alpha, masks, padded.shape[-2:])
+        self_generator = None if self_weight is None else torch.Generator().manual_seed(seed)
+        tile = self._tile_for(padded)
         with self._autocast():
-            terms = self._mixing_terms(encoded, styles, weights, alpha, masks, padded.shape[-2:], seed)
-            mixed = self.model.transfer_mixed(encoded, terms)
-            del encoded  # the shallow encoder taps are the largest tensors; free them before decoding
-            output = self.model.decode(mixed)
+            if tile is None:
+                encoded = self._encode(padded)
+                if self_generator is not None:
+                    terms.append((self.model.memorize(encoded, generator=self_generator), self_weight))
+                mixed = self.model.transfer_mixed(encoded, terms)
+                del encoded  # the shallow encoder taps are the largest tensors; free them before decoding
+                output = self.model.decode(mixed)
+            else:
+                output = self._stylize_tiled(padded, terms, self_weight, self_generator, tile, progress)
         return output[..., :height, :width].float().clamp(0, 1).contiguous().squeeze(0)
 
-    def _mixing_terms(self, encoded, styles, weights, alpha, masks, padded_size, seed):
+    def _tile_for(self, padded: torch.Tensor) -> int | None:
+        height, width = padded.shape[-2:]
+        if self.tile_size is None:
+            return AUTO_TILE if height * width > AUTO_TILE_PIXELS else None
+        if self.tile_size == 0 or max(height, width) <= self.tile_size:
+            return None
+        return -(-self.tile_size // tiling.ALIGN) * tiling.ALIGN
+
+    def _stylize_tiled(self, padded, terms, self_weight, self_generator, tile, progress) -> torch.Tensor:
+        def to_device(x: torch.Tensor) -> torch.Tensor:
+            return x.to(self.device, memory_format=torch.channels_last)
+
+        stats, self_memory = tiling.whole_image_pass(
+            self.model, padded, tile, lambda x: self.model.encoder(to_device(x), self.model.depth), self_generator
+        )
+        if self_memory is not None:
+            terms = terms + [(self_memory, self_weight)]
+        return tiling.tiled_pass(
+            self.model, padded, tile, stats, terms,
+            run=lambda x, window_terms: self.model.decode(self.model.transfer_mixed(self.model.encode(to_device(x), stats), window_terms)),
+            progress=progress,
+        )
+
+    def _mixing_terms(self, styles, weights, alpha, masks, padded_size):
+        """The styles' (memory, weight) terms, and the weight of the content as its own style (None: no such term)."""
         if all(m is None for m in masks):
             terms = [(s.memory, alpha * w) for s, w in zip(styles, weights)]
             self_weight = 1.0 - alpha
@@ -223,10 +264,8 @@ class Stylizer:
             terms = [(s.memory, alpha * coverage * share[k]) for k, s in enumerate(styles)]
             self_weight = 1.0 - alpha * coverage
         has_self = self_weight > 0 if isinstance(self_weight, float) else bool((self_weight > 0).any())
-        if has_self:
-            memory = self.model.memorize(encoded, generator=torch.Generator().manual_seed(seed))
-            terms.append((memory, self_weight))
-        return [(memory, weight) for memory, weight in terms if not (isinstance(weight, float) and weight == 0.0)]
+        terms = [(memory, weight) for memory, weight in terms if not (isinstance(weight, float) and weight == 0.0)]
+        return terms, (self_weight if has_self else None)
 
 
 def _normalised_weights(weights, count: int) -> list[float]:

@@ -45,12 +45,20 @@ def select_positions(
         if index.numel() == 0:
             raise BadInputError("the style mask selects no style pixels at this feature scale")
     count = height * width if index is None else index.numel()
-    if cap is not None and count > cap:
-        draw = torch.randperm(count, generator=generator)[:cap].to(tensors[0].device)
+    draw = sample_index(count, cap, generator)
+    if draw is not None:
+        draw = draw.to(tensors[0].device)
         index = draw if index is None else index[draw]
     if index is None:
         return flat
     return [t.index_select(2, index) for t in flat]
+
+
+def sample_index(count: int, cap: int | None, generator: torch.Generator | None) -> torch.Tensor | None:
+    """The random subset of `count` positions that a `cap` keeps (None: all are kept, nothing is drawn)."""
+    if cap is None or count <= cap:
+        return None
+    return torch.randperm(count, generator=generator)[:cap]
 
 
 def pointwise(conv: nn.Conv2d, flat: torch.Tensor) -> torch.Tensor:
@@ -77,7 +85,7 @@ class AdaAttN(nn.Module):
         style, style_key = select_positions([style, style_key], cap=self.max_style_positions, generator=generator, mask=mask)
         return StyleMemory(key=pointwise(self.key, style_key), value=pointwise(self.value, style).transpose(1, 2))
 
-    def forward(self, content: torch.Tensor, content_key: torch.Tensor, memory: StyleMemory) -> torch.Tensor:
+    def forward(self, content: torch.Tensor, content_key: torch.Tensor, memory: StyleMemory, content_stats=None) -> torch.Tensor:
         batch, channels, height, width = content.shape
         query = self.query(content_key).flatten(2).transpose(1, 2)
         key, value = memory.key.expand(batch, -1, -1), memory.value.expand(batch, -1, -1)
@@ -86,7 +94,7 @@ class AdaAttN(nn.Module):
         )
         # [B, n, C] -> [B, C, H, W] views (channels_last in memory, like the features), in the features' dtype
         mean, std = (t.transpose(1, 2).reshape(batch, channels, height, width).to(content.dtype) for t in (mean, std))
-        return torch.addcmul(mean, std, fn.mean_variance_norm(content))
+        return torch.addcmul(mean, std, fn.mean_variance_norm(content, content_stats))
 
 
 class SANet(nn.Module):
@@ -102,14 +110,14 @@ class SANet(nn.Module):
         self.logit_budget = fn.DEFAULT_LOGIT_BUDGET
         self.matmul_dtype: torch.dtype | None = None  # None: autocast decides; Stylizer sets bfloat16 when fast
 
-    def memorize(self, style: torch.Tensor, *, generator=None, mask=None) -> StyleMemory:
-        normalised = fn.mean_variance_norm(style)
+    def memorize(self, style: torch.Tensor, *, generator=None, mask=None, stats=None) -> StyleMemory:
+        normalised = fn.mean_variance_norm(style, stats)
         style, normalised = select_positions([style, normalised], cap=self.max_style_positions, generator=generator, mask=mask)
         return StyleMemory(key=pointwise(self.key, normalised), value=pointwise(self.value, style).transpose(1, 2))
 
-    def forward(self, content: torch.Tensor, memory: StyleMemory) -> torch.Tensor:
+    def forward(self, content: torch.Tensor, memory: StyleMemory, content_stats=None) -> torch.Tensor:
         batch, channels, height, width = content.shape
-        query = self.query(fn.mean_variance_norm(content)).flatten(2).transpose(1, 2)
+        query = self.query(fn.mean_variance_norm(content, content_stats)).flatten(2).transpose(1, 2)
         key, value = memory.key.expand(batch, -1, -1), memory.value.expand(batch, -1, -1)
         attended = fn.attention_output(query, key, value, logit_budget=self.logit_budget, matmul_dtype=self.matmul_dtype)
         return content + self.out(attended.transpose(1, 2).reshape(batch, channels, height, width))
@@ -118,12 +126,15 @@ class SANet(nn.Module):
 class AdaIN(nn.Module):
     """Parameter-free AdaIN; the memory holds the style's channel mean and std."""
 
-    def memorize(self, style: torch.Tensor, *, generator=None, mask=None) -> StyleMemory:
-        if mask is not None:
-            (style,) = select_positions([style], cap=None, generator=None, mask=mask)
-        mean, std = fn.mean_std(style)
+    def memorize(self, style: torch.Tensor | None, *, generator=None, mask=None, stats=None) -> StyleMemory:
+        """stats: the style's (mean, std) when they are known already (a content processed in tiles)."""
+        if stats is None:
+            if mask is not None:
+                (style,) = select_positions([style], cap=None, generator=None, mask=mask)
+            stats = fn.mean_std(style)
+        mean, std = stats
         return StyleMemory(key=mean.flatten(2), value=std.flatten(2))
 
-    def forward(self, content: torch.Tensor, memory: StyleMemory) -> torch.Tensor:
+    def forward(self, content: torch.Tensor, memory: StyleMemory, content_stats=None) -> torch.Tensor:
         mean, std = (t.unsqueeze(-1) for t in (memory.key, memory.value))
-        return fn.mean_variance_norm(content) * std + mean
+        return fn.mean_variance_norm(content, content_stats) * std + mean

@@ -29,9 +29,11 @@ def mean_std(features: torch.Tensor, eps: float = STD_EPS) -> tuple[torch.Tensor
     return mean.view(shape).to(features.dtype), (var + eps).sqrt().view(shape).to(features.dtype)
 
 
-def mean_variance_norm(features: torch.Tensor) -> torch.Tensor:
-    """Instance normalisation without affine parameters (the papers' Norm(.))."""
-    mean, std = mean_std(features)
+def mean_variance_norm(features: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+    """Instance normalisation without affine parameters (the papers' Norm(.)).
+
+    stats: (mean, std) to use instead of the map's own: the whole image's, when it is processed in tiles."""
+    mean, std = mean_std(features) if stats is None else (t.to(features.dtype) for t in stats)
     return (features - mean) * std.reciprocal()
 
 
@@ -41,11 +43,14 @@ def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     return mean_variance_norm(content) * style_std + style_mean
 
 
-def shallow_deep_key(features: list[torch.Tensor]) -> torch.Tensor:
-    """AdaAttN key F^{1:x}: each shallower map resized (nearest, as the official code) to the deepest, normalised, concatenated."""
+def shallow_deep_key(features: list[torch.Tensor], stats: list | None = None) -> torch.Tensor:
+    """AdaAttN key F^{1:x}: each shallower map resized (nearest, as the official code) to the deepest, normalised, concatenated.
+
+    stats: per piece, the (mean, std) of mean_variance_norm (None: each piece's own)."""
     size = features[-1].shape[-2:]
     pieces = [f if f.shape[-2:] == size else F.interpolate(f, size=size, mode="nearest") for f in features]
-    return torch.cat([mean_variance_norm(p) for p in pieces], dim=1)
+    stats = stats or [None] * len(pieces)
+    return torch.cat([mean_variance_norm(p, s) for p, s in zip(pieces, stats)], dim=1)
 
 
 def conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:

@@ -83,6 +83,12 @@ class Encoded:
 
     features: list[torch.Tensor]
     keys: list[torch.Tensor] = field(default_factory=list)
+    # (tap, level) -> (mean, std) for mean_variance_norm of relu{tap}_1 resized to relu{level}_1: the whole
+    # image's statistics when it is processed in tiles (tiling.py); None = each map's own
+    stats: dict | None = None
+
+    def norm_stats(self, tap: int, level: int | None = None):
+        return None if self.stats is None else self.stats[(tap, level or tap)]
 
 
 class StyleTransferModel(nn.Module):
@@ -91,6 +97,8 @@ class StyleTransferModel(nn.Module):
     method = ""
     depth = 5
     size_multiple = 16
+    block_levels: tuple = ()  # relu levels of the transfer blocks, in block order
+    key_levels: tuple = ()  # levels with AdaAttN shallow+deep keys (relu1_1..level, each normalised)
 
     def __init__(self, encoder: Encoder, **config):
         super().__init__()
@@ -101,8 +109,20 @@ class StyleTransferModel(nn.Module):
         """The weights a model file holds: everything but the frozen encoder."""
         return {k: v for k, v in self.state_dict().items() if not k.startswith("encoder.")}
 
-    def encode(self, image: torch.Tensor) -> Encoded:
-        return Encoded(self.encoder(image, self.depth))
+    def encode(self, image: torch.Tensor, stats: dict | None = None) -> Encoded:
+        features = self.encoder(image, self.depth)
+        keys = [self.key(features, level, stats) for level in self.key_levels]
+        return Encoded(features, keys, stats)
+
+    @staticmethod
+    def key(features: list[torch.Tensor], level: int, stats: dict | None = None) -> torch.Tensor:
+        pieces_stats = None if stats is None else [stats[(tap, level)] for tap in range(1, level + 1)]
+        return fn.shallow_deep_key(features[:level], pieces_stats)
+
+    def normalised_maps(self) -> list[tuple[int, int]]:
+        """(tap, level) of every map the model normalises with its own statistics (see Encoded.stats)."""
+        keys = {(tap, level) for level in self.key_levels for tap in range(1, level + 1)}
+        return sorted(keys | {(level, level) for level in self.block_levels})
 
     def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
         raise NotImplementedError
@@ -151,6 +171,7 @@ class AdaAttNModel(StyleTransferModel):
     method = "adaattn"
     depth = 5
     size_multiple = 16
+    block_levels = key_levels = (3, 4, 5)
 
     def __init__(self, encoder: Encoder, *, max_style_positions=(4096, 65536, 65536), width_divisor: int = 1):
         super().__init__(encoder, max_style_positions=list(max_style_positions), width_divisor=width_divisor)
@@ -163,20 +184,16 @@ class AdaAttNModel(StyleTransferModel):
         self.merge = _merge_conv(channels[3])
         self.decoder = Decoder(DECODERS["relu4_1+skip3"], in_channels=channels[3], skip_channels=channels[2], width_divisor=width_divisor)
 
-    def encode(self, image: torch.Tensor) -> Encoded:
-        features = self.encoder(image, self.depth)
-        return Encoded(features, [fn.shallow_deep_key(features[:layer]) for layer in (3, 4, 5)])
-
     def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
         return [
             block.memorize(style.features[layer - 1], key, generator=generator, mask=mask)
-            for block, layer, key in zip(self.blocks, (3, 4, 5), style.keys)
+            for block, layer, key in zip(self.blocks, self.block_levels, style.keys)
         ]
 
     def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
         return [
-            block(content.features[layer - 1], key, block_memory)
-            for block, layer, key, block_memory in zip(self.blocks, (3, 4, 5), content.keys, memory)
+            block(content.features[layer - 1], key, block_memory, content.norm_stats(layer))
+            for block, layer, key, block_memory in zip(self.blocks, self.block_levels, content.keys, memory)
         ]
 
     def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
@@ -190,6 +207,7 @@ class AdaAttNVideoModel(StyleTransferModel):
     method = "adaattn-video"
     depth = 3
     size_multiple = 4
+    block_levels = key_levels = (3,)
 
     def __init__(self, encoder: Encoder, *, max_style_positions=(65536,), width_divisor: int = 1):
         super().__init__(encoder, max_style_positions=list(max_style_positions), width_divisor=width_divisor)
@@ -199,15 +217,11 @@ class AdaAttNVideoModel(StyleTransferModel):
         )
         self.decoder = Decoder(DECODERS["relu3_1"], in_channels=channels[2], width_divisor=width_divisor)
 
-    def encode(self, image: torch.Tensor) -> Encoded:
-        features = self.encoder(image, self.depth)
-        return Encoded(features, [fn.shallow_deep_key(features)])
-
     def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
         return [self.blocks[0].memorize(style.features[2], style.keys[0], generator=generator, mask=mask)]
 
     def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
-        return [self.blocks[0](content.features[2], content.keys[0], memory[0])]
+        return [self.blocks[0](content.features[2], content.keys[0], memory[0], content.norm_stats(3))]
 
     def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         return self.decoder(outputs[0])
@@ -219,6 +233,7 @@ class AdaINModel(StyleTransferModel):
     method = "adain"
     depth = 4
     size_multiple = 8
+    block_levels = (4,)
 
     def __init__(self, encoder: Encoder, *, width_divisor: int = 1):
         super().__init__(encoder, width_divisor=width_divisor)
@@ -226,10 +241,10 @@ class AdaINModel(StyleTransferModel):
         self.decoder = Decoder(DECODERS["relu4_1"], in_channels=encoder.convs["conv4_1"].out_channels, width_divisor=width_divisor)
 
     def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
-        return [self.blocks[0].memorize(style.features[3], mask=mask)]
+        return [self.blocks[0].memorize(style.features[3], mask=mask, stats=style.norm_stats(4))]
 
     def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
-        return [self.blocks[0](content.features[3], memory[0])]
+        return [self.blocks[0](content.features[3], memory[0], content.norm_stats(4))]
 
     def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         return self.decoder(outputs[0])
@@ -241,6 +256,7 @@ class SANetModel(StyleTransferModel):
     method = "sanet"
     depth = 5
     size_multiple = 16
+    block_levels = (4, 5)
 
     def __init__(self, encoder: Encoder, *, max_style_positions=(65536, 65536), width_divisor: int = 1):
         super().__init__(encoder, max_style_positions=list(max_style_positions), width_divisor=width_divisor)
@@ -250,10 +266,13 @@ class SANetModel(StyleTransferModel):
         self.decoder = Decoder(DECODERS["relu4_1"], in_channels=channels, width_divisor=width_divisor)
 
     def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
-        return [block.memorize(style.features[layer - 1], generator=generator, mask=mask) for block, layer in zip(self.blocks, (4, 5))]
+        return [
+            block.memorize(style.features[layer - 1], generator=generator, mask=mask, stats=style.norm_stats(layer))
+            for block, layer in zip(self.blocks, self.block_levels)
+        ]
 
     def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
-        return [block(content.features[layer - 1], m) for block, layer, m in zip(self.blocks, (4, 5), memory)]
+        return [block(content.features[layer - 1], m, content.norm_stats(layer)) for block, layer, m in zip(self.blocks, self.block_levels, memory)]
 
     def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         return self.decoder(_fuse_4_5(self.merge, *outputs))

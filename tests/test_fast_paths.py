@@ -77,3 +77,52 @@ def test_precision_is_checked():
 
     with pytest.raises(BadInputError, match="precision"):
         Stylizer(load_model("adaattn"), precision="fp8")
+
+
+@pytest.fixture(scope="module")
+def tiny_models():
+    from adaattn_cli.encoders import build_encoder
+    from adaattn_cli.models import build_model
+
+    torch.manual_seed(4)
+    encoder = build_encoder("vgg16-hed", width_divisor=8)
+    models = {m: build_model(m, encoder, width_divisor=8).eval() for m in ("adaattn", "adaattn-video", "adain", "sanet")}
+    probe = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():  # rescale the last conv so that outputs spread over [0, 1] instead of clamping to 0
+        for model in models.values():
+            out, last = model(probe, probe), model.decoder.convs[-1]
+            last.weight.mul_(0.2 / out.std())
+            last.bias.add_(0.5 - model(probe, probe).mean())
+    return models
+
+
+@pytest.mark.parametrize("method", ["adaattn", "adaattn-video", "adain", "sanet"])
+def test_tiles_give_the_result_of_one_pass(tiny_models, method):
+    """Whole-image statistics + halos: 20 tiles of 96 px equal one pass (alpha < 1 and a mask exercise the
+    content's own sampled memory, gathered across tiles; a 150-position cap makes the sampling bite)."""
+    generator = torch.Generator().manual_seed(5)
+    content = torch.nn.functional.interpolate(torch.rand(1, 3, 60, 50, generator=generator), size=(470, 390), mode="bilinear")[0]
+    styles = [torch.rand(3, 96, 80, generator=generator), torch.rand(3, 64, 64, generator=generator) ** 2]
+    mask = torch.zeros(470, 390)
+    mask[:, 150:] = 1
+    results = []
+    for tile_size in (0, 96):
+        stylizer = Stylizer(tiny_models[method], precision="fp32", style_positions=150, tile_size=tile_size)
+        encoded = [stylizer.encode_style(s, seed=1) for s in styles]
+        plain = stylizer.stylize(content, encoded[:1], seed=2)
+        mixed = stylizer.stylize(content, encoded, weights=[0.7, 0.3], alpha=0.6, masks=[None, mask], seed=2)
+        results.append((plain, mixed))
+    for one_pass, tiled in zip(*results):
+        assert one_pass.shape == tiled.shape == (3, 470, 390) and one_pass.std() > 0.05
+        assert (one_pass - tiled).abs().max() < 1e-4
+
+
+def test_tiling_is_automatic_above_the_pixel_budget(monkeypatch, tiny_models):
+    import adaattn_cli.api as api
+
+    stylizer = Stylizer(tiny_models["adain"], precision="fp32")
+    monkeypatch.setattr(api, "AUTO_TILE_PIXELS", 128 * 128)
+    monkeypatch.setattr(api, "AUTO_TILE", 64)
+    calls = []
+    out = stylizer.stylize(torch.rand(3, 160, 128), [torch.rand(3, 64, 64)], progress=lambda done, total: calls.append((done, total)))
+    assert out.shape == (3, 160, 128) and calls[-1] == (6, 6)  # 3 x 2 tiles of 64 px

@@ -170,6 +170,12 @@ StylePositionsOption = Annotated[
                                          "beyond N; keeps time linear in the content's pixels). 0 = all."),
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace output files that already exist.")]
+TileOption = Annotated[
+    Optional[int],
+    typer.Option(min=0, metavar="N", show_default=False,
+                 help="Run contents larger than N px per side in N-px tiles: memory bounded by the tile, same result. "
+                      "0 = never. \\[default: 2048-px tiles above 4096x4096 pixels]"),
+]
 MaxPixelsOption = Annotated[
     Optional[int],
     typer.Option(min=1, help="Refuse images with more pixels than this. \\[default: Pillow's limit, about 89 million]",
@@ -242,7 +248,8 @@ def prepare_jobs(
 
 
 def load_stylizer(
-    method: Method | None, model: str | None, device: str, precision: Precision = Precision.auto, style_positions: int = 4096
+    method: Method | None, model: str | None, device: str, precision: Precision = Precision.auto, style_positions: int = 4096,
+    tile_size: int | None = None,
 ) -> Stylizer:
     """The model from --model, else the bundled one named by --method (adaattn by default)."""
     from ..api import Stylizer, tune_process
@@ -252,7 +259,9 @@ def load_stylizer(
         raise BadInputError("--method and --model exclude each other; give one")
     tune_process()
     loaded = load_model(model or (method or Method.adaattn).value)
-    stylizer = Stylizer(loaded, device=device, precision=Precision(precision).value, style_positions=style_positions)
+    stylizer = Stylizer(
+        loaded, device=device, precision=Precision(precision).value, style_positions=style_positions, tile_size=tile_size
+    )
     log.info("model %s (%s) on %s, %s", model or loaded.method, loaded.method, stylizer.device, stylizer.precision)
     return stylizer
 
@@ -321,6 +330,21 @@ def _progress(total: int) -> Iterator[Callable[[], None]]:
     with _progress_bar(hidden=total < 2) as progress:
         task = progress.add_task("images", total=total)
         yield lambda: progress.advance(task)
+
+
+@contextmanager
+def tile_progress() -> Iterator[Callable[[int, int], None]]:
+    """Tiles of one large image (Stylizer.stylize's progress); the bar appears with the first tile."""
+    with _progress_bar() as progress:
+        task = None
+
+        def advance(done: int, total: int) -> None:
+            nonlocal task
+            if task is None:
+                task = progress.add_task("tiles", total=total)
+            progress.update(task, completed=done)
+
+        yield advance
 
 
 @contextmanager

@@ -11,7 +11,7 @@ from ..errors import BadInputError
 from . import _common as common
 from ._common import (
     AlphaOption, ContentArgument, DeviceOption, MaskOption, MaxPixelsOption, MaxSizeOption, MethodOption, ModelOption,
-    OutputOption, OverwriteOption, PrecisionOption, SeedOption, SizeOption, StylePositionsOption, StyleSizeOption,
+    OutputOption, OverwriteOption, PrecisionOption, SeedOption, SizeOption, StylePositionsOption, StyleSizeOption, TileOption,
 )
 
 TILE_HEIGHT = 256  # contact sheet tiles are scaled to this height
@@ -66,6 +66,7 @@ def blend_styles(
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = None,
+    tile: TileOption = None,
 ) -> None:
     """Stylise content images with a weighted mix of two or more styles.
 
@@ -91,14 +92,15 @@ def blend_styles(
         return f"{path.stem}_blend_{'+'.join(s.stem for s in style)}{common.output_suffix(path)}"
 
     jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels)
-    stylizer = common.load_stylizer(method, model, device, precision, style_positions)
+    stylizer = common.load_stylizer(method, model, device, precision, style_positions, tile)
     style_images = [common.load_resized(path, size=style_size or None).rgb for path in style]
     encoded = [stylizer.encode_style(image, seed=seed) for image in style_images]  # once, reused by every tile
     masks = common.load_masks(mask)
 
     def blend(image, mix):
         fitted = common.fit_masks(masks, image.rgb)
-        return stylizer.stylize(image.rgb, encoded, weights=mix, alpha=alpha, masks=fitted, seed=seed)
+        with common.tile_progress() as progress:
+            return stylizer.stylize(image.rgb, encoded, weights=mix, alpha=alpha, masks=fitted, seed=seed, progress=progress)
 
     def render(image):
         if not grid:

@@ -10,7 +10,7 @@ from ..errors import BadInputError
 from . import _common as common
 from ._common import (
     AlphaOption, ContentArgument, DeviceOption, MaskOption, MaxPixelsOption, MaxSizeOption, MethodOption, ModelOption,
-    OutputOption, OverwriteOption, PrecisionOption, SeedOption, SizeOption, StylePositionsOption, StyleSizeOption,
+    OutputOption, OverwriteOption, PrecisionOption, SeedOption, SizeOption, StylePositionsOption, StyleSizeOption, TileOption,
 )
 
 StyleOption = Annotated[
@@ -39,6 +39,7 @@ def stylize(
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = None,
+    tile: TileOption = None,
 ) -> None:
     """Stylise content images with one style image.
 
@@ -58,7 +59,7 @@ def stylize(
         return f"{path.stem}_stylized_{style.stem}{common.output_suffix(path)}"
 
     jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels)
-    stylizer = common.load_stylizer(method, model, device, precision, style_positions)
+    stylizer = common.load_stylizer(method, model, device, precision, style_positions, tile)
     style_image = common.load_resized(style, size=style_size or None).rgb
     masks = common.load_masks(mask)
     # Encoded once for the whole batch; with --preserve-color the style is recoloured per content instead.
@@ -66,9 +67,10 @@ def stylize(
 
     def render(image):
         fitted = common.fit_masks(masks, image.rgb)
-        stylized = stylizer.stylize(
-            image.rgb, [encoded], alpha=alpha, masks=fitted, preserve_color=preserve_color, seed=seed
-        )
+        with common.tile_progress() as progress:
+            stylized = stylizer.stylize(
+                image.rgb, [encoded], alpha=alpha, masks=fitted, preserve_color=preserve_color, seed=seed, progress=progress
+            )
         return dataclasses.replace(image, rgb=stylized)
 
     common.run_batch(jobs, render, size=size, max_size=max_size, overwrite=overwrite)
