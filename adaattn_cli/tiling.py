@@ -120,8 +120,7 @@ def _gathered_encoded(model: StyleTransferModel, plan, stats: dict) -> Encoded:
         level, _, gathered = entry
         features[level - 1] = gathered[level].unsqueeze(2)
         if level in model.key_levels:
-            pieces = [gathered[tap].unsqueeze(2) for tap in range(1, level + 1)]
-            keys.append(fn.shallow_deep_key(pieces, [stats[(tap, level)] for tap in range(1, level + 1)]))
+            keys.append(model.key([gathered[tap].unsqueeze(2) for tap in range(1, level + 1)], level, stats))
     return Encoded(features, keys, stats)
 
 
