@@ -85,7 +85,8 @@ class AdaAttN(nn.Module):
         style, style_key = select_positions([style, style_key], cap=self.max_style_positions, generator=generator, mask=mask)
         return StyleMemory(key=pointwise(self.key, style_key), value=pointwise(self.value, style).transpose(1, 2))
 
-    def forward(self, content: torch.Tensor, content_key: torch.Tensor, memory: StyleMemory, content_stats=None) -> torch.Tensor:
+    def forward(self, content: torch.Tensor, content_key: torch.Tensor, memory: StyleMemory) -> torch.Tensor:
+        """content_key: fn.shallow_deep_key of the content's taps up to this block's, so it ends with Norm(content)."""
         batch, channels, height, width = content.shape
         query = self.query(content_key).flatten(2).transpose(1, 2)
         key, value = memory.key.expand(batch, -1, -1), memory.value.expand(batch, -1, -1)
@@ -94,7 +95,9 @@ class AdaAttN(nn.Module):
         )
         # [B, n, C] -> [B, C, H, W] views (channels_last in memory, like the features), in the features' dtype
         mean, std = (t.transpose(1, 2).reshape(batch, channels, height, width).to(content.dtype) for t in (mean, std))
-        return torch.addcmul(mean, std, fn.mean_variance_norm(content, content_stats))
+        # The key F^{1:x} ends with Norm(F_c) itself, with the statistics the caller chose (the whole image's
+        # when tiled): reuse it rather than normalise the content again.
+        return torch.addcmul(mean, std, content_key[:, -channels:])
 
 
 class SANet(nn.Module):

@@ -192,7 +192,7 @@ class AdaAttNModel(StyleTransferModel):
 
     def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
         return [
-            block(content.features[layer - 1], key, block_memory, content.norm_stats(layer))
+            block(content.features[layer - 1], key, block_memory)
             for block, layer, key, block_memory in zip(self.blocks, self.block_levels, content.keys, memory)
         ]
 
@@ -221,7 +221,7 @@ class AdaAttNVideoModel(StyleTransferModel):
         return [self.blocks[0].memorize(style.features[2], style.keys[0], generator=generator, mask=mask)]
 
     def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
-        return [self.blocks[0](content.features[2], content.keys[0], memory[0], content.norm_stats(3))]
+        return [self.blocks[0](content.features[2], content.keys[0], memory[0])]
 
     def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         return self.decoder(outputs[0])

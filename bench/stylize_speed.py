@@ -1,6 +1,7 @@
 """Stylisation speed and memory: the plain fp32 reference beside ours (exact fp32, and fast), in one run.
 
     python bench/stylize_speed.py                                   # 512 and 1024, content = style size
+    python bench/stylize_speed.py --sizes 512 --variants reference fast --rounds 3   # medians of 3 interleaved runs
     python bench/stylize_speed.py --sizes 4096 --style-size 1024 --variants fast fp32 --repeats 1
 
 Variants (all with the bundled AdaAttN model, one image, model loaded before timing):
@@ -10,7 +11,8 @@ Variants (all with the bundled AdaAttN model, one image, model loaded before tim
   fast       ours as the CLI runs it by default: bf16 convs and attention matmuls (moments in fp32),
              channels_last, every block capped at 4096 style positions (--style-positions)
 Each cell runs in its own process (so peak RSS is its own): median wall time of --repeats calls after one
-warm-up call (no warm-up with --repeats 1). "s/image" encodes the style inside every timed call (one image,
+warm-up call (no warm-up with --repeats 1); with --rounds R every cell runs R times, the variants in a rotated
+order each round, and the table gives the medians (this shared machine's speed drifts by ~10 % over minutes). "s/image" encodes the style inside every timed call (one image,
 cold); "style encoded once" is the per-image cost when the style is reused (a batch, a video, a blend), which
 the reference cannot do. Max abs diff and PSNR compare each output with the reference's (or, where the
 reference is not run, with fp32's).
@@ -96,6 +98,7 @@ def main() -> None:
     parser.add_argument("--style-size", type=int, help="style side (default: the content's)")
     parser.add_argument("--variants", nargs="+", default=["reference", "fp32", "fast"], choices=["reference", "fp32", "fast"])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=1, help="run every cell this many times, interleaved; report medians")
     parser.add_argument("--model", default="adaattn")
     parser.add_argument("--cell", nargs=3, metavar=("VARIANT", "SIZE", "OUT"), help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
@@ -115,24 +118,36 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
             style_size = args.style_size or size
-            results, outputs = {}, {}
-            for variant in args.variants:
-                out = Path(tmp) / f"{variant}-{size}.pt"
-                command = [sys.executable, __file__, "--cell", variant, str(size), str(out), "--repeats", str(args.repeats),
-                           "--model", args.model, "--style-size", str(style_size)]
-                finished = subprocess.run(command, capture_output=True, text=True)
-                if finished.returncode != 0:
-                    print(f"| {size}² | {style_size}² | {variant} | failed: {finished.stderr.strip().splitlines()[-1:]} | | | | | | |")
-                    continue
-                results[variant] = json.loads(finished.stdout.strip().splitlines()[-1])
-                outputs[variant] = torch.load(out)
+            runs, outputs = {variant: [] for variant in args.variants}, {}
+            for round_index in range(args.rounds):
+                # rotate the order each round, so a slow spell of the machine does not fall on one variant only
+                shift = round_index % len(args.variants)
+                for variant in args.variants[shift:] + args.variants[:shift]:
+                    out = Path(tmp) / f"{variant}-{size}.pt"
+                    command = [sys.executable, __file__, "--cell", variant, str(size), str(out), "--repeats", str(args.repeats),
+                               "--model", args.model, "--style-size", str(style_size)]
+                    finished = subprocess.run(command, capture_output=True, text=True)
+                    if finished.returncode != 0:
+                        print(f"| {size}² | {style_size}² | {variant} | failed: {finished.stderr.strip().splitlines()[-1:]} | | | | | | |")
+                        continue
+                    runs[variant].append(json.loads(finished.stdout.strip().splitlines()[-1]))
+                    outputs[variant] = torch.load(out)
             baseline = "reference" if "reference" in outputs else "fp32"
-            reference = results.get("reference", {}).get("cold", math.nan)
-            for variant, result in results.items():
+            reference = statistics.median(r["cold"] for r in runs.get("reference", [])) if runs.get("reference") else math.nan
+            for variant, cells in runs.items():
+                if not cells:
+                    continue
                 diff, psnr = compare(outputs[variant], outputs[baseline]) if baseline in outputs else (math.nan, math.nan)
-                warm = result.get("warm", math.nan)
-                print(f"| {size}² | {style_size}² | {variant} | {result['cold']:.2f} | {reference / result['cold']:.2f}x | "
-                      f"{warm:.2f} | {reference / warm:.2f}x | {result['peak_rss_gib']:.2f} | {diff:.4f} | {psnr:.1f} |", flush=True)
+                cold = statistics.median(r["cold"] for r in cells)
+                warm = statistics.median(r.get("warm", math.nan) for r in cells)
+                peak = max(r["peak_rss_gib"] for r in cells)
+                print(f"| {size}² | {style_size}² | {variant} | {cold:.2f} | {reference / cold:.2f}x | "
+                      f"{warm:.2f} | {reference / warm:.2f}x | {peak:.2f} | {diff:.4f} | {psnr:.1f} |", flush=True)
+            if args.rounds > 1 and len(runs.get("reference", [])) == args.rounds:
+                for variant, cells in runs.items():  # the spread of the ratio, round by round (same round's reference)
+                    if variant != "reference" and len(cells) == args.rounds:
+                        ratios = [ref["cold"] / cell["cold"] for ref, cell in zip(runs["reference"], cells)]
+                        print(f"\n{size}² {variant}: cold speed-up per round " + ", ".join(f"{r:.2f}x" for r in ratios))
 
 
 if __name__ == "__main__":
