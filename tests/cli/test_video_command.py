@@ -132,7 +132,10 @@ def test_usage_errors(cli, video_args, tmp_path, error_line):
     assert leftovers(tmp_path) == []
 
 
-def test_the_default_model_is_the_video_model_else_the_image_model(cli, make_image, tmp_path, weights_dir):
+def test_the_default_model_is_the_video_model_else_the_image_model(cli, make_image, tmp_path, weights_dir, monkeypatch):
+    from adaattn_cli import weights
+
+    monkeypatch.setattr(weights, "weights_search_path", lambda: [weights_dir])  # not the checkout's bundled models
     clip = make_clip(tmp_path / "clip.mp4")
     style = make_image("style.png", (32, 32))
     result = cli("video", clip, "-s", style, "--device", "cpu", "-o", tmp_path / "a.mp4")
