@@ -95,9 +95,10 @@ def upsample_conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     padded = torch.cat([padded[..., :1], padded, padded[..., -1:]], dim=3)
     y = F.conv2d(padded, phases, phase_bias)  # [B, 4 * C_out, H + 1, W + 1], channel (2a + b) * C_out + o
     batch, _, height, width = x.shape
-    if _memory_format(y) == torch.channels_last:
+    if _memory_format(y) == torch.channels_last and not y.requires_grad:
         # out[:, o, 2i + a, 2j + b] = y[:, (2a + b) * C_out + o, i + a, j + b] is linear in (i, a, j, b, o): one
-        # strided view, copied once into channels_last (4 strided slice copies are ~2x slower)
+        # strided view, copied once into channels_last (4 strided slice copies are ~2x slower). Inference only:
+        # training keeps the slice copies, whose backward is the plain one.
         s_batch, _, s_row, s_col = y.stride()
         interleaved = y.as_strided(
             (batch, height, 2, width, 2, out_channels),
@@ -105,7 +106,7 @@ def upsample_conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.
         )
         out = torch.empty(batch, height, 2, width, 2, out_channels, dtype=y.dtype, device=y.device)
         return out.copy_(interleaved).view(batch, 2 * height, 2 * width, out_channels).permute(0, 3, 1, 2)
-    out = torch.empty(batch, out_channels, 2 * height, 2 * width, dtype=y.dtype, device=y.device)
+    out = torch.empty(batch, out_channels, 2 * height, 2 * width, dtype=y.dtype, device=y.device, memory_format=_memory_format(y))
     for index, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
         out[:, :, a::2, b::2] = y[:, index * out_channels : (index + 1) * out_channels, a : a + height, b : b + width]
     return out

@@ -112,6 +112,10 @@ def test_upsample_conv3x3_reflect_equals_upsample_then_padded_conv(shape, channe
     grads_fused = torch.autograd.grad(fused.square().sum(), (x, weight))
     grads_plain = torch.autograd.grad(plain.square().sum(), (x, weight))
     assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(grads_fused, grads_plain))
+    with torch.no_grad():  # inference interleaves the phases differently (one strided copy for channels_last)
+        inference = fn.upsample_conv3x3_reflect(inputs, weight, bias)
+    assert torch.allclose(inference, plain, atol=1e-12)
+    assert inference.is_contiguous(memory_format=torch.channels_last) == fused.is_contiguous(memory_format=torch.channels_last)
 
 
 def test_decoder_fusions_equal_the_plain_layer_sequence():
