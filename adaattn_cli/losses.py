@@ -112,7 +112,8 @@ class LossConfig:
         if method == "adaattn-video":
             # VID-U's recipe (global + local + image similarity over relu2_1..relu4_1), the similarity rescaled:
             # VID-U's x100 is ~0.3 % of the total at our loss scale and measurably changed nothing; x2e4 is ~20 %.
-            # warp (train --warp-weight) is off: on CPU fine-tunes it steadied frames but washed out the colours.
+            # warp (train --warp-weight) is opt-in: it steadies frames and costs style the longer it trains (the
+            # bundled model's recipe, with a stronger style term, is in weights/README.md).
             return cls(style=10.0, local=3.0, similarity=2e4, local_layers=(2, 3, 4))
         if method == "adain":  # AIN-PT: content 1 (relu4_1, target = AdaIN features), style 10 over relu1_1..4_1
             return cls(style=10.0, content=1.0, style_layers=(1, 2, 3, 4))
