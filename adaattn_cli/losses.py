@@ -16,13 +16,14 @@ from .data import warp
 from .models import StyleTransferModel
 
 
-def global_style_loss(output: list[torch.Tensor], style: list[torch.Tensor], layers) -> torch.Tensor:
-    """sum over layers of MSE(mu(out), mu(style)) + MSE(sigma(out), sigma(style))."""
+def global_style_loss(output: list[torch.Tensor], style: list[torch.Tensor], layers, weights=()) -> torch.Tensor:
+    """sum over layers of w * (MSE(mu(out), mu(style)) + MSE(sigma(out), sigma(style))), w = 1 unless `weights`
+    (one per layer) says otherwise."""
     total = 0.0
-    for layer in layers:
+    for layer, weight in zip(layers, weights or [1.0] * len(layers)):
         out_mean, out_std = fn.mean_std(output[layer - 1])
         style_mean, style_std = fn.mean_std(style[layer - 1])
-        total = total + F.mse_loss(out_mean, style_mean) + F.mse_loss(out_std, style_std)
+        total = total + weight * (F.mse_loss(out_mean, style_mean) + F.mse_loss(out_std, style_std))
     return total
 
 
@@ -99,6 +100,7 @@ class LossConfig:
     similarity: float = 0.0
     warp: float = 0.0
     style_layers: tuple = (2, 3, 4, 5)
+    style_layer_weights: tuple = ()  # one per style layer; () = 1 each
     local_layers: tuple = (2, 3, 4, 5)
     content_layers: tuple = (4, 5)
     similarity_layers: tuple = (2, 3, 4)
@@ -137,7 +139,7 @@ def training_losses(
     style_feats = encoder(style, 5) if len(style_enc.features) < 5 else style_enc.features
     terms = {}
     if config.style:
-        terms["style"] = global_style_loss(output_feats, style_feats, config.style_layers)
+        terms["style"] = global_style_loss(output_feats, style_feats, config.style_layers, config.style_layer_weights)
     if config.local:
         terms["local"] = local_feature_loss(
             output_feats, content_feats, style_feats, config.local_layers, max_positions=config.local_max_positions, generator=generator

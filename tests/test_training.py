@@ -101,3 +101,15 @@ def test_warp_consistency_loss_vanishes_only_for_an_output_that_moves_with_the_c
     view, motion = shifted_view(smooth, np.random.default_rng(1))
     assert warp_consistency_loss(smooth[None], view[None], motion[None]) < 1e-4  # the view is the warped image
     assert warp_consistency_loss(smooth[None], smooth[None], motion[None]) > 0.02  # a static output does not follow
+
+
+def test_style_layer_weights_scale_each_layers_term():
+    from adaattn_cli.losses import global_style_loss
+
+    generator = torch.Generator().manual_seed(0)
+    output = [torch.rand(2, 4, 6, 6, generator=generator) for _ in range(3)]
+    style = [torch.rand(2, 4, 5, 5, generator=generator) * 2 for _ in range(3)]
+    per_layer = [global_style_loss(output, style, (layer,)) for layer in (1, 2, 3)]
+    assert global_style_loss(output, style, (1, 2, 3)) == pytest.approx(float(sum(per_layer)), rel=1e-6)
+    weighted = global_style_loss(output, style, (1, 2, 3), (3.0, 0.5, 1.0))
+    assert weighted == pytest.approx(float(3 * per_layer[0] + 0.5 * per_layer[1] + per_layer[2]), rel=1e-6)

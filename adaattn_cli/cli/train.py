@@ -32,7 +32,7 @@ def train(
     sample_every: Annotated[int, typer.Option(min=1, help="Steps between sample sheets.")] = 1000,
     style_weight: Annotated[Optional[float], typer.Option(help="Global style loss weight. \\[default: per method]", show_default=False)] = None,
     local_weight: Annotated[Optional[float], typer.Option(help="AdaAttN local feature loss weight.", show_default=False)] = None,
-    style_layers: Annotated[Optional[str], typer.Option(help="Layers of the global style loss, e.g. 1,2,3,4,5 (relu1_1..relu5_1). \\[default: per method]", metavar="LIST", show_default=False)] = None,
+    style_layers: Annotated[Optional[str], typer.Option(help="Layers of the global style loss, e.g. 1,2,3,4,5 (relu1_1..relu5_1); LAYER:WEIGHT weights one (1:3,2:2,3,4,5). \\[default: per method]", metavar="LIST", show_default=False)] = None,
     content_weight: Annotated[Optional[float], typer.Option(help="Content loss weight.", show_default=False)] = None,
     similarity_weight: Annotated[Optional[float], typer.Option(help="Video image-similarity loss weight.", show_default=False)] = None,
     warp_weight: Annotated[Optional[float], typer.Option(help="Video warp-consistency loss weight (synthetic motion).", show_default=False)] = None,
@@ -57,7 +57,7 @@ def train(
         if value is not None:
             setattr(losses, name, value)
     if style_layers is not None:
-        losses.style_layers = _layers(style_layers)
+        losses.style_layers, losses.style_layer_weights = _layers(style_layers)
     config = TrainConfig(
         method=method.value, content=str(content), style=str(style), output=str(output or workdir / f"{method.value}.safetensors"),
         workdir=str(workdir), max_steps=max_steps, batch_size=batch_size, crop_size=crop_size, load_size=load_size, lr=lr,
@@ -78,12 +78,17 @@ def train(
     _common.info(f"wrote {path}")
 
 
-def _layers(text: str) -> tuple[int, ...]:
-    """"1,2,3" -> (1, 2, 3): relu indices 1..5."""
+def _layers(text: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    """"1:3,2,3" -> ((1, 2, 3), (3.0, 1.0, 1.0)): relu indices 1..5, each with an optional weight (default 1);
+    the weights come back empty when none was given."""
     try:
-        layers = tuple(int(part) for part in text.split(","))
+        pairs = [(int(layer), float(weight or 1)) for layer, _, weight in (part.partition(":") for part in text.split(","))]
     except ValueError:
-        layers = ()
-    if not layers or any(not 1 <= layer <= 5 for layer in layers) or len(set(layers)) != len(layers):
-        raise BadInputError(f"--style-layers: expected distinct relu indices 1..5 separated by commas (e.g. 1,2,3,4,5), got {text!r}")
-    return layers
+        pairs = []
+    layers = tuple(layer for layer, _ in pairs)
+    if not pairs or any(not 1 <= layer <= 5 for layer in layers) or len(set(layers)) != len(layers) or any(w < 0 for _, w in pairs):
+        raise BadInputError(
+            f"--style-layers: expected distinct relu indices 1..5 separated by commas, each optionally LAYER:WEIGHT "
+            f"(e.g. 1,2,3,4,5 or 1:3,2:2,3,4,5), got {text!r}"
+        )
+    return layers, (tuple(weight for _, weight in pairs) if ":" in text else ())

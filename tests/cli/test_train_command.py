@@ -19,10 +19,10 @@ def test_train_writes_a_model_that_stylize_loads(cli, tmp_path, make_image):
     (content / "broken.jpg").write_text("not an image")
     result = cli("train", "-c", content, "-s", style, "--method", "adain", "--max-steps", 2, "--batch-size", 1,
                  "--crop-size", 32, "--load-size", 32, "--workers", 0, "--holdout", 0, "--workdir", tmp_path / "run",
-                 "-o", tmp_path / "trained.safetensors", "--style-weight", 20, "--style-layers", "1,2,3")
+                 "-o", tmp_path / "trained.safetensors", "--style-weight", 20, "--style-layers", "1:3,2,3")
     assert result.exit_code == 0, result.output
     losses = read_model_header(tmp_path / "trained.safetensors")["provenance"]["losses"]
-    assert losses["style"] == 20 and losses["style_layers"] == [1, 2, 3]
+    assert losses["style"] == 20 and losses["style_layers"] == [1, 2, 3] and losses["style_layer_weights"] == [3, 1, 1]
     assert "1 unreadable skipped" in result.output
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 1
     assert json.loads((tmp_path / "run" / "log.jsonl").read_text())["step"] == 2
@@ -41,7 +41,7 @@ def test_train_rejects_a_bad_crop_size(cli, tmp_path):
 
 def test_train_rejects_bad_style_layers(cli, tmp_path):
     content, style = _folder(tmp_path / "content", 1, 0), _folder(tmp_path / "style", 1, 1)
-    for layers in ("1,6", "a,b", "2,2"):
+    for layers in ("1,6", "a,b", "2,2", "1:x,2", "1:-1"):
         result = cli("train", "-c", content, "-s", style, "--style-layers", layers, "--workdir", tmp_path / "run")
         assert result.exit_code == 2
         assert "--style-layers" in result.output and "Traceback" not in result.output
