@@ -20,7 +20,7 @@ def global_style_loss(output: list[torch.Tensor], style: list[torch.Tensor], lay
     """sum over layers of w * (MSE(mu(out), mu(style)) + MSE(sigma(out), sigma(style))), w = 1 unless `weights`
     (one per layer) says otherwise."""
     total = 0.0
-    for layer, weight in zip(layers, weights or [1.0] * len(layers)):
+    for layer, weight in zip(layers, weights or [1.0] * len(layers), strict=True):
         out_mean, out_std = fn.mean_std(output[layer - 1])
         style_mean, style_std = fn.mean_std(style[layer - 1])
         total = total + weight * (F.mse_loss(out_mean, style_mean) + F.mse_loss(out_std, style_std))
