@@ -5,7 +5,8 @@ next with it, and the two are compared where the flow is trustworthy (forward-ba
 the image). A flicker-free stylisation that follows the motion scores close to the input clip's own error.
 
 style_loss_of_frames: the global style loss (mean/std of relu1_1..relu5_1) of each output frame against the
-style image, averaged: a method must not buy its stability by dropping the style.
+style image, averaged: a method must not buy its stability by dropping the style (style_loss_by_layer: its
+per-layer terms).
 Frames are uint8 RGB arrays [H, W, 3], as video_io reads them.
 """
 
@@ -78,10 +79,15 @@ def _consistent(flow: np.ndarray, reverse: np.ndarray) -> np.ndarray:
     return (mismatch < 0.01 * magnitude + 0.5) & inside
 
 
-@torch.inference_mode()
 def style_loss_of_frames(frames: Iterable[np.ndarray], style: torch.Tensor, encoder: torch.nn.Module) -> float:
     """Mean over frames of the global style loss against `style` [3, h, w] in [0, 1], with `encoder`
     (e.g. weights.load_encoder(), the bundled one, so that all methods are measured alike)."""
+    return float(sum(style_loss_by_layer(frames, style, encoder)))
+
+
+@torch.inference_mode()
+def style_loss_by_layer(frames: Iterable[np.ndarray], style: torch.Tensor, encoder: torch.nn.Module) -> list[float]:
+    """style_loss_of_frames split into its relu1_1..relu5_1 terms (they sum to it): which scale misses the style."""
     from .losses import global_style_loss
 
     device = next(encoder.parameters()).device
@@ -89,7 +95,8 @@ def style_loss_of_frames(frames: Iterable[np.ndarray], style: torch.Tensor, enco
     losses = []
     for frame in frames:
         image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float().div_(255).to(device)
-        losses.append(float(global_style_loss(encoder(image, max(STYLE_LAYERS)), style_features, STYLE_LAYERS)))
+        features = encoder(image, max(STYLE_LAYERS))
+        losses.append([float(global_style_loss(features, style_features, (layer,))) for layer in STYLE_LAYERS])
     if not losses:
         raise ValueError("style_loss_of_frames needs at least one frame")
-    return float(np.mean(losses))
+    return np.mean(losses, axis=0).tolist()

@@ -5,7 +5,8 @@
 
 Each model stylises the first --max-frames frames independently (style encoded once, as `adaattn video` does).
 Warping error (lower = steadier): adaattn_cli.temporal.warping_error, flow from the input frames. Style loss
-(lower = more style): global mean/std loss of the frames against the style with the bundled encoder. The input
+(lower = more style): global mean/std loss of the frames against the style with the bundled encoder (--per-layer:
+also its relu1_1..relu5_1 terms, which say at which scale a model misses the style). The input
 clip's own row is the floor the flow allows. Needs OpenCV: pip install opencv-python-headless.
 """
 
@@ -21,7 +22,7 @@ import torch
 from adaattn_cli.api import Stylizer
 from adaattn_cli.cli._common import load_resized
 from adaattn_cli.cli.video import fit_frame_size, stylize_frames
-from adaattn_cli.temporal import style_loss_of_frames, warping_error
+from adaattn_cli.temporal import STYLE_LAYERS, style_loss_by_layer, warping_error
 from adaattn_cli.video_io import probe, read_frames
 from adaattn_cli.weights import load_encoder, load_model
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--per-layer", action="store_true", help="also the style loss's relu1_1..relu5_1 terms")
     args = parser.parse_args(argv)
     models = args.models or ["adaattn-video", "adaattn"]
 
@@ -54,16 +56,19 @@ def main(argv: list[str] | None = None) -> None:
         outputs = []
         for start in range(0, len(frames), args.batch):
             outputs += list(stylize_frames(stylizer, frames[start: start + args.batch], encoded, alpha=args.alpha, seed=args.seed))
-        rows.append((name, warping_error(frames, outputs), style_loss_of_frames(outputs, style, encoder)))
-    rows.append(("(input clip)", warping_error(frames, frames), style_loss_of_frames(frames, style, encoder)))
+        rows.append((name, warping_error(frames, outputs), style_loss_by_layer(outputs, style, encoder)))
+    rows.append(("(input clip)", warping_error(frames, frames), style_loss_by_layer(frames, style, encoder)))
 
     print(f"`python bench/temporal.py {shlex.join(sys.argv[1:] if argv is None else argv)}`: "
           f"{len(frames)} frames of {size[0]}x{size[1]}, torch {torch.__version__}\n")
-    print("| model | warping error | × first | style loss | × first |")
-    print("|---|---:|---:|---:|---:|")
-    first = rows[0]
-    for name, error, loss in rows:
-        print(f"| {name} | {error:.4f} | {_ratio(error, first[1])} | {loss:.4g} | {_ratio(loss, first[2])} |")
+    layers = [f"relu{layer}_1" for layer in STYLE_LAYERS] if args.per_layer else []
+    print("| model | warping error | × first | style loss | × first |" + "".join(f" {name} |" for name in layers))
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(layers))
+    first_error, first_loss = rows[0][1], sum(rows[0][2])
+    for name, error, terms in rows:
+        loss = sum(terms)
+        cells = "".join(f" {term:.4g} |" for term in terms) if layers else ""
+        print(f"| {name} | {error:.4f} | {_ratio(error, first_error)} | {loss:.4g} | {_ratio(loss, first_loss)} |" + cells)
 
 
 def _ratio(value: float, reference: float) -> str:

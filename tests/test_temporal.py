@@ -9,7 +9,7 @@ from PIL import Image
 
 from adaattn_cli.encoders import build_encoder
 from adaattn_cli.errors import AdaattnError
-from adaattn_cli.temporal import style_loss_of_frames, warping_error
+from adaattn_cli.temporal import style_loss_by_layer, style_loss_of_frames, warping_error
 
 pytest.importorskip("cv2")
 
@@ -53,6 +53,16 @@ def test_style_loss_is_zero_for_the_style_itself():
     style = torch.from_numpy(clip[0]).permute(2, 0, 1).float() / 255
     assert style_loss_of_frames(clip[:1], style, encoder) < 1e-8
     assert style_loss_of_frames([255 - clip[1]], style, encoder) > 1e-4
+
+
+def test_style_loss_by_layer_sums_to_the_style_loss():
+    torch.manual_seed(0)
+    encoder = build_encoder("vgg16-hed", width_divisor=8)
+    clip = panning(count=3)
+    style = torch.from_numpy(255 - clip[0]).permute(2, 0, 1).float() / 255
+    terms = style_loss_by_layer(clip[1:], style, encoder)
+    assert len(terms) == 5 and all(term > 0 for term in terms)
+    assert sum(terms) == pytest.approx(style_loss_of_frames(clip[1:], style, encoder), rel=1e-6)
 
 
 def test_without_opencv_the_error_says_what_to_install(monkeypatch):
