@@ -14,6 +14,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import functional as fn
 from .errors import WeightsError
 
 # Convs per block up to conv5_1 (the deepest layer any method taps).
@@ -97,7 +98,7 @@ class Encoder(nn.Module):
         for name, conv in self.convs.items():
             block, index = int(name[4]), int(name[6])
             if index == 1 and block > 1:
-                x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+                x = fn.max_pool2x2(x)
             x = torch.relu_(conv(x))  # in place: the conv's output is not needed by its backward
             if index == 1:
                 taps.append(x)

@@ -54,6 +54,22 @@ def shallow_deep_key(features: list[torch.Tensor], stats: list | None = None) ->
     return torch.cat([mean_variance_norm(p, s) for p, s in zip(pieces, stats)], dim=1)
 
 
+def max_pool2x2(x: torch.Tensor) -> torch.Tensor:
+    """2x2 max pooling with stride 2 and ceil mode, for non-negative maps (the encoder pools ReLU outputs).
+
+    Without autograd it is the maximum of the four strided sub-grids: F.max_pool2d on CPU also writes an int64
+    index map (4x the bytes of a bf16 output, page-faulted in afresh for large maps), which made the encoder's
+    first pool ~20-30 ms instead of ~4 ms at 512². Odd sides get a zero row/column, which is what ceil mode's
+    partial windows give for x >= 0. With autograd it is F.max_pool2d (its backward needs the indices).
+    """
+    if x.requires_grad:
+        return F.max_pool2d(x, 2, 2, ceil_mode=True)
+    if x.shape[-2] % 2 or x.shape[-1] % 2:
+        x = F.pad(x, (0, x.shape[-1] % 2, 0, x.shape[-2] % 2))
+    top = torch.maximum(x[..., ::2, ::2], x[..., ::2, 1::2])
+    return torch.maximum(top, torch.maximum(x[..., 1::2, ::2], x[..., 1::2, 1::2]), out=top)
+
+
 def conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """A 3x3 convolution of x padded by one reflected pixel, without building the padded copy.
 

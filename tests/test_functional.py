@@ -136,3 +136,16 @@ def test_decoder_fusions_equal_the_plain_layer_sequence():
             plain = torch.nn.functional.conv2d(torch.nn.functional.pad(plain, (1, 1, 1, 1), mode="reflect"), conv.weight, conv.bias)
             plain = plain if item == 3 else torch.relu(plain)
     assert torch.allclose(decoder(x, skip=skip), plain, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 8, 6), (1, 4, 7, 9), (1, 3, 1, 1)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool2x2_equals_ceil_mode_max_pool(shape, dtype, channels_last):
+    x = torch.randn(shape).relu().to(dtype)  # the encoder pools ReLU outputs (zeros included: ties)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    expected = torch.nn.functional.max_pool2d(x, 2, 2, ceil_mode=True)
+    assert torch.equal(fn.max_pool2x2(x), expected)
+    x.requires_grad_(True)  # with autograd it is max_pool2d itself (its backward keeps the indices)
+    assert torch.equal(fn.max_pool2x2(x), expected)
