@@ -88,6 +88,13 @@ def warp_consistency_loss(output: torch.Tensor, second_output: torch.Tensor, mot
     return (difference * valid).sum() / valid.sum().clamp_min(1)
 
 
+def colour_distillation_loss(output: torch.Tensor, teacher_output: torch.Tensor, scale: int) -> torch.Tensor:
+    """Mean |avgpool(O) - avgpool(T)| over scale x scale blocks: the trained model's coarse colour field should be a
+    teacher model's (train --teacher). At 1/8 resolution it carries where the palette goes, not the fine texture
+    whose frame-to-frame changes are the flicker the video model is trained to avoid."""
+    return F.l1_loss(F.avg_pool2d(output.float(), scale, ceil_mode=True), F.avg_pool2d(teacher_output.float(), scale, ceil_mode=True))
+
+
 @dataclass
 class LossConfig:
     """Loss weights and layers for one method; defaults per method follow the spec's recipes."""
@@ -99,6 +106,8 @@ class LossConfig:
     identity2: float = 0.0
     similarity: float = 0.0
     warp: float = 0.0
+    teacher: float = 0.0  # colour distillation from TrainConfig.teacher's outputs
+    teacher_scale: int = 8
     style_layers: tuple = (2, 3, 4, 5)
     style_layer_weights: tuple = ()  # one per style layer; () = 1 each
     local_layers: tuple = (2, 3, 4, 5)
@@ -168,7 +177,9 @@ def training_losses(
         )
     if config.warp:
         terms["warp"] = warp_consistency_loss(output, second_output, batch["motion"])
+    if config.teacher:
+        terms["teacher"] = colour_distillation_loss(output, batch["teacher"], config.teacher_scale)
     weights = {"style": config.style, "local": config.local, "content": config.content, "identity1": config.identity1,
-               "identity2": config.identity2, "similarity": config.similarity, "warp": config.warp}
+               "identity2": config.identity2, "similarity": config.similarity, "warp": config.warp, "teacher": config.teacher}
     total = sum(weights[name] * value for name, value in terms.items())
     return {"total": total, **terms}, output

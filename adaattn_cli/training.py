@@ -52,6 +52,7 @@ class TrainConfig:
     encoder: str = DEFAULT_ENCODER
     width_divisor: int = 1  # > 1 only for tests
     init: str | None = None  # model file to start from (fine-tuning, or continuing a run without its checkpoint)
+    teacher: str | None = None  # model file whose outputs the losses' `teacher` term distils (frozen, same encoder)
     losses: LossConfig | None = None
     model_config: dict = field(default_factory=dict)
 
@@ -64,6 +65,8 @@ class TrainConfig:
             self.losses = LossConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.losses.items()})
         if self.schedule == "auto":
             self.schedule = "step" if self.method.startswith("adaattn") else "inverse"
+        if bool(self.teacher) != bool(self.losses.teacher):
+            raise BadInputError("a teacher model and a teacher loss weight go together: give both or neither")
         if self.crop_size % 16 or self.crop_size < 32:
             raise BadInputError(f"--crop-size must be a multiple of 16 and at least 32, got {self.crop_size}")
 
@@ -124,6 +127,12 @@ class Trainer:
             from .weights import load_model
 
             self.model.load_state_dict(load_model(config.init, encoder=encoder).state_dict())
+        self.teacher: StyleTransferModel | None = None
+        if config.teacher:
+            from .weights import load_model
+
+            self.teacher = load_model(config.teacher, encoder=encoder).to(self.device, memory_format=torch.channels_last).eval()
+            self.teacher.requires_grad_(False)
         # channels_last: oneDNN (CPU) and cuDNN run 3x3 convs faster on NHWC tensors (bench/train_speed.py)
         self.model.to(self.device, memory_format=torch.channels_last).train()
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -187,6 +196,10 @@ class Trainer:
         }
         generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+        if self.teacher is not None:
+            with torch.no_grad(), autocast:
+                teacher_generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
+                batch["teacher"] = self.teacher(batch["content"], batch["style"], generator=teacher_generator).float().clamp(0, 1)
         with autocast:
             losses, _ = training_losses(self.model, batch, self.config.losses, generator)
         self.optimizer.zero_grad(set_to_none=True)
@@ -237,6 +250,7 @@ class Trainer:
             "load_size": self.config.load_size, "lr": self.config.lr, "schedule": self.config.schedule,
             "precision": self.precision, "device": str(self.device), "seed": self.config.seed,
             "losses": asdict(self.config.losses),
+            **({"teacher": Path(self.config.teacher).name} if self.config.teacher else {}),
             "final_losses": {k: float(np.mean([r[k] for r in recent])) for k in recent[-1] if k not in ("step", "lr", "time")} if recent else {},
         }
         return save_model(self.model, path or self.config.output, provenance=provenance)

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from adaattn_cli.api import Stylizer
+from adaattn_cli.errors import BadInputError
 from adaattn_cli.losses import LossConfig
 from adaattn_cli.training import Interrupted, TrainConfig, Trainer, lr_factor
 from adaattn_cli.weights import load_model, read_model_header
@@ -113,3 +114,28 @@ def test_style_layer_weights_scale_each_layers_term():
     assert global_style_loss(output, style, (1, 2, 3)) == pytest.approx(float(sum(per_layer)), rel=1e-6)
     weighted = global_style_loss(output, style, (1, 2, 3), (3.0, 0.5, 1.0))
     assert weighted == pytest.approx(float(3 * per_layer[0] + 0.5 * per_layer[1] + per_layer[2]), rel=1e-6)
+
+
+def test_colour_distillation_loss_sees_coarse_colour_not_fine_texture():
+    from adaattn_cli.losses import colour_distillation_loss
+
+    teacher = torch.rand(2, 3, 32, 40, generator=torch.Generator().manual_seed(0))
+    checkerboard = (torch.arange(32)[:, None] + torch.arange(40)[None]) % 2 * 0.2 - 0.1  # zero mean per 8x8 block
+    assert colour_distillation_loss(teacher, teacher, 8) == 0
+    assert colour_distillation_loss(teacher + checkerboard, teacher, 8) < 1e-6
+    assert colour_distillation_loss(teacher + 0.1, teacher, 8) == pytest.approx(0.1, rel=1e-5)
+
+
+def test_a_teacher_models_colours_are_distilled(data, tmp_path):
+    teacher_run = Trainer(_config(data, tmp_path / "teacher", "adaattn", max_steps=1))
+    teacher_path = teacher_run.run()
+    losses = LossConfig.for_method("adaattn-video")
+    losses.teacher = 1e3
+    trainer = Trainer(_config(data, tmp_path, "adaattn-video", max_steps=2, losses=losses, teacher=str(teacher_path)))
+    assert trainer.teacher is not None and not any(p.requires_grad for p in trainer.teacher.parameters())
+    path = trainer.run()
+    assert all(record["teacher"] > 0 for record in trainer.history)
+    provenance = read_model_header(path)["provenance"]
+    assert provenance["teacher"] == teacher_path.name and provenance["losses"]["teacher"] == 1e3
+    with pytest.raises(BadInputError, match="teacher"):  # a teacher without a weight (or the reverse) is a mistake
+        _config(data, tmp_path, "adaattn-video", teacher=str(teacher_path))

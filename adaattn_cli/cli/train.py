@@ -36,6 +36,8 @@ def train(
     content_weight: Annotated[Optional[float], typer.Option(help="Content loss weight.", show_default=False)] = None,
     similarity_weight: Annotated[Optional[float], typer.Option(help="Video image-similarity loss weight.", show_default=False)] = None,
     warp_weight: Annotated[Optional[float], typer.Option(help="Video warp-consistency loss weight (synthetic motion).", show_default=False)] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="Model file or name whose outputs the trained model's coarse colours (1/8 resolution) should match, e.g. the image model for a video model.", metavar="FILE|NAME", show_default=False)] = None,
+    teacher_weight: Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the --teacher colour loss (mean abs difference, [0, 1] pixels). \\[default: 1e5 with --teacher]", show_default=False)] = None,
     resume: Annotated[bool, typer.Option(help="Continue from WORKDIR/checkpoint.pt exactly where it stopped.")] = False,
     init: Annotated[Optional[str], typer.Option(help="Start from the weights of this model file or name (fine-tuning).", metavar="FILE|NAME", show_default=False)] = None,
 ) -> None:
@@ -56,13 +58,17 @@ def train(
     for name, value in (("style", style_weight), ("local", local_weight), ("content", content_weight), ("similarity", similarity_weight), ("warp", warp_weight)):
         if value is not None:
             setattr(losses, name, value)
+    if teacher_weight is not None and teacher is None:
+        raise BadInputError("--teacher-weight needs --teacher MODEL")
+    if teacher is not None:
+        losses.teacher = 1e5 if teacher_weight is None else teacher_weight
     if style_layers is not None:
         losses.style_layers, losses.style_layer_weights = _layers(style_layers)
     config = TrainConfig(
         method=method.value, content=str(content), style=str(style), output=str(output or workdir / f"{method.value}.safetensors"),
         workdir=str(workdir), max_steps=max_steps, batch_size=batch_size, crop_size=crop_size, load_size=load_size, lr=lr,
         schedule=schedule, precision=precision, device=device, seed=seed, workers=workers, holdout=holdout,
-        checkpoint_every=checkpoint_every, sample_every=sample_every, losses=losses, init=init,
+        checkpoint_every=checkpoint_every, sample_every=sample_every, losses=losses, init=init, teacher=teacher,
     )
     trainer = Trainer(config, resume=resume)
     _common.info(

@@ -45,3 +45,10 @@ def test_train_rejects_bad_style_layers(cli, tmp_path):
         result = cli("train", "-c", content, "-s", style, "--style-layers", layers, "--workdir", tmp_path / "run")
         assert result.exit_code == 2
         assert "--style-layers" in result.output and "Traceback" not in result.output
+
+
+def test_train_rejects_a_teacher_weight_without_a_teacher(cli, tmp_path):
+    content, style = _folder(tmp_path / "content", 1, 0), _folder(tmp_path / "style", 1, 1)
+    result = cli("train", "-c", content, "-s", style, "--teacher-weight", 10, "--workdir", tmp_path / "run")
+    assert result.exit_code == 2
+    assert "--teacher" in result.output and "Traceback" not in result.output
