@@ -2,8 +2,8 @@
 
 Full n x n attention matrices (kept alongside their softmax copy, as the official code does), V and V^2
 multiplied separately, std = sqrt(relu(E[V^2] - M^2)), NCHW tensors, style features computed per call.
-It reuses the model's encoder (plain convolutions) and the decoder's weights, with its own maths
-everywhere else (the official nn.ReflectionPad2d + Conv2d decoder), so it checks ours
+It reuses the model's encoder and decoder weights, with its own maths everywhere (the official VGG
+nn.Sequential order with nn.MaxPool2d, nn.ReflectionPad2d + Conv2d decoder), so it checks ours
 (tests/test_reference.py) and is the baseline of bench/stylize_speed.py.
 """
 
@@ -18,6 +18,20 @@ import torch.nn.functional as F
 def plain_copy(model):
     """A copy of `model` in fp32 with contiguous (NCHW) weights: nothing of the fast path."""
     return copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
+
+
+def _encode(encoder, image: torch.Tensor) -> list[torch.Tensor]:
+    """relu1_1..relu5_1 as the official VGG nn.Sequential computes them: conv, ReLU, MaxPool2d(2, 2, ceil_mode)."""
+    x = F.conv2d(image, encoder.input_weight, encoder.input_bias)  # the input normalisation, a 1x1 conv
+    taps = []
+    for name, conv in encoder.convs.items():
+        block, index = int(name[4]), int(name[6])  # "conv{block}_{index}"
+        if index == 1 and block > 1:
+            x = F.max_pool2d(x, 2, 2, ceil_mode=True)
+        x = torch.relu(conv(x))
+        if index == 1:
+            taps.append(x)
+    return taps[:5]
 
 
 def _norm(feat: torch.Tensor) -> torch.Tensor:
@@ -81,8 +95,8 @@ def reference_stylize(model, content: torch.Tensor, style: torch.Tensor, *, seed
     the result is comparable pixel for pixel.
     """
     generator = torch.Generator().manual_seed(seed)
-    content_feats = model.encoder(content, 5)
-    style_feats = model.encoder(style, 5)
+    content_feats = _encode(model.encoder, content)
+    style_feats = _encode(model.encoder, style)
     outputs = [
         _adaattn(block, content_feats[layer - 1], style_feats[layer - 1], _key(content_feats, layer), _key(style_feats, layer), generator)
         for block, layer in zip(model.blocks, (3, 4, 5))
