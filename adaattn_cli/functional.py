@@ -58,8 +58,8 @@ def max_pool2x2(x: torch.Tensor) -> torch.Tensor:
     """2x2 max pooling with stride 2 and ceil mode, for non-negative maps (the encoder pools ReLU outputs).
 
     Without autograd it is the maximum of the four strided sub-grids: F.max_pool2d on CPU also writes an int64
-    index map (4x the bytes of a bf16 output, page-faulted in afresh for large maps), which made the encoder's
-    first pool ~20-30 ms instead of ~4 ms at 512². Odd sides get a zero row/column, which is what ceil mode's
+    index map (4x the bytes of a bf16 output), which made the encoder's first pool ~20-30 ms instead of ~4 ms
+    at 512². Odd sides get a zero row/column, which is what ceil mode's
     partial windows give for x >= 0. With autograd it is F.max_pool2d (its backward needs the indices).
     """
     if x.requires_grad:

@@ -24,7 +24,7 @@ from .data import SampleRange, StyleTransferData, find_images
 from .errors import BadInputError
 from .losses import LossConfig, training_losses
 from .models import MODELS, StyleTransferModel, build_model
-from .weights import DEFAULT_ENCODER, load_encoder, save_model
+from .weights import DEFAULT_ENCODER, load_encoder, load_model, save_model
 
 
 @dataclass
@@ -124,13 +124,9 @@ class Trainer:
             encoder = load_encoder(config.encoder)
         self.model: StyleTransferModel = build_model(config.method, encoder, width_divisor=config.width_divisor, **config.model_config)
         if config.init:
-            from .weights import load_model
-
             self.model.load_state_dict(load_model(config.init, encoder=encoder).state_dict())
         self.teacher: StyleTransferModel | None = None
         if config.teacher:
-            from .weights import load_model
-
             self.teacher = load_model(config.teacher, encoder=encoder).to(self.device, memory_format=torch.channels_last).eval()
             self.teacher.requires_grad_(False)
         # channels_last: oneDNN (CPU) and cuDNN run 3x3 convs faster on NHWC tensors (bench/train_speed.py)
@@ -194,11 +190,12 @@ class Trainer:
             k: v.to(self.device, non_blocking=True, memory_format=torch.channels_last if v.dim() == 4 else torch.preserve_format)
             for k, v in batch.items()
         }
-        generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
+        step_seed = self.config.seed * 1_000_003 + self.step
+        generator = torch.Generator().manual_seed(step_seed)
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
         if self.teacher is not None:
             with torch.no_grad(), autocast:
-                teacher_generator = torch.Generator().manual_seed(self.config.seed * 1_000_003 + self.step)
+                teacher_generator = torch.Generator().manual_seed(step_seed)
                 batch["teacher"] = self.teacher(batch["content"], batch["style"], generator=teacher_generator).float().clamp(0, 1)
         with autocast:
             losses, _ = training_losses(self.model, batch, self.config.losses, generator)

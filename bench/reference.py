@@ -4,7 +4,7 @@ Full n x n attention matrices (kept alongside their softmax copy, as the officia
 multiplied separately, std = sqrt(relu(E[V^2] - M^2)), NCHW tensors, style features computed per call.
 It reuses the model's encoder and decoder weights, with its own maths everywhere (the official VGG
 nn.Sequential order with nn.MaxPool2d, nn.ReflectionPad2d + Conv2d decoder), so it checks ours
-(tests/test_reference.py) and is the baseline of bench/stylize_speed.py.
+(tests/test_fast_paths.py) and is the baseline of bench/stylize_speed.py.
 """
 
 from __future__ import annotations
