@@ -59,8 +59,8 @@ def max_pool2x2(x: torch.Tensor) -> torch.Tensor:
 
     Without autograd it is the maximum of the four strided sub-grids: F.max_pool2d on CPU also writes an int64
     index map (4x the bytes of a bf16 output), which made the encoder's first pool ~20-30 ms instead of ~4 ms
-    at 512². Odd sides get a zero row/column, which is what ceil mode's
-    partial windows give for x >= 0. With autograd it is F.max_pool2d (its backward needs the indices).
+    at 512². Odd sides get a zero row/column, which is what ceil mode's partial windows give for x >= 0.
+    With autograd it is F.max_pool2d (its backward needs the indices).
     """
     if x.requires_grad:
         return F.max_pool2d(x, 2, 2, ceil_mode=True)
