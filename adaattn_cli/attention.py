@@ -19,13 +19,16 @@ from .errors import BadInputError
 
 @dataclass
 class StyleMemory:
-    """Style side of one block: keys [B, d, n], values [B, n, C] (or mean/std for AdaIN)."""
+    """Style side of one block: keys [B, d, n], values [B, n, C] (or mean/std for AdaIN).
+
+    logit_bias [B, 1, n]: set when the query projection is folded into the keys (AdaAttN.folded_query)."""
 
     key: torch.Tensor | None = None
     value: torch.Tensor | None = None
+    logit_bias: torch.Tensor | None = None
 
     def to(self, *args, **kwargs) -> "StyleMemory":
-        return StyleMemory(*(t.to(*args, **kwargs) if t is not None else None for t in (self.key, self.value)))
+        return StyleMemory(*(t.to(*args, **kwargs) if t is not None else None for t in (self.key, self.value, self.logit_bias)))
 
 
 def select_positions(
@@ -80,18 +83,45 @@ class AdaAttN(nn.Module):
         self.attention = attention
         self.logit_budget = fn.DEFAULT_LOGIT_BUDGET
         self.matmul_dtype = torch.float32  # Stylizer sets bfloat16 for its fast path
+        self._folded: tuple = (None, None)  # (weights' stamp, folded_query()'s tensors)
+
+    @torch.no_grad()
+    def folded_query(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The query projection moved to the style side, so that at inference the content needs no query conv.
+
+        (W_q c + b_q) . (W_k s + b_k) = c . (W_q^T W_k s + W_q^T b_k) + (W_k^T b_q) . s + b_q . b_k: memorize keeps
+        the first factor as the key and the second term as a per-key logit bias; the last term is the same for
+        every logit, which softmax ignores. Saves a d x d conv at every content position (at relu3_1 the content
+        has 4x the positions of the capped style). Cached until the weights change (new storage or in-place update).
+        """
+        params = (self.query.weight, self.query.bias, self.key.weight, self.key.bias)
+        stamp = tuple((p.data_ptr(), p._version) for p in params)
+        if self._folded[0] != stamp:
+            dtype = params[0].dtype
+            w_q, b_q, w_k, b_k = (p.to(torch.promote_types(dtype, torch.float32)) for p in params)  # products in >= fp32
+            w_q, w_k = w_q[..., 0, 0], w_k[..., 0, 0]
+            folded = ((w_q.T @ w_k)[..., None], w_q.T @ b_k, (b_q @ w_k)[None, :, None])
+            self._folded = (stamp, tuple(t.to(dtype) for t in folded))
+        return self._folded[1]
 
     def memorize(self, style: torch.Tensor, style_key: torch.Tensor, *, generator=None, mask=None) -> StyleMemory:
         style, style_key = select_positions([style, style_key], cap=self.max_style_positions, generator=generator, mask=mask)
-        return StyleMemory(key=pointwise(self.key, style_key), value=pointwise(self.value, style).transpose(1, 2))
+        value = pointwise(self.value, style).transpose(1, 2)
+        if self.attention != "softmax" or torch.is_grad_enabled():  # the cosine attention normalises the query
+            return StyleMemory(key=pointwise(self.key, style_key), value=value)
+        key_weight, key_bias, logit_weight = self.folded_query()
+        return StyleMemory(key=F.conv1d(style_key, key_weight, key_bias), value=value, logit_bias=F.conv1d(style_key, logit_weight))
 
     def forward(self, content: torch.Tensor, content_key: torch.Tensor, memory: StyleMemory) -> torch.Tensor:
         """content_key: fn.shallow_deep_key of the content's taps up to this block's, so it ends with Norm(content)."""
         batch, channels, height, width = content.shape
-        query = self.query(content_key).flatten(2).transpose(1, 2)
+        folded = memory.logit_bias is not None  # the query projection lives in the keys (folded_query)
+        query = (content_key if folded else self.query(content_key)).flatten(2).transpose(1, 2)
         key, value = memory.key.expand(batch, -1, -1), memory.value.expand(batch, -1, -1)
+        logit_bias = memory.logit_bias.expand(batch, -1, -1) if folded else None
         mean, std = fn.attention_mean_std(
-            query, key, value, mode=self.attention, logit_budget=self.logit_budget, matmul_dtype=self.matmul_dtype
+            query, key, value, mode=self.attention, logit_bias=logit_bias, logit_budget=self.logit_budget,
+            matmul_dtype=self.matmul_dtype,
         )
         # [B, n, C] -> [B, C, H, W] views (channels_last in memory, like the features), in the features' dtype
         mean, std = (t.transpose(1, 2).reshape(batch, channels, height, width).to(content.dtype) for t in (mean, std))

@@ -94,13 +94,14 @@ def conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
 _PHASE_TAPS = torch.tensor([[[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]], [[1.0, 1.0, 0.0], [0.0, 0.0, 1.0]]])
 
 
-def upsample_conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """conv3x3_reflect(nearest x2 upsampling of x) without the upsampled copy, at 16 instead of 36 multiply-adds
-    per output pixel and channel pair (2.25x fewer).
+def upsample_conv3x3_phases(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """The four output phases of conv3x3_reflect(nearest x2 upsampling of x), not yet interleaved.
 
-    Each of the four output phases (row parity a, column parity b) is a 2x2 convolution of x itself; the four
-    run as one convolution with 4x the output channels and are interleaved afterwards. Reflecting the
-    upsampled image by one pixel reads the same input pixel as replicating x by one, hence the replicate pad.
+    Returns y [B, 4 * C_out, H + 1, W + 1] with out[:, o, 2i + a, 2j + b] = y[:, (2a + b) * C_out + o, i + a, j + b]
+    (interleave_phases builds out). Each phase is a 2x2 convolution of x itself, at 16 instead of 36 multiply-adds
+    per 2x2 output block and channel pair (2.25x fewer); the four run as one convolution with 4x the output
+    channels. Reflecting the upsampled image by one pixel reads the same input pixel as replicating x by one,
+    hence the replicate pad.
     """
     out_channels = weight.shape[0]
     taps = _PHASE_TAPS.to(weight)
@@ -109,23 +110,54 @@ def upsample_conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.
     # replicate pad by concatenation: keeps channels_last, where F.pad(mode="replicate") is a slow copy
     padded = torch.cat([x[:, :, :1], x, x[:, :, -1:]], dim=2)
     padded = torch.cat([padded[..., :1], padded, padded[..., -1:]], dim=3)
-    y = F.conv2d(padded, phases, phase_bias)  # [B, 4 * C_out, H + 1, W + 1], channel (2a + b) * C_out + o
-    batch, _, height, width = x.shape
-    if _memory_format(y) == torch.channels_last and not y.requires_grad:
-        # out[:, o, 2i + a, 2j + b] = y[:, (2a + b) * C_out + o, i + a, j + b] is linear in (i, a, j, b, o): one
-        # strided view, copied once into channels_last (4 strided slice copies are ~2x slower). Inference only:
-        # training keeps the slice copies, whose backward is the plain one.
-        s_batch, _, s_row, s_col = y.stride()
-        interleaved = y.as_strided(
-            (batch, height, 2, width, 2, out_channels),
-            (s_batch, s_row, s_row + 2 * out_channels, s_col, s_col + out_channels, 1),
-        )
-        out = torch.empty(batch, height, 2, width, 2, out_channels, dtype=y.dtype, device=y.device)
-        return out.copy_(interleaved).view(batch, 2 * height, 2 * width, out_channels).permute(0, 3, 1, 2)
-    out = torch.empty(batch, out_channels, 2 * height, 2 * width, dtype=y.dtype, device=y.device, memory_format=_memory_format(y))
+    return F.conv2d(padded, phases, phase_bias)
+
+
+def interleave_phases(y: torch.Tensor) -> torch.Tensor:
+    """[B, 4 * C, H + 1, W + 1] phases (upsample_conv3x3_phases) -> [B, C, 2H, 2W], in y's memory format.
+
+    Four strided slice copies: measured ~3x faster than one copy of a 6-d strided view at 512² x 64 channels
+    (bf16 channels_last), and no slower at the smaller maps."""
+    batch, channels, height, width = y.shape[0], y.shape[1] // 4, y.shape[2] - 1, y.shape[3] - 1
+    out = torch.empty(batch, channels, 2 * height, 2 * width, dtype=y.dtype, device=y.device, memory_format=_memory_format(y))
     for index, (a, b) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        out[:, :, a::2, b::2] = y[:, index * out_channels : (index + 1) * out_channels, a : a + height, b : b + width]
+        out[:, :, a::2, b::2] = y[:, index * channels : (index + 1) * channels, a : a + height, b : b + width]
     return out
+
+
+def upsample_conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """conv3x3_reflect(nearest x2 upsampling of x) without the upsampled copy (see upsample_conv3x3_phases)."""
+    return interleave_phases(upsample_conv3x3_phases(x, weight, bias))
+
+
+# Where a 3x3 tap of the interleaved image lands in the phases: for output row parity p and kernel row k
+# (offset k - 1), input phase a and 2x2 window row r (rows i, i + 1 of the phase map) — the same for columns.
+_PHASE_WINDOW = torch.zeros(2, 3, 2, 2)
+for _p in range(2):
+    for _k in range(3):
+        _t = _p + _k - 1  # row 2i + t of the interleaved image relative to row 2i
+        _PHASE_WINDOW[_p, _k, _t % 2, int(_t >= 1)] = 1.0
+
+
+def phases_conv3x3_reflect(y: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """conv3x3_reflect(interleave_phases(y)) without building the interleaved map (inference only).
+
+    Every output pixel 2i + p reads rows i and i + 1 of the phase maps (which phase depends on p and the tap),
+    so the 3x3 conv of the interleaved image is one 2x2 conv of y with 4x the output channels, pixel-shuffled
+    afterwards. The reflected border reads the phase rows and columns that the interleaving never uses (row 0
+    of the odd-row phases, row H of the even-row ones, likewise columns): they are overwritten in y with the
+    rows and columns the reflection means. For a decoder's last layers this skips the 4x bigger interleaved
+    copy (64 channels at full size) and a 3-channel conv that runs far below the machine's speed.
+    """
+    channels = y.shape[1] // 4
+    groups = y.unflatten(1, (2, 2, channels))  # [B, a, b, C, H + 1, W + 1], a view of y
+    groups[:, 1, :, :, 0] = groups[:, 1, :, :, 1]
+    groups[:, 0, :, :, -1] = groups[:, 0, :, :, -2]
+    groups[:, :, 1, :, :, 0] = groups[:, :, 1, :, :, 1]
+    groups[:, :, 0, :, :, -1] = groups[:, :, 0, :, :, -2]
+    window = _PHASE_WINDOW.to(weight)
+    kernel = torch.einsum("pkar,qlbs,ockl->opqabcrs", window, window, weight).reshape(4 * weight.shape[0], 4 * channels, 2, 2)
+    return F.pixel_shuffle(F.conv2d(y, kernel, None if bias is None else bias.repeat_interleave(4)), 2)
 
 
 def _memory_format(x: torch.Tensor) -> torch.memory_format:
@@ -153,15 +185,17 @@ def cosine_scores(unit_query: torch.Tensor, unit_key: torch.Tensor) -> torch.Ten
     return torch.relu_(torch.baddbmm(one, unit_query, unit_key))
 
 
-def attention_weights(query: torch.Tensor, key: torch.Tensor, mode: str) -> torch.Tensor:
+def attention_weights(query: torch.Tensor, key: torch.Tensor, mode: str, logit_bias: torch.Tensor | None = None) -> torch.Tensor:
     """Attention of every query row over the key positions: [B, n_q, d] x [B, d, n_k] -> [B, n_q, n_k].
 
-    softmax: the AdaAttN paper's, without a 1/sqrt(d) temperature.
+    softmax: the AdaAttN paper's, without a 1/sqrt(d) temperature; logit_bias [B, 1, n_k] is added to every row.
     cosine: the video variant, s = relu(cos + 1), rows normalised to sum 1; smooth in the features,
     so small frame-to-frame changes give small changes of the weights.
     """
     if mode == "softmax":
-        return torch.softmax(torch.bmm(query, key), dim=-1)
+        return torch.softmax(torch.bmm(query, key) if logit_bias is None else torch.baddbmm(logit_bias, query, key), dim=-1)
+    if logit_bias is not None:
+        raise ValueError("a logit bias needs softmax attention")
     if mode == "cosine":
         scores = cosine_scores(unit(query, dim=2), unit(key, dim=1))
         return scores / (scores.sum(dim=-1, keepdim=True) + 1e-5)
@@ -174,23 +208,27 @@ def attention_mean_std(
     value: torch.Tensor,
     *,
     mode: str = "softmax",
+    logit_bias: torch.Tensor | None = None,
     logit_budget: int | None = DEFAULT_LOGIT_BUDGET,
     var_floor: float = VAR_FLOOR,
     matmul_dtype: torch.dtype = torch.float32,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Attention-weighted mean M = A V and std S = sqrt(max(A V^2 - M^2, floor)).
 
-    query [B, n_q, d], key [B, d, n_k], value [B, n_k, C] -> mean, std [B, n_q, C].
+    query [B, n_q, d], key [B, d, n_k], value [B, n_k, C] -> mean, std [B, n_q, C]; logit_bias [B, 1, n_k] (softmax).
     Each row of A depends on its own query only, so the rows are computed in chunks: the result is
     exact and the peak memory is chunk x n_k instead of n_q x n_k.
     matmul_dtype: float32 (exact; training) or bfloat16 (the fast inference path: about half the time,
     outputs within bf16 tolerance, see bench/stylize_speed.py). The moments are always combined in fp32.
     """
+    if logit_bias is not None and mode != "softmax":
+        raise ValueError("a logit bias needs softmax attention")
     # Not autocast's choice: E[V^2] - M^2 cancels badly in low precision. Centring V first (the variance
     # is shift-invariant) keeps the two moments small, which makes the subtraction well conditioned.
     with torch.autocast(query.device.type, enabled=False):
         # row-major key: the GEMM on a transposed view (channels_last features give one) is ~15 % slower
         query, key, value = query.to(matmul_dtype), key.to(matmul_dtype).contiguous(), value.float()
+        logit_bias = None if logit_bias is None else logit_bias.to(matmul_dtype)
         channels = value.shape[-1]
         centre = value.mean(dim=1, keepdim=True)
         shifted = value - centre
@@ -207,7 +245,7 @@ def attention_mean_std(
                 total = scores.sum(dim=-1, keepdim=True, dtype=torch.float32) + 1e-5
                 moments = torch.bmm(scores, value_and_square).float() / total
             else:
-                moments = torch.bmm(attention_weights(chunk, key, mode), value_and_square).float()
+                moments = torch.bmm(attention_weights(chunk, key, mode, logit_bias), value_and_square).float()
             mean, second = moments[..., :channels], moments[..., channels:]
             means.append(mean + centre)
             stds.append((second - mean * mean).clamp_min(var_floor).sqrt())

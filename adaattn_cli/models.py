@@ -62,6 +62,9 @@ class Decoder(nn.Module):
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         convs = iter(self.convs)
         last = self.convs[-1]
+        # Every row ends "up", conv, last conv: at inference the last conv reads the upsampling conv's four
+        # phases directly (fn.phases_conv3x3_reflect), so the full-size map before it is never built.
+        fuse_tail = not torch.is_grad_enabled() and self.row[-3] == "up"
         upsample, extra = False, None  # "up" and "skip" are carried into the next conv, which fuses them
         for item in self.row:
             if item == "up":
@@ -70,6 +73,9 @@ class Decoder(nn.Module):
                 extra = skip
             else:
                 conv = next(convs)
+                if fuse_tail and conv is self.convs[-2]:
+                    phases = torch.relu_(fn.upsample_conv3x3_phases(x, conv.weight, conv.bias))
+                    return fn.phases_conv3x3_reflect(phases, last.weight, last.bias)
                 x = conv(x, upsample=upsample, skip=extra)
                 upsample, extra = False, None
                 if conv is not last:

@@ -112,10 +112,23 @@ def test_upsample_conv3x3_reflect_equals_upsample_then_padded_conv(shape, channe
     grads_fused = torch.autograd.grad(fused.square().sum(), (x, weight))
     grads_plain = torch.autograd.grad(plain.square().sum(), (x, weight))
     assert all(torch.allclose(a, b, atol=1e-10) for a, b in zip(grads_fused, grads_plain))
-    with torch.no_grad():  # inference interleaves the phases differently (one strided copy for channels_last)
-        inference = fn.upsample_conv3x3_reflect(inputs, weight, bias)
-    assert torch.allclose(inference, plain, atol=1e-12)
-    assert inference.is_contiguous(memory_format=torch.channels_last) == fused.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 9), (1, 3, 2, 2), (1, 4, 1, 3), (1, 3, 1, 1)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_a_conv_of_the_phases_equals_the_conv_of_the_interleaved_map(shape, channels_last):
+    """The decoder's last conv reads the upsampling conv's phases; borders (reflection) included, any side."""
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    weight, bias = torch.randn(6, shape[1], 3, 3, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    last_weight, last_bias = torch.randn(3, 6, 3, 3, dtype=torch.float64), torch.randn(3, dtype=torch.float64)
+    phases = fn.upsample_conv3x3_phases(x, weight, bias).relu_()
+    interleaved = fn.interleave_phases(phases)
+    plain = torch.nn.functional.conv2d(torch.nn.functional.pad(interleaved, (1, 1, 1, 1), mode="reflect"), last_weight, last_bias)
+    fused = fn.phases_conv3x3_reflect(phases, last_weight, last_bias)
+    assert fused.shape == plain.shape == (shape[0], 3, 2 * shape[2], 2 * shape[3])
+    assert torch.allclose(fused, plain, atol=1e-11)
 
 
 def test_decoder_fusions_equal_the_plain_layer_sequence():
@@ -136,6 +149,8 @@ def test_decoder_fusions_equal_the_plain_layer_sequence():
             plain = torch.nn.functional.conv2d(torch.nn.functional.pad(plain, (1, 1, 1, 1), mode="reflect"), conv.weight, conv.bias)
             plain = plain if item == 3 else torch.relu(plain)
     assert torch.allclose(decoder(x, skip=skip), plain, atol=1e-10)
+    with torch.no_grad():  # inference also fuses the last conv into the last upsampling
+        assert torch.allclose(decoder(x, skip=skip), plain, atol=1e-10)
 
 
 @pytest.mark.parametrize("shape", [(2, 5, 8, 6), (1, 4, 7, 9), (1, 3, 1, 1)])
@@ -149,3 +164,40 @@ def test_max_pool2x2_equals_ceil_mode_max_pool(shape, dtype, channels_last):
     assert torch.equal(fn.max_pool2x2(x), expected)
     x.requires_grad_(True)  # with autograd it is max_pool2d itself (its backward keeps the indices)
     assert torch.equal(fn.max_pool2x2(x), expected)
+
+
+def test_folded_query_attention_equals_the_projected_query():
+    """At inference AdaAttN moves its query projection into the style's keys: same block output, and the
+    fold follows the weights when they change."""
+    from adaattn_cli.attention import AdaAttN
+
+    torch.manual_seed(0)
+    block = AdaAttN(value_channels=6, key_channels=10, max_style_positions=None).double()
+    block.matmul_dtype = torch.float64  # so that the two are compared to fp64 rounding
+    for conv in (block.query, block.key, block.value):
+        torch.nn.init.normal_(conv.weight, 0.0, 0.3)
+        torch.nn.init.normal_(conv.bias, 0.0, 1.0)
+    content, content_key = torch.randn(2, 6, 5, 7, dtype=torch.float64), torch.randn(2, 10, 5, 7, dtype=torch.float64)
+    style, style_key = torch.randn(1, 6, 4, 3, dtype=torch.float64), torch.randn(1, 10, 4, 3, dtype=torch.float64)
+
+    def outputs():
+        projected = block(content, content_key, block.memorize(style, style_key))  # grad enabled: no fold
+        with torch.no_grad():
+            memory = block.memorize(style, style_key)
+            folded = block(content, content_key, memory)
+        assert memory.logit_bias is not None and projected.requires_grad
+        return projected.detach(), folded
+
+    projected, folded = outputs()
+    assert torch.allclose(folded, projected, atol=1e-10)
+    with torch.no_grad():
+        block.query.weight.mul_(2)  # an optimiser step or a load_state_dict
+        block.key.bias.add_(1)
+    projected_after, folded_after = outputs()
+    assert torch.allclose(folded_after, projected_after, atol=1e-10) and not torch.allclose(projected_after, projected)
+
+
+def test_a_logit_bias_needs_softmax_attention():
+    query, key, value = torch.randn(1, 3, 4), torch.randn(1, 4, 5), torch.randn(1, 5, 2)
+    with pytest.raises(ValueError, match="softmax"):
+        fn.attention_mean_std(query, key, value, mode="cosine", logit_bias=torch.zeros(1, 1, 5))
