@@ -34,6 +34,7 @@ def train(
     local_weight: Annotated[Optional[float], typer.Option(help="AdaAttN local feature loss weight.", show_default=False)] = None,
     style_layers: Annotated[Optional[str], typer.Option(help="Layers of the global style loss, e.g. 1,2,3,4,5 (relu1_1..relu5_1); LAYER:WEIGHT weights one (1:3,2:2,3,4,5). \\[default: per method]", metavar="LIST", show_default=False)] = None,
     content_weight: Annotated[Optional[float], typer.Option(help="Content loss weight.", show_default=False)] = None,
+    identity_weights: Annotated[Optional[str], typer.Option(help="SANet identity loss weights, pixels,features (e.g. 50,1). \\[default: per method]", metavar="W1,W2", show_default=False)] = None,
     similarity_weight: Annotated[Optional[float], typer.Option(help="Video image-similarity loss weight.", show_default=False)] = None,
     warp_weight: Annotated[Optional[float], typer.Option(help="Video warp-consistency loss weight (synthetic motion).", show_default=False)] = None,
     teacher: Annotated[Optional[str], typer.Option(help="Model file or name whose outputs the trained model's coarse colours (1/8 resolution) should match, e.g. the image model for a video model.", metavar="FILE|NAME", show_default=False)] = None,
@@ -64,6 +65,8 @@ def train(
         losses.teacher = 1e5 if teacher_weight is None else teacher_weight
     if style_layers is not None:
         losses.style_layers, losses.style_layer_weights = _layers(style_layers)
+    if identity_weights is not None:
+        losses.identity1, losses.identity2 = _identity_weights(identity_weights)
     config = TrainConfig(
         method=method.value, content=str(content), style=str(style), output=str(output or workdir / f"{method.value}.safetensors"),
         workdir=str(workdir), max_steps=max_steps, batch_size=batch_size, crop_size=crop_size, load_size=load_size, lr=lr,
@@ -82,6 +85,16 @@ def train(
         _common.info(str(stop))
         raise typer.Exit(code=130) from None
     _common.info(f"wrote {path}")
+
+
+def _identity_weights(text: str) -> tuple[float, float]:
+    try:
+        weights = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        weights = ()
+    if len(weights) != 2 or any(w < 0 for w in weights):
+        raise BadInputError(f"--identity-weights {text!r}: expected two non-negative numbers, pixels,features (e.g. 50,1)")
+    return weights
 
 
 def _layers(text: str) -> tuple[tuple[int, ...], tuple[float, ...]]:

@@ -19,10 +19,13 @@ def test_train_writes_a_model_that_stylize_loads(cli, tmp_path, make_image):
     (content / "broken.jpg").write_text("not an image")
     result = cli("train", "-c", content, "-s", style, "--method", "adain", "--max-steps", 2, "--batch-size", 1,
                  "--crop-size", 32, "--load-size", 32, "--workers", 0, "--holdout", 0, "--workdir", tmp_path / "run",
-                 "-o", tmp_path / "trained.safetensors", "--style-weight", 20, "--style-layers", "1:3,2,3")
+                 "-o", tmp_path / "trained.safetensors", "--style-weight", 20, "--style-layers", "1:3,2,3",
+                 "--identity-weights", "5,0.5")
     assert result.exit_code == 0, result.output
     losses = read_model_header(tmp_path / "trained.safetensors")["provenance"]["losses"]
     assert losses["style"] == 20 and losses["style_layers"] == [1, 2, 3] and losses["style_layer_weights"] == [3, 1, 1]
+    assert losses["identity1"] == 5 and losses["identity2"] == 0.5
+    assert {"identity1", "identity2"} <= set(json.loads((tmp_path / "run" / "log.jsonl").read_text()))
     assert "1 unreadable skipped" in result.output
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 1
     assert json.loads((tmp_path / "run" / "log.jsonl").read_text())["step"] == 2
@@ -52,3 +55,10 @@ def test_train_rejects_a_teacher_weight_without_a_teacher(cli, tmp_path):
     result = cli("train", "-c", content, "-s", style, "--teacher-weight", 10, "--workdir", tmp_path / "run")
     assert result.exit_code == 2
     assert "--teacher" in result.output and "Traceback" not in result.output
+
+
+def test_train_rejects_bad_identity_weights(cli, tmp_path):
+    content, style = _folder(tmp_path / "content", 1, 0), _folder(tmp_path / "style", 1, 1)
+    result = cli("train", "-c", content, "-s", style, "--method", "sanet", "--identity-weights", "50", "--workdir", tmp_path / "run")
+    assert result.exit_code == 2
+    assert "--identity-weights" in result.output and "Traceback" not in result.output
