@@ -47,6 +47,7 @@ def test_fast_path_is_within_bf16_tolerance(pair):
     exact = Stylizer(load_model("adaattn"), precision="fp32")
     fast = Stylizer(load_model("adaattn"), precision="bf16")
     assert fast.precision == "bf16" and fast.model.blocks[0].matmul_dtype == torch.bfloat16
+    assert fast.model.decoder.convs[0].weight.dtype == torch.bfloat16  # autocast's cast, done once
     exact_out = exact.stylize(content, [style])
     fast_out = fast.stylize(content, [style])
     assert fast_out.dtype == torch.float32 and fast_out.shape == exact_out.shape
