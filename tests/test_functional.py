@@ -195,6 +195,12 @@ def test_folded_query_attention_equals_the_projected_query():
         block.key.bias.add_(1)
     projected_after, folded_after = outputs()
     assert torch.allclose(folded_after, projected_after, atol=1e-10) and not torch.allclose(projected_after, projected)
+    with torch.inference_mode():  # weights made in inference mode (no version counter) fold too
+        inference_block = AdaAttN(value_channels=6, key_channels=10, max_style_positions=None).double()
+        inference_block.load_state_dict(block.state_dict())
+        inference_block.matmul_dtype = torch.float64
+        assert inference_block.query.weight.is_inference()
+        assert torch.allclose(inference_block(content, content_key, inference_block.memorize(style, style_key)), folded_after, atol=1e-10)
 
 
 def test_a_logit_bias_needs_softmax_attention():
