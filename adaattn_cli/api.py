@@ -33,7 +33,7 @@ MIN_SIDE = 32  # relu5_1 is 1/16 of the input; reflection-padded convs there nee
 # style's size (a 512x512 style has exactly 4096 relu4_1 positions, so nothing is sampled there).
 DEFAULT_STYLE_POSITIONS = 4096
 # Contents above this many pixels run in tiles of AUTO_TILE px (tiling.py: same result, memory bounded by the
-# tile): one pass at 4096x4096 peaks at ~14 GiB on CPU, 2048-px tiles at ~5 GiB whatever the image size.
+# tile): one pass at 4096x4096 peaks at ~13 GiB on CPU, 2048-px tiles at ~5-7 GiB whatever the image size.
 AUTO_TILE_PIXELS, AUTO_TILE = 4096 * 4096, 2048
 
 
