@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from . import functional as fn
 from .attention import AdaAttN, AdaIN, SANet, StyleMemory
-from .encoders import Encoder
+from .encoders import Conv3x3, Encoder
 
 # Decoder rows: an int is a 3x3 conv (reflection pad, ReLU unless last) with that many output channels,
 # "up" a nearest x2 upsampling, "skip" the concatenation of the relu3_1-level block output.
@@ -25,8 +25,8 @@ DECODERS = {
 }
 
 
-class ReflectConv2d(nn.Conv2d):
-    """3x3 conv with one pixel of reflection padding (the decoders' layer), computed by fn.conv3x3_reflect.
+class ReflectConv2d(Conv3x3):
+    """The decoders' layer: 3x3 conv with one pixel of reflection padding (ReLU applied by the caller).
 
     upsample: the input is first upsampled x2 (nearest), fused into the conv (fn.upsample_conv3x3_reflect).
     skip: channels concatenated after the input's; their share of the kernel runs as a second conv, so the
@@ -34,14 +34,13 @@ class ReflectConv2d(nn.Conv2d):
     """
 
     def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(in_channels, out_channels, 3, padding=1, padding_mode="reflect")
+        super().__init__(in_channels, out_channels, padding_mode="reflect")
 
     def forward(self, x: torch.Tensor, *, upsample: bool = False, skip: torch.Tensor | None = None) -> torch.Tensor:
-        weight = self.weight if skip is None else self.weight[:, : x.shape[1]]
-        conv = fn.upsample_conv3x3_reflect if upsample else fn.conv3x3_reflect
-        out = conv(x, weight, self.bias)
+        own = slice(0, x.shape[1])
+        out = fn.upsample_conv3x3_reflect(x, self.weight[:, own], self.bias) if upsample else super().forward(x, own)
         if skip is not None:
-            out = out.add_(fn.conv3x3_reflect(skip, self.weight[:, x.shape[1] :], None))
+            out = out.add_(super().forward(skip, slice(x.shape[1], None)))
         return out
 
 

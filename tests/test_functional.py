@@ -131,6 +131,71 @@ def test_a_conv_of_the_phases_equals_the_conv_of_the_interleaved_map(shape, chan
     assert torch.allclose(fused, plain, atol=1e-11)
 
 
+@pytest.mark.parametrize("shape", [(2, 5, 7, 9), (1, 3, 2, 2), (1, 4, 1, 3), (1, 3, 1, 1), (1, 2, 8, 6)])
+@pytest.mark.parametrize("reflect", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_winograd_conv_equals_the_direct_conv(monkeypatch, shape, reflect, channels_last):
+    """F(2x2, 3x3) is exact in exact arithmetic: fp64 agrees to rounding, odd and 1-pixel sides, one or many bands."""
+    if reflect and min(shape[2:]) < 2:
+        pytest.skip("reflection padding needs two pixels")
+    torch.manual_seed(0)
+    x = torch.randn(*shape, dtype=torch.float64)
+    x = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    weight, bias = torch.randn(6, shape[1], 3, 3, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect" if reflect else "constant")
+    plain = torch.nn.functional.conv2d(padded, weight, bias)
+    kernel = fn.winograd_kernel(weight)
+    for budget in (fn.WINOGRAD_BAND_BUDGET, 1):  # one band; one tile row per band
+        monkeypatch.setattr(fn, "WINOGRAD_BAND_BUDGET", budget)
+        out = fn.winograd_conv3x3(x, kernel, bias, reflect=reflect)
+        assert out.shape == plain.shape and torch.allclose(out, plain, atol=1e-12)
+    assert torch.allclose(fn.winograd_conv3x3(x, kernel, None, reflect=reflect), plain - bias[:, None, None], atol=1e-12)
+
+
+def test_wide_bf16_layers_run_as_winograd_and_follow_their_weights():
+    """Conv3x3 takes the Winograd path only for bf16 CPU inference of wide layers; it stays within bf16
+    tolerance of the fp32 conv, and its cached kernel follows an in-place weight update."""
+    from adaattn_cli.encoders import Conv3x3
+
+    torch.manual_seed(0)
+    conv = Conv3x3(256, 256).bfloat16()
+    torch.nn.init.normal_(conv.weight, 0.0, (256 * 9) ** -0.5)
+    x = torch.randn(1, 256, 10, 12).relu_().bfloat16().contiguous(memory_format=torch.channels_last)
+
+    def check():
+        exact = torch.nn.functional.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=1)
+        with torch.no_grad():
+            assert fn.winograd_pays(x, conv.weight)
+            out = conv(x)
+        relative = (out.double() - exact).norm() / exact.norm()
+        assert relative < 0.01  # measured ~0.004, ~2.5x the direct bf16 conv's rounding
+        return out
+
+    first = check()
+    with torch.no_grad():  # fp32 (exact path), narrow layers: the direct conv
+        assert not fn.winograd_pays(x.float(), conv.weight) and not fn.winograd_pays(x, conv.weight[:128])
+    assert not fn.winograd_pays(x, conv.weight)  # autograd on: training keeps the direct conv
+    with torch.no_grad():
+        conv.weight.mul_(-1)
+    assert torch.allclose(check().float(), -first.float() + 2 * conv.bias.float()[:, None, None], atol=0.05)
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
+def test_a_split_conv3x3_adds_up_to_the_conv_of_the_concatenation(monkeypatch, padding_mode):
+    """The decoder's skip: the layer applied to two parts of its input channels (Winograd kernel sliced too)."""
+    from adaattn_cli.encoders import Conv3x3
+
+    torch.manual_seed(0)
+    conv = Conv3x3(7, 5, padding_mode).double()
+    first, second = torch.randn(2, 3, 6, 5, dtype=torch.float64), torch.randn(2, 4, 6, 5, dtype=torch.float64)
+    with torch.no_grad():
+        whole = conv(torch.cat([first, second], dim=1))
+        for winograd in (False, True):
+            monkeypatch.setattr(fn, "winograd_pays", lambda x, weight: winograd)
+            split = conv(first, slice(0, 3)) + conv(second, slice(3, None))
+            assert torch.allclose(split, whole, atol=1e-12)
+
+
 def test_decoder_fusions_equal_the_plain_layer_sequence():
     """The decoder fuses "up" and "skip" into the next conv; the result must equal upsample, concat, pad, conv."""
     from adaattn_cli.models import DECODERS, Decoder
