@@ -364,17 +364,15 @@ def attention_output(
     return torch.cat(chunks, dim=1).to(dtype)
 
 
-def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
-    """Match the colour mean and covariance of `source` [3, H, W] to those of `target` [3, h, w].
-
-    Used for --preserve-color: the style image is recoloured with the content's palette.
-    """
+def colour_transform(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> tuple[torch.Tensor, torch.Tensor]:
+    """The affine map x -> A x + b (A [3, 3], b [3, 1], fp64) that gives `source`'s colours [3, ...] the mean and
+    covariance of `target`'s [3, ...]: whitening by cov_s^-1/2, colouring by cov_t^1/2 (CORAL)."""
 
     def stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         flat = image.reshape(3, -1).double()
         mean = flat.mean(dim=1, keepdim=True)
         centred = flat - mean
-        cov = centred @ centred.T / max(1, flat.shape[1] - 1) + eps * torch.eye(3, dtype=flat.dtype)
+        cov = centred @ centred.T / max(1, flat.shape[1] - 1) + eps * torch.eye(3, dtype=flat.dtype, device=flat.device)
         return mean, cov
 
     def matrix_power(matrix: torch.Tensor, power: float) -> torch.Tensor:
@@ -383,6 +381,47 @@ def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torc
 
     source_mean, source_cov = stats(source)
     target_mean, target_cov = stats(target)
-    whitened = matrix_power(source_cov, -0.5) @ (source.reshape(3, -1).double() - source_mean)
-    recoloured = matrix_power(target_cov, 0.5) @ whitened + target_mean
+    matrix = matrix_power(target_cov, 0.5) @ matrix_power(source_cov, -0.5)
+    return matrix, target_mean - matrix @ source_mean
+
+
+def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """Match the colour mean and covariance of `source` [3, H, W] to those of `target` [3, h, w].
+
+    Used for --preserve-color: the style image is recoloured with the content's palette.
+    """
+    matrix, offset = colour_transform(source, target, eps)
+    recoloured = matrix @ source.reshape(3, -1).double() + offset
     return recoloured.reshape(source.shape).to(source.dtype).clamp(0, 1)
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of [B, C, H, W] images, reflected borders. Large sigmas are blurred at a reduced
+    resolution (area-downsampled to ~2 px per sigma, blurred, upsampled bilinearly): the result is smooth either way."""
+    height, width = images.shape[-2:]
+    factor = max(1, min(int(sigma // 2), height // 4, width // 4))
+    small = F.avg_pool2d(images, factor, ceil_mode=True) if factor > 1 else images
+    sigma = sigma / factor
+    radius = max(1, min(int(3 * sigma + 0.5), small.shape[-2] - 1, small.shape[-1] - 1))
+    taps = torch.arange(-radius, radius + 1, dtype=images.dtype, device=images.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    channels = images.shape[1]
+    blurred = F.pad(small, (radius, radius, 0, 0), mode="reflect")
+    blurred = F.conv2d(blurred, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    blurred = F.pad(blurred, (0, 0, radius, radius), mode="reflect")
+    blurred = F.conv2d(blurred, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
+    if factor > 1:
+        blurred = F.interpolate(blurred, size=(height, width), mode="bilinear", align_corners=False)
+    return blurred
+
+
+def recolour_low_frequencies(images: torch.Tensor, matrix: torch.Tensor, offset: torch.Tensor, sigma: float) -> torch.Tensor:
+    """images + (A - I) blur(images) + b, clamped to [0, 1], for [B, 3, H, W] in [0, 1] and A, b of colour_transform.
+
+    The colour map is applied to the low frequencies only (a Gaussian of `sigma` px): the colour field moves to the
+    target palette while the detail, and its frame-to-frame changes, are not amplified."""
+    change = (matrix - torch.eye(3, dtype=matrix.dtype, device=matrix.device)).to(images)
+    low = gaussian_blur(images, sigma)
+    correction = torch.einsum("oc,bchw->bohw", change, low) + offset.to(images).view(1, 3, 1, 1)
+    return (images + correction).clamp_(0, 1)

@@ -9,7 +9,9 @@ Variants (all with the bundled AdaAttN model, one image, model loaded before tim
              encoded per call, the model's own position caps (4096 at relu3_1, 65536 elsewhere)
   fp32       ours, exact: fp32, chunked attention, channels_last, the model's own caps (same maths as the reference)
   fast       ours as the CLI runs it by default: bf16 convs and attention matmuls (moments in fp32),
-             channels_last, every block capped at 4096 style positions (--style-positions)
+             channels_last, every block capped at 4096 style positions (--style-positions); the wide
+             3x3 convs as Winograd F(2x2, 3x3)
+  fast-direct  fast with every conv direct (no Winograd): what Winograd gains
 Each cell runs in its own process (so peak RSS is its own): median wall time of --repeats calls after one
 warm-up call (no warm-up with --repeats 1); with --rounds R every cell runs R times, the variants in a rotated
 order each round, and the table gives the medians (this shared machine's speed drifts by ~10 % over minutes). "s/image" encodes the style inside every timed call (one image,
@@ -64,7 +66,11 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
         model = plain_copy(model)
         calls = {"cold": lambda: reference_stylize(model, content, style)}
     else:
-        fast = variant == "fast"
+        fast = variant in ("fast", "fast-direct")
+        if variant == "fast-direct":  # the fast path with every conv direct: what Winograd gains
+            from adaattn_cli import functional
+
+            functional.WINOGRAD_MIN_CHANNELS = sys.maxsize
         stylizer = Stylizer(model, precision="bf16" if fast else "fp32", style_positions=DEFAULT_STYLE_POSITIONS if fast else None)
         encoded = stylizer.encode_style(style[0])
         calls = {
@@ -96,7 +102,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--style-size", type=int, help="style side (default: the content's)")
-    parser.add_argument("--variants", nargs="+", default=["reference", "fp32", "fast"], choices=["reference", "fp32", "fast"])
+    parser.add_argument("--variants", nargs="+", default=["reference", "fp32", "fast"], choices=["reference", "fp32", "fast", "fast-direct"])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1, help="run every cell this many times, interleaved; report medians")
     parser.add_argument("--model", default="adaattn")

@@ -21,7 +21,7 @@ import torch
 
 from adaattn_cli.api import Stylizer
 from adaattn_cli.cli._common import load_resized
-from adaattn_cli.cli.video import fit_frame_size, stylize_frames
+from adaattn_cli.cli.video import fit_frame_size, fit_palette, stylize_frames
 from adaattn_cli.temporal import STYLE_LAYERS, style_loss_by_layer, warping_error
 from adaattn_cli.video_io import probe, read_frames
 from adaattn_cli.weights import load_encoder, load_model
@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-layer", action="store_true", help="also the style loss's relu1_1..relu5_1 terms")
+    parser.add_argument("--palette", choices=["image", "own"], default="image",
+                        help="adaattn-video models: the image model's palette (as `adaattn video` by default) or their own")
     args = parser.parse_args(argv)
     models = args.models or ["adaattn-video", "adaattn"]
 
@@ -53,9 +55,14 @@ def main(argv: list[str] | None = None) -> None:
     for name in models:
         stylizer = Stylizer(load_model(name), device=args.device)
         encoded = stylizer.encode_style(style, seed=args.seed)
+        recolour = None
+        if args.palette == "image" and stylizer.model.method == "adaattn-video":
+            recolour = fit_palette(stylizer, frames[0], encoded, style, alpha=args.alpha, seed=args.seed)
+            name += " (palette: image)"
         outputs = []
         for start in range(0, len(frames), args.batch):
-            outputs += list(stylize_frames(stylizer, frames[start: start + args.batch], encoded, alpha=args.alpha, seed=args.seed))
+            chunk = frames[start: start + args.batch]
+            outputs += list(stylize_frames(stylizer, chunk, encoded, alpha=args.alpha, seed=args.seed, recolour=recolour))
         rows.append((name, warping_error(frames, outputs), style_loss_by_layer(outputs, style, encoder)))
     rows.append(("(input clip)", warping_error(frames, frames), style_loss_by_layer(frames, style, encoder)))
 

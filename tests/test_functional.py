@@ -81,6 +81,43 @@ def test_coral_matches_colour_statistics():
     assert torch.allclose(out.reshape(3, -1).mean(1), target.reshape(3, -1).mean(1), atol=0.02)
 
 
+def test_colour_transform_gives_the_target_mean_and_covariance():
+    torch.manual_seed(0)
+    source = torch.rand(3, 20, 30, dtype=torch.float64) * 0.5
+    target = torch.rand(3, 10, 10, dtype=torch.float64).pow(2)
+    matrix, offset = fn.colour_transform(source, target)
+    mapped = matrix @ source.reshape(3, -1) + offset
+    assert torch.allclose(mapped.mean(1), target.reshape(3, -1).mean(1), atol=1e-9)
+    assert torch.allclose(torch.cov(mapped), torch.cov(target.reshape(3, -1)), atol=1e-4)  # the 1e-5 ridge
+
+
+@pytest.mark.parametrize("sigma", [1.0, 2.5])
+def test_gaussian_blur_is_a_normalised_reflected_gaussian(sigma):
+    torch.manual_seed(0)
+    images = torch.rand(2, 3, 24, 31, dtype=torch.float64)
+    radius = int(3 * sigma + 0.5)
+    taps = torch.exp(-0.5 * (torch.arange(-radius, radius + 1, dtype=torch.float64) / sigma) ** 2)
+    kernel = torch.outer(taps, taps) / taps.sum() ** 2
+    padded = torch.nn.functional.pad(images, (radius,) * 4, mode="reflect")
+    expected = torch.nn.functional.conv2d(padded, kernel.expand(3, 1, -1, -1), groups=3)
+    assert torch.allclose(fn.gaussian_blur(images, sigma), expected, atol=1e-12)
+    flat = torch.full((1, 3, 40, 50), 0.3, dtype=torch.float64)
+    assert torch.allclose(fn.gaussian_blur(flat, 9.0), flat, atol=1e-12)  # reduced-resolution path keeps constants
+
+
+def test_recolouring_moves_the_colour_field_and_keeps_the_detail():
+    torch.manual_seed(0)
+    images = (0.4 + 0.1 * torch.rand(1, 3, 32, 32, dtype=torch.float64))
+    identity, zero = torch.eye(3, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64)
+    assert torch.allclose(fn.recolour_low_frequencies(images, identity, zero, 4.0), images, atol=1e-12)
+    matrix, offset = 0.5 * identity, torch.tensor([[0.1], [0.2], [0.3]], dtype=torch.float64)
+    out = fn.recolour_low_frequencies(images, matrix, offset, 4.0)
+    # the mean colour follows the map, while the detail (image minus its blur) is unchanged
+    assert torch.allclose(out.mean((2, 3)), (matrix @ images.mean((2, 3)).T + offset).T, atol=2e-3)
+    detail = lambda x: x - fn.gaussian_blur(x, 4.0)  # noqa: E731
+    assert (detail(out) - detail(images)).abs().max() < 0.02
+
+
 @pytest.mark.parametrize("shape", [(2, 5, 7, 9), (1, 3, 2, 2), (1, 4, 3, 16)])
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_conv3x3_reflect_equals_padded_conv(shape, channels_last):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import time
+from enum import Enum
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Iterable, Iterator, Optional
@@ -92,6 +93,21 @@ CodecOption = Annotated[
     typer.Option(metavar="CODEC", help="ffmpeg video encoder, e.g. libx265. \\[default: libx264; VP9 for .webm]",
                  show_default=False),
 ]
+class Palette(str, Enum):
+    image = "image"
+    own = "own"
+
+
+# Blur of the palette correction, as a fraction of the frame's shorter side (10.7 px at 256 px; measured 8-16 px
+# at 256: a smaller blur moves more colour and more of the frame-to-frame change, see README "Temporal consistency").
+PALETTE_BLUR = 1 / 24
+PaletteOption = Annotated[
+    Optional[Palette],
+    typer.Option(help="Colours of the adaattn-video model's frames. image: the image model's palette, one colour map "
+                      "fitted on the first frame (adaattn image model vs video model) and applied to every frame's low "
+                      "frequencies, so the detail and its flicker are not amplified; own: the video model's paler colours. "
+                      "\\[default: image for adaattn-video]", show_default=False),
+]
 BatchOption = Annotated[
     Optional[int],
     typer.Option(min=1, metavar="N", show_default=False,
@@ -114,6 +130,7 @@ def video(
     duration: DurationOption = None,
     crf: CrfOption = 18,
     codec: CodecOption = None,
+    palette: PaletteOption = None,
     batch: BatchOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -155,13 +172,17 @@ def video(
         stylizer = common.load_stylizer(method or (None if model else _default_video_method()), model, device, precision, style_positions)
         style_image = common.load_resized(style, size=style_size or None).rgb
         encoded = stylizer.encode_style(style_image, seed=seed)  # once: every frame attends to the same style positions
+        palette = _check_palette(palette, stylizer.model.method)
         batch = batch or (1 if stylizer.device.type == "cpu" else 4)
         frames = video_io.read_frames(clip, size=frame_size, start=start, duration=duration, fps=fps)
         writer = video_io.VideoWriter(output, fps=rate, size=frame_size, codec=codec, crf=crf, audio_from=audio,
                                       audio_start=start, audio_duration=duration, overwrite=overwrite)
+        recolour = None
         with contextlib.closing(frames), writer, common.frame_progress(_expected_frames(info, start, duration)) as advance:
             for chunk in _chunks(frames, batch):
-                for frame in stylize_frames(stylizer, chunk, encoded, alpha=alpha, seed=seed):
+                if palette is Palette.image and recolour is None:
+                    recolour = fit_palette(stylizer, chunk[0], encoded, style_image, alpha=alpha, seed=seed)
+                for frame in stylize_frames(stylizer, chunk, encoded, alpha=alpha, seed=seed, recolour=recolour):
                     writer.write(frame)
                 advance(len(chunk))
     except KeyboardInterrupt:
@@ -213,12 +234,49 @@ def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray
         yield chunk
 
 
-def stylize_frames(stylizer: Stylizer, chunk: list[np.ndarray], style: Style, *, alpha: float, seed: int) -> np.ndarray:
-    """uint8 frames [H, W, 3] -> stylised uint8 frames [B, H, W, 3], one forward pass."""
+def _check_palette(palette: Palette | None, method: str) -> Palette:
+    from ..weights import find_weights
+
+    if palette is None:  # the default: the image model's palette where it applies and is installed
+        wanted = method == Method.adaattn_video.value
+        if wanted and not find_weights(f"{Method.adaattn.value}.safetensors"):
+            common.info("no adaattn image model installed; the video model keeps its own palette")
+            wanted = False
+        return Palette.image if wanted else Palette.own
+    if palette is Palette.image and method != Method.adaattn_video.value:
+        raise BadInputError(f"--palette image recolours the adaattn-video model's frames; this model is {method}")
+    return palette
+
+
+def fit_palette(stylizer: Stylizer, frame: np.ndarray, style: Style, style_image, *, alpha: float, seed: int, image_stylizer=None):
+    """(A, b, blur): the colour map from the video model's output of `frame` to the image model's (fn.colour_transform).
+
+    image_stylizer: the image model (default: the installed adaattn model, loaded here and dropped after)."""
+    from .. import functional as fn
+
+    image_stylizer = image_stylizer or common.load_stylizer(Method.adaattn, None, str(stylizer.device), stylizer.precision)
+    image_style = image_stylizer.encode_style(style_image, seed=seed)
+    target = stylize_frames(image_stylizer, [frame], image_style, alpha=alpha, seed=seed, as_uint8=False)
+    source = stylize_frames(stylizer, [frame], style, alpha=alpha, seed=seed, as_uint8=False)
+    matrix, offset = fn.colour_transform(source[0], target[0])
+    return matrix, offset, PALETTE_BLUR * min(frame.shape[:2])
+
+
+def stylize_frames(
+    stylizer: Stylizer, chunk: list[np.ndarray], style: Style, *, alpha: float, seed: int, recolour=None, as_uint8: bool = True,
+):
+    """uint8 frames [H, W, 3] -> stylised uint8 frames [B, H, W, 3], one forward pass (as_uint8=False: the float
+    [B, 3, H, W] tensor). recolour: fit_palette's (A, b, blur), applied to each frame's low frequencies."""
     import numpy as np
     import torch
+
+    from .. import functional as fn
 
     content = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div_(255)
     stylized = stylizer.stylize(content, [style], alpha=alpha, seed=seed)
     stylized = stylized.reshape(len(chunk), *stylized.shape[-3:])  # stylize drops the axis of a batch of one
+    if recolour is not None:
+        stylized = fn.recolour_low_frequencies(stylized, *recolour)
+    if not as_uint8:
+        return stylized
     return stylized.mul(255).round_().byte().permute(0, 2, 3, 1).cpu().numpy()

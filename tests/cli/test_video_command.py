@@ -11,7 +11,7 @@ from PIL import Image
 from adaattn_cli.api import Stylizer
 from adaattn_cli.models import build_model
 from adaattn_cli.video_io import probe
-from adaattn_cli.weights import load_encoder, save_model
+from adaattn_cli.weights import load_encoder, load_model, save_model
 from videoclips import make_clip
 
 
@@ -25,7 +25,9 @@ def video_model(weights_dir, tmp_path_factory):
 
 @pytest.fixture
 def video_args(make_image, video_model):
-    return ["--style", make_image("style.png", (32, 32)), "--model", video_model, "--style-size", 0, "--device", "cpu"]
+    # --palette own: these tests are about the clip in and out (the palette has its tests below)
+    return ["--style", make_image("style.png", (32, 32)), "--model", video_model, "--style-size", 0, "--device", "cpu",
+            "--palette", "own"]
 
 
 def frame_count(path):
@@ -147,6 +149,42 @@ def test_the_default_model_is_the_video_model_else_the_image_model(cli, make_ima
         assert "using the adaattn image model" not in result.output
     finally:
         (weights_dir / "adaattn-video.safetensors").unlink()
+
+
+def test_the_palette_gives_the_video_frames_the_image_models_colours(video_model, weights_dir, make_image, tmp_path):
+    from adaattn_cli.cli._common import load_resized
+    from adaattn_cli.cli.video import fit_palette, stylize_frames
+    from adaattn_cli.video_io import read_frames
+
+    frame = next(iter(read_frames(make_clip(tmp_path / "clip.mp4"))))
+    style = load_resized(make_image("style.png", (32, 32)), size=None).rgb
+    video, image = (Stylizer(load_model(path), device="cpu") for path in (video_model, weights_dir / "adaattn.safetensors"))
+    encoded = video.encode_style(style)
+    recolour = fit_palette(video, frame, encoded, style, alpha=1.0, seed=0, image_stylizer=image)
+    own, recoloured = (stylize_frames(video, [frame], encoded, alpha=1.0, seed=0, recolour=r, as_uint8=False) for r in (None, recolour))
+    target = stylize_frames(image, [frame], image.encode_style(style), alpha=1.0, seed=0, as_uint8=False)
+    error = lambda frames: float((frames.mean((0, 2, 3)) - target.mean((0, 2, 3))).abs().max())  # noqa: E731
+    assert error(recoloured) < 0.02 and error(recoloured) < error(own) / 3
+    assert recolour[2] == pytest.approx(48 / 24)  # the blur follows the frame size
+
+
+def test_the_palette_is_the_default_of_the_video_model_only(cli, make_image, video_model, tmp_path, weights_dir, monkeypatch, error_line):
+    from adaattn_cli import weights
+    from adaattn_cli.cli import video as video_command
+
+    monkeypatch.setattr(weights, "weights_search_path", lambda: [weights_dir])  # the tiny image model
+    fits = []
+    fit = video_command.fit_palette
+    monkeypatch.setattr(video_command, "fit_palette", lambda *args, **kwargs: fits.append(1) or fit(*args, **kwargs))
+    clip, style = make_clip(tmp_path / "clip.mp4"), make_image("style.png", (32, 32))
+    common = ["-s", style, "--device", "cpu", "--style-size", 0]
+    assert cli("video", clip, *common, "--model", video_model, "-o", tmp_path / "a.mp4").exit_code == 0
+    assert fits == [1] and frame_count(tmp_path / "a.mp4") == 12  # fitted once, on the first frame
+    assert cli("video", clip, *common, "--model", video_model, "--palette", "own", "-o", tmp_path / "b.mp4").exit_code == 0
+    assert cli("video", clip, *common, "--method", "adaattn", "-o", tmp_path / "c.mp4").exit_code == 0
+    assert fits == [1]
+    line = error_line(cli("video", clip, *common, "--method", "adaattn", "--palette", "image", "-o", tmp_path / "d.mp4"))
+    assert "--palette image recolours the adaattn-video model's frames" in line and not (tmp_path / "d.mp4").exists()
 
 
 def test_help_has_examples(cli):
