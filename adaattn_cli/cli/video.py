@@ -93,6 +93,8 @@ CodecOption = Annotated[
     typer.Option(metavar="CODEC", help="ffmpeg video encoder, e.g. libx265. \\[default: libx264; VP9 for .webm]",
                  show_default=False),
 ]
+
+
 class Palette(str, Enum):
     image = "image"
     own = "own"
