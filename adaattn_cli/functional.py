@@ -126,13 +126,18 @@ def winograd_kernel(weight: torch.Tensor) -> torch.Tensor:
 def _padded_nhwc(x: torch.Tensor, reflect: bool) -> torch.Tensor:
     """x padded by one pixel (zeros or reflected), plus a zero row / column for odd sides, as [B, H', W', C]."""
     batch, channels, height, width = x.shape
-    padded = x.new_zeros(batch, height + 2 + height % 2, width + 2 + width % 2, channels)
+    padded = x.new_empty(batch, height + 2 + height % 2, width + 2 + width % 2, channels)  # only the border is set below
     padded[:, 1 : height + 1, 1 : width + 1] = x.permute(0, 2, 3, 1)
     if reflect:
         padded[:, 0] = padded[:, 2]
         padded[:, height + 1] = padded[:, height - 1]
         padded[:, :, 0] = padded[:, :, 2]  # corners included
         padded[:, :, width + 1] = padded[:, :, width - 1]
+    else:
+        padded[:, [0, height + 1]] = 0
+        padded[:, :, [0, width + 1]] = 0
+    padded[:, height + 2 :] = 0  # the extra row / column of odd sides (after the reflection, which copies into them)
+    padded[:, :, width + 2 :] = 0
     return padded
 
 
