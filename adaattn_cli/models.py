@@ -256,19 +256,35 @@ class AdaINModel(StyleTransferModel):
 
 
 class SANetModel(StyleTransferModel):
-    """SANet at relu4_1 and relu5_1 (residual), fused like AdaAttN, AdaIN-style decoder."""
+    """SANet at relu4_1 and relu5_1 (residual), fused like AdaAttN, AdaIN-style decoder.
+
+    levels=(3, 4, 5) adds a third SANet block at relu3_1 whose output enters the decoder as AdaAttN's relu3_1
+    skip does. The bundled model uses it: the offline HED encoder's relu4_1 keeps too little of the photo for
+    a relu4_1-only decoder to redraw it (weights/README.md). (4, 5) is the paper's model.
+    """
 
     method = "sanet"
     depth = 5
     size_multiple = 16
-    block_levels = (4, 5)
 
-    def __init__(self, encoder: Encoder, *, max_style_positions=(65536, 65536), width_divisor: int = 1):
-        super().__init__(encoder, max_style_positions=list(max_style_positions), width_divisor=width_divisor)
-        channels = encoder.convs["conv4_1"].out_channels
-        self.blocks = nn.ModuleList(SANet(channels=channels, max_style_positions=cap) for cap in max_style_positions)
-        self.merge = _merge_conv(channels)
-        self.decoder = Decoder(DECODERS["relu4_1"], in_channels=channels, width_divisor=width_divisor)
+    def __init__(self, encoder: Encoder, *, levels=(4, 5), max_style_positions=None, width_divisor: int = 1):
+        levels = tuple(levels)
+        if levels not in ((4, 5), (3, 4, 5)):
+            raise ValueError(f"SANet blocks sit at relu4_1+relu5_1 or relu3_1+relu4_1+relu5_1, not {levels}")
+        skip = levels[0] == 3
+        if max_style_positions is None:
+            max_style_positions = (4096,) * skip + (65536, 65536)
+        super().__init__(encoder, levels=list(levels), max_style_positions=list(max_style_positions), width_divisor=width_divisor)
+        self.block_levels = levels
+        channels = {level: encoder.convs[f"conv{level}_1"].out_channels for level in (3, 4, 5)}
+        self.blocks = nn.ModuleList(
+            SANet(channels=channels[level], max_style_positions=cap) for level, cap in zip(levels, max_style_positions)
+        )
+        self.merge = _merge_conv(channels[4])
+        self.decoder = Decoder(
+            DECODERS["relu4_1+skip3" if skip else "relu4_1"], in_channels=channels[4],
+            skip_channels=channels[3] if skip else 0, width_divisor=width_divisor,
+        )
 
     def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
         return [
@@ -280,7 +296,8 @@ class SANetModel(StyleTransferModel):
         return [block(content.features[layer - 1], m, content.norm_stats(layer)) for block, layer, m in zip(self.blocks, self.block_levels, memory)]
 
     def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
-        return self.decoder(_fuse_4_5(self.merge, *outputs))
+        *skip, relu4_1, relu5_1 = outputs
+        return self.decoder(_fuse_4_5(self.merge, relu4_1, relu5_1), skip=skip[0] if skip else None)
 
 
 MODELS: dict[str, type[StyleTransferModel]] = {

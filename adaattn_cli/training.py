@@ -122,9 +122,15 @@ class Trainer:
             encoder = build_encoder(config.encoder, width_divisor=config.width_divisor)
         else:
             encoder = load_encoder(config.encoder)
-        self.model: StyleTransferModel = build_model(config.method, encoder, width_divisor=config.width_divisor, **config.model_config)
-        if config.init:
-            self.model.load_state_dict(load_model(config.init, encoder=encoder).state_dict())
+        model_config = {"width_divisor": config.width_divisor, **config.model_config}
+        init = load_model(config.init, encoder=encoder) if config.init else None
+        if init is not None:
+            if init.method != config.method:
+                raise BadInputError(f"--init {config.init} is a {init.method} model, not {config.method}")
+            model_config.update(init.config)  # fine-tuning keeps the file's variant (e.g. SANet's levels)
+        self.model: StyleTransferModel = build_model(config.method, encoder, **model_config)
+        if init is not None:
+            self.model.load_state_dict(init.state_dict())
         self.teacher: StyleTransferModel | None = None
         if config.teacher:
             self.teacher = load_model(config.teacher, encoder=encoder).to(self.device, memory_format=torch.channels_last).eval()

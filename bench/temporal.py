@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
+                        help="fp32 (exact, the default here) or as `adaattn video` runs (auto: bf16 where faster)")
+    parser.add_argument("--style-positions", type=int, default=None, metavar="N",
+                        help="cap on the style positions per block (`adaattn video`: 1024; 0 = all); default: each model's own")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-layer", action="store_true", help="also the style loss's relu1_1..relu5_1 terms")
     parser.add_argument("--palette", choices=["image", "own"], default="image",
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     encoder = load_encoder()
     rows = []
     for name in models:
-        stylizer = Stylizer(load_model(name), device=args.device)
+        stylizer = Stylizer(load_model(name), device=args.device, precision=args.precision, style_positions=args.style_positions)
         encoded = stylizer.encode_style(style, seed=args.seed)
         recolour = None
         if args.palette == "image" and stylizer.model.method == "adaattn-video":

@@ -1,0 +1,63 @@
+"""Warm starts of the bundled models that are not trained from scratch (weights/README.md).
+
+    python tools/warm_start.py video weights/adaattn.safetensors runs/video/init.safetensors
+    python tools/warm_start.py sanet weights/adaattn.safetensors runs/sanet/init.safetensors
+
+Then `adaattn train --method <method> --init <the file> ...`; training keeps the file's variant.
+
+video: the image model's relu3_1 block projections (same shapes) and its decoder from the relu3_1 skip on
+(the video decoder is the image decoder's tail; its first conv takes the skip half of the 512->256 conv).
+sanet: SANet blocks at relu3_1, relu4_1 and relu5_1 whose output convs are zero, so each block starts as the
+identity (F_c + 0), behind the image model's merge conv and decoder (same shapes): the model starts by redrawing
+the photo and the style has to come in through the attention.
+"""
+
+import argparse
+
+import torch
+
+from adaattn_cli.models import build_model
+from adaattn_cli.weights import load_model, save_model
+
+
+def video_from_image_model(image):
+    video = build_model("adaattn-video", image.encoder, max_style_positions=(4096,), width_divisor=image.config["width_divisor"])
+    for name in ("query", "key", "value"):
+        getattr(video.blocks[0], name).load_state_dict(getattr(image.blocks[0], name).state_dict())
+    image_convs, video_convs = image.decoder.convs, video.decoder.convs
+    skip = slice(image_convs[1].in_channels - video_convs[0].in_channels, None)
+    video_convs[0].weight.copy_(image_convs[1].weight[:, skip])
+    video_convs[0].bias.copy_(image_convs[1].bias)
+    for k in range(1, len(video_convs)):
+        video_convs[k].load_state_dict(image_convs[k + 1].state_dict())
+    return video
+
+
+def sanet_from_image_model(image):
+    sanet = build_model("sanet", image.encoder, levels=(3, 4, 5), width_divisor=image.config["width_divisor"])
+    sanet.merge.load_state_dict(image.merge.state_dict())
+    sanet.decoder.load_state_dict(image.decoder.state_dict())
+    for block in sanet.blocks:
+        block.out.weight.zero_()
+        block.out.bias.zero_()
+    return sanet
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("method", choices=["video", "sanet"])
+    parser.add_argument("image_model", help="an adaattn image model file or name")
+    parser.add_argument("output")
+    args = parser.parse_args()
+    image = load_model(args.image_model)
+    if image.method != "adaattn":
+        parser.error(f"{args.image_model} is a {image.method} model, not an adaattn image model")
+    torch.manual_seed(0)
+    with torch.no_grad():
+        model = (video_from_image_model if args.method == "video" else sanet_from_image_model)(image)
+    save_model(model, args.output, provenance={"warm_start": f"tools/warm_start.py {args.method} {args.image_model}"})
+    print("wrote", args.output)
+
+
+if __name__ == "__main__":
+    main()
