@@ -8,6 +8,9 @@ style_loss_of_frames: the global style loss (mean/std of relu1_1..relu5_1) of ea
 style image, averaged: a method must not buy its stability by dropping the style (style_loss_by_layer: its
 per-layer terms).
 Frames are uint8 RGB arrays [H, W, 3], as video_io reads them.
+
+StaticHold: the streaming filter `adaattn video --hold` applies to the stylised frames, so that the parts of a
+scene that do not move stop flickering.
 """
 
 from __future__ import annotations
@@ -100,3 +103,47 @@ def style_loss_by_layer(frames: Iterable[np.ndarray], style: torch.Tensor, encod
     if not losses:
         raise ValueError("style_loss_of_frames needs at least one frame")
     return np.mean(losses, axis=0).tolist()
+
+
+class StaticHold:
+    """Keeps each output pixel where its input has not changed, so that still parts of a scene stop flickering.
+
+    A stylised pixel changes from frame to frame even where the scene is still: the attention and the content
+    normalisation see the whole frame, and compression noise is amplified. Per pixel, d = |input - reference|
+    (mean over RGB, 3x3 box) compares the frame with the input the held output was made from; the output becomes
+    m * held + (1 - m) * new, with m = 1 up to d = threshold / 2 and falling linearly to 0 at d = threshold (in
+    [0, 1]), and the reference moves the same way. So a pixel whose input changed by no more than noise keeps its
+    stylisation, anything that moves or changes more is stylised anew, and a slow drift (light, a slow pan) adds
+    up against the reference until it is refreshed. Scene cuts refresh everything. Held pixels are whole earlier
+    stylisations, not averages, so the texture is not blurred; no optical flow, so nothing is dragged along.
+
+    Call it on consecutive batches of frames, in order: inputs and outputs are [B, 3, H, W] in [0, 1].
+    """
+
+    def __init__(self, threshold: float):
+        if not threshold > 0:
+            raise ValueError(f"the hold threshold must be positive, got {threshold}")
+        self.threshold = threshold
+        self.reference: torch.Tensor | None = None  # input the held output depicts, [1, 3, H, W]
+        self.held: torch.Tensor | None = None
+
+    @torch.no_grad()
+    def __call__(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
+        import torch.nn.functional as F
+
+        if inputs.shape != outputs.shape:
+            raise ValueError(f"inputs {tuple(inputs.shape)} and outputs {tuple(outputs.shape)} differ")
+        inputs, outputs = inputs.float(), outputs.float()
+        result = torch.empty_like(outputs)
+        for index in range(len(outputs)):
+            frame, new = inputs[index: index + 1], outputs[index: index + 1]
+            if self.held is None or self.held.shape != new.shape:
+                self.reference, self.held = frame, new
+            else:
+                change = (frame - self.reference).abs().mean(1, keepdim=True)
+                change = F.avg_pool2d(F.pad(change, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+                keep = (2 - 2 * change / self.threshold).clamp_(0, 1)
+                self.held = torch.lerp(new, self.held, keep)
+                self.reference = torch.lerp(frame, self.reference, keep)
+            result[index] = self.held[0]
+        return result

@@ -3,7 +3,8 @@
     python bench/temporal.py ../shared/data/video/bikes.mp4 --style examples/vangogh-wheat-field.jpg \
         --method adaattn-video --method adaattn --max-frames 60 --size 256
 
-Each model stylises the first --max-frames frames independently (style encoded once, as `adaattn video` does).
+Each model stylises the first --max-frames frames independently (style encoded once, as `adaattn video` does);
+a second row per model runs the same frames through `adaattn video`'s --hold filter (temporal.StaticHold).
 Warping error (lower = steadier): adaattn_cli.temporal.warping_error, flow from the input frames. Style loss
 (lower = more style): global mean/std loss of the frames against the style with the bundled encoder (--per-layer:
 also its relu1_1..relu5_1 terms, which say at which scale a model misses the style). The input
@@ -17,12 +18,13 @@ import itertools
 import shlex
 import sys
 
+import numpy as np
 import torch
 
 from adaattn_cli.api import Stylizer
 from adaattn_cli.cli._common import load_resized
-from adaattn_cli.cli.video import fit_frame_size, fit_palette, stylize_frames
-from adaattn_cli.temporal import STYLE_LAYERS, style_loss_by_layer, warping_error
+from adaattn_cli.cli.video import HOLD_THRESHOLD, fit_frame_size, fit_palette, stylize_frames
+from adaattn_cli.temporal import STYLE_LAYERS, StaticHold, style_loss_by_layer, warping_error
 from adaattn_cli.video_io import probe, read_frames
 from adaattn_cli.weights import load_encoder, load_model
 
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-layer", action="store_true", help="also the style loss's relu1_1..relu5_1 terms")
     parser.add_argument("--palette", choices=["image", "own"], default="image",
                         help="adaattn-video models: the image model's palette (as `adaattn video` by default) or their own")
+    parser.add_argument("--hold", type=float, default=HOLD_THRESHOLD,
+                        help="threshold of the held rows (`adaattn video --hold`; 0 = no held rows)")
     args = parser.parse_args(argv)
     models = args.models or ["adaattn-video", "adaattn"]
 
@@ -68,6 +72,9 @@ def main(argv: list[str] | None = None) -> None:
             chunk = frames[start: start + args.batch]
             outputs += list(stylize_frames(stylizer, chunk, encoded, alpha=args.alpha, seed=args.seed, recolour=recolour))
         rows.append((name, warping_error(frames, outputs), style_loss_by_layer(outputs, style, encoder)))
+        if args.hold:
+            held = _hold(frames, outputs, args.hold)
+            rows.append((f"{name} + hold {args.hold:g}", warping_error(frames, held), style_loss_by_layer(held, style, encoder)))
     rows.append(("(input clip)", warping_error(frames, frames), style_loss_by_layer(frames, style, encoder)))
 
     print(f"`python bench/temporal.py {shlex.join(sys.argv[1:] if argv is None else argv)}`: "
@@ -80,6 +87,15 @@ def main(argv: list[str] | None = None) -> None:
         loss = sum(terms)
         cells = "".join(f" {term:.4g} |" for term in terms) if layers else ""
         print(f"| {name} | {error:.4f} | {_ratio(error, first_error)} | {loss:.4g} | {_ratio(loss, first_loss)} |" + cells)
+
+
+def _hold(frames, outputs, threshold: float):
+    """The stylised frames as `adaattn video --hold` writes them (uint8 in and out)."""
+    def tensor(images):
+        return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
+
+    held = StaticHold(threshold)(tensor(frames), tensor(outputs))
+    return list(held.mul(255).round_().byte().permute(0, 2, 3, 1).numpy())
 
 
 def _ratio(value: float, reference: float) -> str:

@@ -6,7 +6,8 @@
 Per model and precision: "stylise" = frames/s of the model alone (frames decoded beforehand, style encoded
 once, batches of --batch as the CLI does); "end to end" = decode + stylise + H.264 encode to a temporary file
 (what `adaattn video` does, without audio). adaattn-video runs with its default palette (the image model's: fitted
-once on the first frame, "palette fit" seconds, then a low-frequency recolouring of every frame). fast = `adaattn video`'s default on this CPU (bf16, style
+once on the first frame, "palette fit" seconds, then a low-frequency recolouring of every frame); every model
+runs with `adaattn video`'s default --hold (temporal.StaticHold). fast = `adaattn video`'s default on this CPU (bf16, style
 positions capped at 1024); fp32 = `--precision fp32 --style-positions 0` (the model's own caps). A model that is not installed is built with random weights (the
 time does not depend on the weights' values); the table says so.
 """
@@ -25,9 +26,10 @@ import torch
 
 from adaattn_cli.api import Stylizer, tune_process
 from adaattn_cli.cli._common import load_resized
-from adaattn_cli.cli.video import VIDEO_STYLE_POSITIONS, fit_frame_size, fit_palette, stylize_frames
+from adaattn_cli.cli.video import HOLD_THRESHOLD, VIDEO_STYLE_POSITIONS, fit_frame_size, fit_palette, stylize_frames
 from adaattn_cli.errors import WeightsError
 from adaattn_cli.models import build_model
+from adaattn_cli.temporal import StaticHold
 from adaattn_cli.video_io import VideoWriter, probe, read_frames
 from adaattn_cli.weights import load_encoder, load_model
 
@@ -76,16 +78,16 @@ def main() -> None:
                 start = time.perf_counter()
                 recolour = fit_palette(stylizer, frames[0], encoded, style, alpha=1.0, seed=0)
                 fit_time = time.perf_counter() - start
-            start = time.perf_counter()
+            start, hold = time.perf_counter(), StaticHold(HOLD_THRESHOLD)
             for i in range(0, len(frames), args.batch):
-                stylize_frames(stylizer, frames[i : i + args.batch], encoded, alpha=1.0, seed=0, recolour=recolour)
+                stylize_frames(stylizer, frames[i : i + args.batch], encoded, alpha=1.0, seed=0, recolour=recolour, hold=hold)
             model_fps = len(frames) / (time.perf_counter() - start)
             with tempfile.TemporaryDirectory() as tmp:
-                start = time.perf_counter()
+                start, hold = time.perf_counter(), StaticHold(HOLD_THRESHOLD)
                 source = itertools.islice(read_frames(args.clip, size=size), args.frames)
                 with VideoWriter(Path(tmp) / "out.mp4", fps=info.fps, size=size) as writer:
                     while chunk := list(itertools.islice(source, args.batch)):
-                        for frame in stylize_frames(stylizer, chunk, encoded, alpha=1.0, seed=0, recolour=recolour):
+                        for frame in stylize_frames(stylizer, chunk, encoded, alpha=1.0, seed=0, recolour=recolour, hold=hold):
                             writer.write(frame)
                 pipeline_fps = len(frames) / (time.perf_counter() - start)
             label = f"{precision} ({stylizer.precision})" if fast else precision

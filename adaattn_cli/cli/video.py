@@ -110,6 +110,16 @@ PaletteOption = Annotated[
                       "frequencies, so the detail and its flicker are not amplified; own: the video model's paler colours. "
                       "\\[default: image for adaattn-video]", show_default=False),
 ]
+# ~4 of 255 levels: about the noise of a compressed clip. Measured at 256 px on the three test clips (README
+# "Temporal consistency"): higher thresholds also hold back slow movement and average stylisations (less style).
+HOLD_THRESHOLD = 0.015
+HoldOption = Annotated[
+    float,
+    typer.Option(min=0.0, max=1.0, metavar="CHANGE",
+                 help="Keep the previous stylised pixel where the input pixel has changed by less than this since it "
+                      "was stylised (mean RGB difference, 0-1; full hold up to half of it): still parts of the scene "
+                      "stop flickering, anything that moves is stylised anew. 0 = off, every frame on its own."),
+]
 BatchOption = Annotated[
     Optional[int],
     typer.Option(min=1, metavar="N", show_default=False,
@@ -133,6 +143,7 @@ def video(
     crf: CrfOption = 18,
     codec: CodecOption = None,
     palette: PaletteOption = None,
+    hold: HoldOption = HOLD_THRESHOLD,
     batch: BatchOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
@@ -144,7 +155,8 @@ def video(
 
     Writes [bold]<clip>_stylized_<style>.mp4[/bold] into the current folder or -o, at the clip's size and exact
     frame rate, with its audio. Frames are streamed: memory does not grow with the clip's length. The style is
-    encoded once, so every frame sees the same style positions. Ctrl-C or an error leaves no output file.
+    encoded once, so every frame sees the same style positions, and still parts of the scene keep their
+    stylisation from frame to frame (--hold). Ctrl-C or an error leaves no output file.
 
     [bold]Examples[/bold]
 
@@ -154,6 +166,7 @@ def video(
     """
     from .. import video_io
     from ..api import MIN_SIDE
+    from ..temporal import StaticHold
 
     if size is not None and max_size is not None:
         raise BadInputError("--size and --max-size exclude each other; give one")
@@ -179,12 +192,12 @@ def video(
         frames = video_io.read_frames(clip, size=frame_size, start=start, duration=duration, fps=fps)
         writer = video_io.VideoWriter(output, fps=rate, size=frame_size, codec=codec, crf=crf, audio_from=audio,
                                       audio_start=start, audio_duration=duration, overwrite=overwrite)
-        recolour = None
+        recolour, still = None, StaticHold(hold) if hold else None
         with contextlib.closing(frames), writer, common.frame_progress(_expected_frames(info, start, duration)) as advance:
             for chunk in _chunks(frames, batch):
                 if palette is Palette.image and recolour is None:
                     recolour = fit_palette(stylizer, chunk[0], encoded, style_image, alpha=alpha, seed=seed)
-                for frame in stylize_frames(stylizer, chunk, encoded, alpha=alpha, seed=seed, recolour=recolour):
+                for frame in stylize_frames(stylizer, chunk, encoded, alpha=alpha, seed=seed, recolour=recolour, hold=still):
                     writer.write(frame)
                 advance(len(chunk))
     except KeyboardInterrupt:
@@ -265,10 +278,12 @@ def fit_palette(stylizer: Stylizer, frame: np.ndarray, style: Style, style_image
 
 
 def stylize_frames(
-    stylizer: Stylizer, chunk: list[np.ndarray], style: Style, *, alpha: float, seed: int, recolour=None, as_uint8: bool = True,
+    stylizer: Stylizer, chunk: list[np.ndarray], style: Style, *, alpha: float, seed: int, recolour=None, hold=None,
+    as_uint8: bool = True,
 ):
     """uint8 frames [H, W, 3] -> stylised uint8 frames [B, H, W, 3], one forward pass (as_uint8=False: the float
-    [B, 3, H, W] tensor). recolour: fit_palette's (A, b, blur), applied to each frame's low frequencies."""
+    [B, 3, H, W] tensor). recolour: fit_palette's (A, b, blur), applied to each frame's low frequencies; hold: the
+    clip's temporal.StaticHold, applied last (it keeps state: pass the chunks in order)."""
     import numpy as np
     import torch
 
@@ -279,6 +294,8 @@ def stylize_frames(
     stylized = stylized.reshape(len(chunk), *stylized.shape[-3:])  # stylize drops the axis of a batch of one
     if recolour is not None:
         stylized = fn.recolour_low_frequencies(stylized, *recolour)
+    if hold is not None:
+        stylized = hold(content.to(stylized.device), stylized)
     if not as_uint8:
         return stylized
     return stylized.mul(255).round_().byte().permute(0, 2, 3, 1).cpu().numpy()

@@ -190,3 +190,36 @@ def test_the_palette_is_the_default_of_the_video_model_only(cli, make_image, vid
 def test_help_has_examples(cli):
     result = cli("video", "-h")
     assert result.exit_code == 0 and "Examples" in result.stdout and "adaattn video" in result.stdout
+
+
+def test_hold_keeps_still_pixels_and_can_be_turned_off(cli, video_args, weights_dir, tmp_path):
+    """A still picture under compression noise with one moving square: with the default --hold the still part of
+    the stylised frames stops changing; --hold 0 stylises every frame on its own."""
+    import torch
+
+    torch.manual_seed(0)
+    model = build_model("adaattn-video", load_encoder(path=weights_dir / "vgg16-hed.safetensors"), width_divisor=8).eval()
+    probe_image = torch.rand(1, 3, 48, 64)
+    with torch.no_grad():  # spread the random model's outputs over [0, 1] (they would clamp to one flat colour)
+        last = model.decoder.convs[-1]
+        last.weight.mul_(0.2 / model(probe_image, probe_image).std())
+        last.bias.add_(0.5 - model(probe_image, probe_image).mean())
+    video_args = [*video_args, "--model", save_model(model, tmp_path / "spread.safetensors")]
+    rng = np.random.default_rng(0)
+    background = rng.integers(0, 200, (48, 64, 3)).astype(np.int16)
+    (tmp_path / "frames").mkdir()
+    for t in range(6):
+        frame = background + rng.integers(-1, 2, background.shape)  # +-1 level: noise, no change
+        frame[4:12, 4 * t: 4 * t + 8] = 255
+        Image.fromarray(np.clip(frame, 0, 255).astype(np.uint8)).save(tmp_path / "frames" / f"{t:03d}.png")
+
+    def still_part_changes(*options):
+        out = f"out{len(options)}"
+        assert cli("video", tmp_path / "frames", *video_args, *options, "-o", out).exit_code == 0
+        frames = [np.asarray(Image.open(p), dtype=np.int16) for p in sorted((tmp_path / out).iterdir())]
+        return max(int(np.abs(b[28:, :] - a[28:, :]).max()) for a, b in zip(frames, frames[1:]))
+
+    assert still_part_changes() == 0
+    assert still_part_changes("--hold", 0) > 0
+    result = cli("video", tmp_path / "frames", *video_args, "--hold", 2, "-o", "bad")
+    assert result.exit_code == 2 and "--hold" in result.output and not (tmp_path / "bad").exists()
