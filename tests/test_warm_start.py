@@ -45,17 +45,26 @@ def test_sanet_with_a_relu3_1_block_runs_chunked_exactly_and_round_trips(tmp_pat
         build_model("sanet", encoder, levels=(3, 4))
 
 
-def test_sanet_warm_start_begins_as_the_image_models_decoder_of_the_content(image_model, images):
+def test_sanet_warm_start_attends_with_the_image_models_own_level_logits(image_model, images):
+    """Each block starts as F_c + softmax(Norm(c)^T W_q^T (W_k Norm(s) + b_k)) value(F_s), with the AdaAttN block's
+    weights on its own level's part of the key, behind the image model's merge conv and decoder."""
+    from adaattn_cli import functional as fn
+
     with torch.no_grad():
         sanet = warm_start.sanet_from_image_model(image_model)
-        content = sanet.encode(images["content"][None])
-        outputs = sanet.transfer(content, sanet.memorize(sanet.encode(images["style"][None])))
-        # every block is the identity, so the style does not matter yet
-        for output, level in zip(outputs, (3, 4, 5)):
-            assert torch.equal(output, content.features[level - 1])
-        relu3_1, relu4_1, relu5_1 = (content.features[level - 1] for level in (3, 4, 5))
-        expected = image_model.decode([relu3_1, relu4_1, relu5_1])
-        assert torch.allclose(sanet.decode(outputs), expected, atol=1e-6)
+        content, style = sanet.encode(images["content"][None]), sanet.encode(images["style"][None])
+        outputs = sanet.transfer(content, sanet.memorize(style))
+        for output, level, adaattn in zip(outputs, (3, 4, 5), image_model.blocks):
+            f_c, f_s = content.features[level - 1], style.features[level - 1]
+            channels = f_c.shape[1]
+            w_q, w_k = adaattn.query.weight[:, -channels:, 0, 0], adaattn.key.weight[:, -channels:, 0, 0]
+            query = fn.mean_variance_norm(f_c).flatten(2).transpose(1, 2) @ w_q.T  # [1, n_c, d]
+            key = w_k @ fn.mean_variance_norm(f_s).flatten(2) + adaattn.key.bias[:, None]  # [1, d, n_s]
+            value = adaattn.value(f_s).flatten(2).transpose(1, 2)  # [1, n_s, C]
+            attended = torch.softmax(query @ key, dim=-1) @ value
+            expected = f_c + attended.transpose(1, 2).reshape(f_c.shape)
+            assert torch.allclose(output, expected, atol=1e-4, rtol=1e-4)
+        assert torch.allclose(sanet.decode(outputs), image_model.decode(outputs), atol=1e-6)
 
 
 def test_video_warm_start_takes_the_image_models_relu3_1_block_and_decoder_tail(image_model, images):

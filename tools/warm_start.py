@@ -7,9 +7,11 @@ Then `adaattn train --method <method> --init <the file> ...`; training keeps the
 
 video: the image model's relu3_1 block projections (same shapes) and its decoder from the relu3_1 skip on
 (the video decoder is the image decoder's tail; its first conv takes the skip half of the 512->256 conv).
-sanet: SANet blocks at relu3_1, relu4_1 and relu5_1 whose output convs are zero, so each block starts as the
-identity (F_c + 0), behind the image model's merge conv and decoder (same shapes): the model starts by redrawing
-the photo and the style has to come in through the attention.
+sanet: SANet blocks at relu3_1, relu4_1 and relu5_1 behind the image model's merge conv and decoder (same
+shapes), each attending with the image model's block: its logits on the block's own level (the last piece of the
+shallow+deep key) and its value conv, with out = identity, so the style comes in through the attention from the
+first step. (Blocks that start as the identity, out = 0, were tried first: the decoder then learned one
+style-independent look before the attention took part; weights/README.md.)
 """
 
 import argparse
@@ -37,8 +39,19 @@ def sanet_from_image_model(image):
     sanet = build_model("sanet", image.encoder, levels=(3, 4, 5), width_divisor=image.config["width_divisor"])
     sanet.merge.load_state_dict(image.merge.state_dict())
     sanet.decoder.load_state_dict(image.decoder.state_dict())
-    for block in sanet.blocks:
-        block.out.weight.zero_()
+    for block, adaattn in zip(sanet.blocks, image.blocks):
+        # AdaAttN's logits (W_q q + b_q).(W_k k + b_k) restricted to the key's last piece, Norm(F) of the block's own
+        # level (the shallow pieces and b_q, which shifts a row's logits alike, are left out): query = identity,
+        # key = W_q^T W_k with bias W_q^T b_k. Its value conv, and out = identity: F_c + attention-weighted mean.
+        channels = block.query.in_channels
+        identity = torch.eye(channels)[..., None, None]
+        w_q, w_k = adaattn.query.weight[:, -channels:, 0, 0], adaattn.key.weight[:, -channels:, 0, 0]
+        block.query.weight.copy_(identity)
+        block.query.bias.zero_()
+        block.key.weight.copy_((w_q.T @ w_k)[..., None, None])
+        block.key.bias.copy_(w_q.T @ adaattn.key.bias)
+        block.value.load_state_dict(adaattn.value.state_dict())
+        block.out.weight.copy_(identity)
         block.out.bias.zero_()
     return sanet
 
