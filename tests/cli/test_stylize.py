@@ -46,7 +46,11 @@ def test_a_bad_model_is_one_line_and_no_output(cli, make_image, tmp_path, error_
     assert not (tmp_path / "out").exists()
 
 
-def test_a_missing_bundled_model_says_where_it_looked(cli, make_image, tmp_path, error_line):
+def test_a_missing_bundled_model_says_where_it_looked(cli, make_image, tmp_path, error_line, weights_dir, monkeypatch):
+    from adaattn_cli import weights
+
+    # the checkout bundles every method: search the tiny models' folder (no sanet there) and the user folder only
+    monkeypatch.setattr(weights, "weights_search_path", lambda: [weights_dir, weights.user_weights_dir()])
     line = error_line(cli("stylize", make_image("c.png"), "-s", make_image("s.png", (32, 32)), "--method", "sanet"))
     assert "no model named 'sanet'" in line and str(tmp_path / "home") in line
 
