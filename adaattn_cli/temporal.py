@@ -138,7 +138,7 @@ class StaticHold:
         for index in range(len(outputs)):
             frame, new = inputs[index: index + 1], outputs[index: index + 1]
             if self.held is None or self.held.shape != new.shape:
-                self.reference, self.held = frame, new
+                self.reference, self.held = frame.clone(), new.clone()  # not views of the caller's tensors
             else:
                 change = (frame - self.reference).abs().mean(1, keepdim=True)
                 change = F.avg_pool2d(F.pad(change, (1, 1, 1, 1), mode="replicate"), 3, stride=1)

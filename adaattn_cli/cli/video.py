@@ -192,12 +192,12 @@ def video(
         frames = video_io.read_frames(clip, size=frame_size, start=start, duration=duration, fps=fps)
         writer = video_io.VideoWriter(output, fps=rate, size=frame_size, codec=codec, crf=crf, audio_from=audio,
                                       audio_start=start, audio_duration=duration, overwrite=overwrite)
-        recolour, still = None, StaticHold(hold) if hold else None
+        recolour, hold_filter = None, StaticHold(hold) if hold else None
         with contextlib.closing(frames), writer, common.frame_progress(_expected_frames(info, start, duration)) as advance:
             for chunk in _chunks(frames, batch):
                 if palette is Palette.image and recolour is None:
                     recolour = fit_palette(stylizer, chunk[0], encoded, style_image, alpha=alpha, seed=seed)
-                for frame in stylize_frames(stylizer, chunk, encoded, alpha=alpha, seed=seed, recolour=recolour, hold=still):
+                for frame in stylize_frames(stylizer, chunk, encoded, alpha=alpha, seed=seed, recolour=recolour, hold=hold_filter):
                     writer.write(frame)
                 advance(len(chunk))
     except KeyboardInterrupt:
