@@ -114,8 +114,9 @@ class StaticHold:
     m * held + (1 - m) * new, with m = 1 up to d = threshold / 2 and falling linearly to 0 at d = threshold (in
     [0, 1]), and the reference moves the same way. So a pixel whose input changed by no more than noise keeps its
     stylisation, anything that moves or changes more is stylised anew, and a slow drift (light, a slow pan) adds
-    up against the reference until it is refreshed. Scene cuts refresh everything. Held pixels are whole earlier
-    stylisations, not averages, so the texture is not blurred; no optical flow, so nothing is dragged along.
+    up against the reference until it is refreshed. Scene cuts refresh everything. Held pixels are earlier
+    stylisations, blended only in the band between threshold / 2 and threshold, so the texture is not averaged
+    away; no optical flow, so nothing is dragged along.
 
     Call it on consecutive batches of frames, in order: inputs and outputs are [B, 3, H, W] in [0, 1].
     """

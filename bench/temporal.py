@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _hold(frames, outputs, threshold: float):
-    """The stylised frames as `adaattn video --hold` writes them (uint8 in and out)."""
+    """The stylised frames as `adaattn video --hold` writes them, uint8 in and out (the CLI holds the frames
+    before they are rounded to 8 bits: within half a level of this)."""
     def tensor(images):
         return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
 

@@ -41,8 +41,9 @@ def sanet_from_image_model(image):
     sanet.decoder.load_state_dict(image.decoder.state_dict())
     for block, adaattn in zip(sanet.blocks, image.blocks):
         # AdaAttN's logits (W_q q + b_q).(W_k k + b_k) restricted to the key's last piece, Norm(F) of the block's own
-        # level (the shallow pieces and b_q, which shifts a row's logits alike, are left out): query = identity,
-        # key = W_q^T W_k with bias W_q^T b_k. Its value conv, and out = identity: F_c + attention-weighted mean.
+        # level: query = identity, key = W_q^T W_k with bias W_q^T b_k. Left out: the shallow pieces and b_q's
+        # per-key term (W_k^T b_q).k, which a SANet block cannot express (b_q.b_k shifts every logit alike).
+        # Its value conv, and out = identity: F_c + the attention-weighted mean of the values.
         channels = block.query.in_channels
         identity = torch.eye(channels)[..., None, None]
         w_q, w_k = adaattn.query.weight[:, -channels:, 0, 0], adaattn.key.weight[:, -channels:, 0, 0]

@@ -12,6 +12,7 @@ from adaattn_cli.api import Stylizer
 from adaattn_cli.models import build_model
 from adaattn_cli.video_io import probe
 from adaattn_cli.weights import load_encoder, load_model, save_model
+from tinymodels import spread_outputs
 from videoclips import make_clip
 
 
@@ -199,11 +200,7 @@ def test_hold_keeps_still_pixels_and_can_be_turned_off(cli, video_args, weights_
 
     torch.manual_seed(0)
     model = build_model("adaattn-video", load_encoder(path=weights_dir / "vgg16-hed.safetensors"), width_divisor=8).eval()
-    probe_image = torch.rand(1, 3, 48, 64)
-    with torch.no_grad():  # spread the random model's outputs over [0, 1] (they would clamp to one flat colour)
-        last = model.decoder.convs[-1]
-        last.weight.mul_(0.2 / model(probe_image, probe_image).std())
-        last.bias.add_(0.5 - model(probe_image, probe_image).mean())
+    spread_outputs(model, torch.rand(1, 3, 48, 64))
     video_args = [*video_args, "--model", save_model(model, tmp_path / "spread.safetensors")]
     rng = np.random.default_rng(0)
     background = rng.integers(0, 200, (48, 64, 3)).astype(np.int16)
