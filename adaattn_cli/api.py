@@ -14,7 +14,7 @@ from __future__ import annotations
 import ctypes
 import sys
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -25,6 +25,7 @@ from . import tiling
 from .attention import StyleMemory
 from .errors import BadInputError
 from .models import StyleTransferModel
+from .refine import Refiner, RefineSettings, StyleTargets
 from .weights import load_model
 
 MIN_SIDE = 32  # relu5_1 is 1/16 of the input; reflection-padded convs there need at least 2 pixels
@@ -118,6 +119,8 @@ class Style:
     memory: list[StyleMemory]
     image: torch.Tensor
     seed: int
+    # refinement targets per working scale, computed on first use (a batch refines against them once)
+    refine_targets: dict[float, StyleTargets] = field(default_factory=dict, repr=False)
 
 
 class Stylizer:
@@ -139,6 +142,7 @@ class Stylizer:
         precision: str = "fp32",
         style_positions: int | None = None,
         tile_size: int | None = None,
+        refine_settings: RefineSettings | None = None,
     ):
         self.tile_size = tile_size
         self.device = pick_device(device) if isinstance(device, str) else device
@@ -153,6 +157,7 @@ class Stylizer:
                 block.matmul_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
             if hasattr(block, "max_style_positions"):
                 block.max_style_positions = own_cap if style_positions is None else (style_positions or None)
+        self.refiner = Refiner(self.model.encoder, precision=self.precision, settings=refine_settings)
 
     @classmethod
     def load(
@@ -192,6 +197,8 @@ class Stylizer:
         preserve_color: bool = False,
         seed: int = 0,
         progress=None,
+        refine: int = 0,
+        refine_progress=None,
     ) -> torch.Tensor:
         """Stylise content [3, H, W] (or a batch) with one or more styles; returns the same size, clamped to [0, 1].
 
@@ -199,6 +206,8 @@ class Stylizer:
         (content outside every mask keeps the content's own statistics). alpha: 1 = full style, 0 = the model's
         reconstruction of the content. preserve_color: recolour each style with the content's palette first.
         progress(done, total): called after each tile when the content runs in tiles.
+        refine: steps of test-time refinement of the model's picture (Stylizer.refine; 0 = the model's picture);
+        refine_progress(done, total) is called after each step.
         """
         content = check_image(content, "content image").to(self.device)
         if not styles:
@@ -214,7 +223,8 @@ class Stylizer:
                 raise BadInputError("preserve_color works on one content image at a time")
             styles = [fn.coral(s.image if isinstance(s, Style) else s, content[0].cpu()) for s in styles]
         styles = [s if isinstance(s, Style) else self.encode_style(s, seed=seed) for s in styles]
-        terms, self_weight = self._mixing_terms(styles, weights, alpha, masks, padded.shape[-2:])
+        mix, self_weight = self._mixing_weights(styles, weights, alpha, masks, padded.shape[-2:])
+        terms = [(style.memory, weight) for style, weight in mix]
         self_generator = None if self_weight is None else torch.Generator().manual_seed(seed)
         tile = self._tile_for(padded)
         with self._autocast():
@@ -227,7 +237,62 @@ class Stylizer:
                 output = self.model.decode(mixed)
             else:
                 output = self._stylize_tiled(padded, terms, self_weight, self_generator, tile, progress)
-        return output[..., :height, :width].float().clamp(0, 1).contiguous().squeeze(0)
+        output = output[..., :height, :width].float().clamp(0, 1).contiguous()
+        if refine:
+            output = torch.cat([
+                self._refine(c[None], o[None], mix, self_weight, refine, refine_progress) for c, o in zip(content, output)
+            ])
+        return output.squeeze(0)
+
+    def refine(
+        self,
+        content: torch.Tensor,
+        picture: torch.Tensor,
+        styles: list[Style | torch.Tensor],
+        *,
+        steps: int,
+        weights: list[float] | None = None,
+        alpha: float = 1.0,
+        masks: list[torch.Tensor | None] | None = None,
+        seed: int = 0,
+        progress=None,
+    ) -> torch.Tensor:
+        """Refine `picture` [3, H, W], a stylisation of `content`, for `steps` steps (refine.py): its pixels are
+        optimised for the style, local and content losses against the same styles, weights, alpha and masks."""
+        content = check_image(content, "content image")
+        picture = check_image(picture, "picture")
+        if picture.shape != content.shape:
+            raise BadInputError(f"the picture is {tuple(picture.shape[1:])} but the content is {tuple(content.shape[1:])}")
+        weights = _normalised_weights(weights, len(styles))
+        masks = _checked_masks(masks, len(styles), content.shape[-2:])
+        styles = [s if isinstance(s, Style) else self.encode_style(s, seed=seed) for s in styles]
+        mix, self_weight = self._mixing_weights(styles, weights, alpha, masks, content.shape[-2:])
+        return self._refine(content, picture, mix, self_weight, steps, progress).squeeze(0)
+
+    def _refine(self, content, picture, mix, self_weight, steps: int, progress) -> torch.Tensor:
+        """Refine one [1, 3, H, W] picture; alpha = 0 (no style term) leaves the reconstruction as it is."""
+        if steps < 0:
+            raise BadInputError(f"refine steps must be 0 or more, got {steps}")
+        if not mix or steps == 0:
+            return picture
+        height, width = content.shape[-2:]
+
+        def targets_of(style: Style):
+            def at(scale: float) -> StyleTargets:
+                key = round(scale, 6)
+                if key not in style.refine_targets:
+                    style.refine_targets[key] = self.refiner.style_targets(style.image, scale, style.seed)
+                return style.refine_targets[key]
+
+            return at
+
+        def cropped(weight):  # a copy: autograd cannot save the inference tensors made under inference_mode
+            return weight if isinstance(weight, float) else weight[..., :height, :width].clone()
+
+        with torch.inference_mode(False), torch.enable_grad():
+            terms = [(targets_of(style), cropped(weight)) for style, weight in mix]
+            own = None if self_weight is None else cropped(self_weight)
+            return self.refiner.refine(content, picture, terms, own, steps, progress).cpu()
 
     def _tile_for(self, padded: torch.Tensor) -> int | None:
         height, width = padded.shape[-2:]
@@ -252,10 +317,10 @@ class Stylizer:
             progress=progress,
         )
 
-    def _mixing_terms(self, styles, weights, alpha, masks, padded_size):
-        """The styles' (memory, weight) terms, and the weight of the content as its own style (None: no such term)."""
+    def _mixing_weights(self, styles, weights, alpha, masks, padded_size):
+        """The (style, weight) terms, and the weight of the content as its own style (None: no such term)."""
         if all(m is None for m in masks):
-            terms = [(s.memory, alpha * w) for s, w in zip(styles, weights)]
+            terms = [(s, alpha * w) for s, w in zip(styles, weights)]
             self_weight = 1.0 - alpha
         else:
             maps = torch.stack([_pad_mask(m, padded_size, self.device) for m in masks])  # [K, 1, 1, H, W]
@@ -263,10 +328,10 @@ class Stylizer:
             raw = maps * weight_column
             share = raw / raw.sum(dim=0, keepdim=True).clamp_min(1e-8)
             coverage = (maps * (weight_column > 0)).sum(dim=0).clamp(0, 1)  # a weight-0 style covers nothing
-            terms = [(s.memory, alpha * coverage * share[k]) for k, s in enumerate(styles)]
+            terms = [(s, alpha * coverage * share[k]) for k, s in enumerate(styles)]
             self_weight = 1.0 - alpha * coverage
         has_self = self_weight > 0 if isinstance(self_weight, float) else bool((self_weight > 0).any())
-        terms = [(memory, weight) for memory, weight in terms if not (isinstance(weight, float) and weight == 0.0)]
+        terms = [(style, weight) for style, weight in terms if not (isinstance(weight, float) and weight == 0.0)]
         return terms, (self_weight if has_self else None)
 
 

@@ -1,18 +1,24 @@
 """Validation metrics of trained models on held-out content/style pairs, plus a contact sheet.
 
     python bench/quality.py --model adaattn --model adain --pairs 40 --sheet quality.png
+    python bench/quality.py --model adaattn --refine 10 --refine 25 --refine 50 --pairs 8 --sheet refine.jpg
 
 The held-out images are the ones `adaattn train` keeps out of training (same deterministic split, so run it
 with the same folders). Per model, means over the pairs, measured with the bundled HED encoder:
   style    global mean/std loss over relu1_1..relu5_1 (lower = closer to the style's statistics)
   content  MSE of the normalised relu4_1 and relu5_1 features vs the content's (lower = structure kept)
   local    AdaAttN's local feature loss over relu3_1..relu5_1 (lower = each region gets matching style)
+  gram     Gram-matrix style loss over relu1_1..relu5_1: a statistic that neither training nor `--refine`
+           optimises, the guard against gains that exist only in the optimised numbers
+  s/image  seconds per picture with the model loaded and the style encoded (refinement targets included)
+--refine N (repeatable) adds a row per model and N: the model's picture refined for N steps (Stylizer.refine).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 
 import torch
 
@@ -30,6 +36,15 @@ def held_out_pairs(content_folder: str, style_folder: str, count: int):
     return list(zip(contents, styles))[:count]
 
 
+def gram_style_loss(output: list[torch.Tensor], style: list[torch.Tensor]) -> torch.Tensor:
+    """sum over layers of MSE(G(out), G(style)), G = F F^T / positions (Gatys et al.)."""
+    def gram(features: torch.Tensor) -> torch.Tensor:
+        flat = features.flatten(2)
+        return flat @ flat.transpose(1, 2) / flat.shape[-1]
+
+    return sum(torch.nn.functional.mse_loss(gram(o), gram(s)) for o, s in zip(output, style))
+
+
 @torch.inference_mode()
 def metrics(encoder, content: torch.Tensor, style: torch.Tensor, output: torch.Tensor) -> dict[str, float]:
     content_feats, style_feats, output_feats = (encoder(x[None], 5) for x in (content, style, output))
@@ -38,6 +53,7 @@ def metrics(encoder, content: torch.Tensor, style: torch.Tensor, output: torch.T
         "style": float(global_style_loss(output_feats, style_feats, (1, 2, 3, 4, 5))),
         "content": float(normalised_content_loss(output_feats, content_feats, (4, 5))),
         "local": float(local_feature_loss(output_feats, content_feats, style_feats, (3, 4, 5), generator=generator)),
+        "gram": float(gram_style_loss(output_feats, style_feats)),
     }
 
 
@@ -51,31 +67,44 @@ def main() -> None:
     parser.add_argument("--sheet", help="write a contact sheet (content | style | each model) of the first pairs here")
     parser.add_argument("--sheet-rows", type=int, default=6)
     parser.add_argument("--precision", default="auto", help="auto (as the CLI), bf16 or fp32")
+    parser.add_argument("--refine", type=int, action="append", default=[], metavar="N",
+                        help="also refine each model's picture for N steps (repeat for several N)")
     args = parser.parse_args()
     encoder = load_encoder()
     stylizers = {name: Stylizer(load_model(name), precision=args.precision, style_positions=4096) for name in args.model}
     pairs = held_out_pairs(args.content, args.style, args.pairs)
-    totals = {name: {"style": 0.0, "content": 0.0, "local": 0.0} for name in stylizers}
+    row_names = [(name, steps) for name in stylizers for steps in [0, *args.refine]]
+    totals = {row: {"style": 0.0, "content": 0.0, "local": 0.0, "gram": 0.0, "seconds": 0.0} for row in row_names}
     rows = []
     for index, (content_path, style_path) in enumerate(pairs):
         content = resize_max_side(load_image(content_path).rgb, args.size)
         style = resize_max_side(load_image(style_path).rgb, args.size)
         outputs = []
         for name, stylizer in stylizers.items():
-            output = stylizer.stylize(content, [style])
-            outputs.append(output)
-            for key, value in metrics(encoder, content, style, output).items():
-                totals[name][key] += value / len(pairs)
+            encoded = stylizer.encode_style(style)
+            start = time.perf_counter()
+            picture = stylizer.stylize(content, [encoded])
+            model_seconds = time.perf_counter() - start
+            for steps in [0, *args.refine]:
+                encoded.refine_targets.clear()  # every row pays for its refinement targets
+                start = time.perf_counter()
+                output = stylizer.refine(content, picture, [encoded], steps=steps) if steps else picture
+                totals[name, steps]["seconds"] += (model_seconds + time.perf_counter() - start) / len(pairs)
+                outputs.append(output)
+                for key, value in metrics(encoder, content, style, output).items():
+                    totals[name, steps][key] += value / len(pairs)
         if args.sheet and index < args.sheet_rows:
             height = 256
             tiles = [content, style, *outputs]
             tiles = [torch.nn.functional.interpolate(t[None], size=(height, round(t.shape[-1] * height / t.shape[-2])), mode="bilinear", antialias=True)[0] for t in tiles]
             rows.append(tiles)
     print(f"`{' '.join(['python'] + sys.argv)}` — {len(pairs)} held-out pairs, longer side {args.size}\n")
-    print("| model | style loss | content loss | local loss |")
-    print("|---|---|---|---|")
-    for name, values in totals.items():
-        print(f"| {name} | {values['style']:.2f} | {values['content']:.3f} | {values['local']:.2f} |")
+    print("| model | style loss | content loss | local loss | Gram style loss | s/image |")
+    print("|---|---|---|---|---|---|")
+    for (name, steps), values in totals.items():
+        label = f"{name} --refine {steps}" if steps else name
+        print(f"| {label} | {values['style']:.2f} | {values['content']:.3f} | {values['local']:.2f} | "
+              f"{values['gram']:.4g} | {values['seconds']:.1f} |")
     if args.sheet and rows:
         width = max(sum(t.shape[-1] for t in row) for row in rows)
         sheet = torch.ones(3, 256 * len(rows), width)
@@ -85,7 +114,8 @@ def main() -> None:
                 sheet[:, r * 256 : (r + 1) * 256, x : x + tile.shape[-1]] = tile.clamp(0, 1)
                 x += tile.shape[-1]
         save_image(args.sheet, sheet, overwrite=True)
-        print(f"\ncontact sheet: {args.sheet} (columns: content, style, {', '.join(stylizers)})")
+        columns = [f"{name} --refine {steps}" if steps else name for name, steps in row_names]
+        print(f"\ncontact sheet: {args.sheet} (columns: content, style, {', '.join(columns)})")
 
 
 if __name__ == "__main__":

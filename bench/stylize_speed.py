@@ -12,6 +12,7 @@ Variants (all with the bundled AdaAttN model, one image, model loaded before tim
              channels_last, every block capped at 4096 style positions (--style-positions); the wide
              3x3 convs as Winograd F(2x2, 3x3)
   fast-direct  fast with every conv direct (no Winograd): what Winograd gains
+  refineN    fast, then N steps of test-time refinement (`--refine N`; refine.py), e.g. refine25
 Each cell runs in its own process (so peak RSS is its own): median wall time of --repeats calls after one
 warm-up call (no warm-up with --repeats 1); with --rounds R every cell runs R times, the variants in a rotated
 order each round, and the table gives the medians (this shared machine's speed drifts by ~10 % over minutes). "s/image" encodes the style inside every timed call (one image,
@@ -66,7 +67,8 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
         model = plain_copy(model)
         calls = {"cold": lambda: reference_stylize(model, content, style)}
     else:
-        fast = variant in ("fast", "fast-direct")
+        fast = variant in ("fast", "fast-direct") or variant.startswith("refine")
+        steps = int(variant[len("refine"):]) if variant.startswith("refine") else 0
         if variant == "fast-direct":  # the fast path with every conv direct: what Winograd gains
             from adaattn_cli import functional
 
@@ -74,8 +76,9 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
         stylizer = Stylizer(model, precision="bf16" if fast else "fp32", style_positions=DEFAULT_STYLE_POSITIONS if fast else None)
         encoded = stylizer.encode_style(style[0])
         calls = {
-            "cold": lambda: stylizer.stylize(content[0], [stylizer.encode_style(style[0])])[None],
-            "warm": lambda: stylizer.stylize(content[0], [encoded])[None],  # style encoded once (batch, video, blend)
+            "cold": lambda: stylizer.stylize(content[0], [stylizer.encode_style(style[0])], refine=steps)[None],
+            # style encoded once (batch, video, blend): its refinement targets too, after the first call
+            "warm": lambda: stylizer.stylize(content[0], [encoded], refine=steps)[None],
         }
     result = {}
     for name, call in calls.items():
@@ -92,6 +95,12 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
     return result
 
 
+def _variant(name: str) -> str:
+    if name in ("reference", "fp32", "fast", "fast-direct") or (name.startswith("refine") and name[len("refine"):].isdigit()):
+        return name
+    raise argparse.ArgumentTypeError(f"unknown variant {name!r}")
+
+
 def compare(output: torch.Tensor, baseline: torch.Tensor) -> tuple[float, float]:
     diff = (output - baseline).abs()
     mse = float((diff**2).mean())
@@ -102,7 +111,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--style-size", type=int, help="style side (default: the content's)")
-    parser.add_argument("--variants", nargs="+", default=["reference", "fp32", "fast"], choices=["reference", "fp32", "fast", "fast-direct"])
+    parser.add_argument("--variants", nargs="+", default=["reference", "fp32", "fast"], type=_variant,
+                        help="reference, fp32, fast, fast-direct, refineN (see above)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1, help="run every cell this many times, interleaved; report medians")
     parser.add_argument("--model", default="adaattn")

@@ -85,9 +85,9 @@ def test_masks_route_regions_to_their_style(models, images):
     styles = [stylizer.encode_style(images["style"]), stylizer.encode_style(images["style2"])]
     with torch.no_grad():
         encoded = model.encode(content)
-        terms, self_weight = stylizer._mixing_terms(styles, [0.5, 0.5], 1.0, [left, 1 - left], content.shape[-2:])
+        mix, self_weight = stylizer._mixing_weights(styles, [0.5, 0.5], 1.0, [left, 1 - left], content.shape[-2:])
         assert self_weight is None  # the masks cover everything: no content-as-style term
-        mixed = model.transfer_mixed(encoded, terms)
+        mixed = model.transfer_mixed(encoded, [(style.memory, weight) for style, weight in mix])
         first, second = model.transfer(encoded, styles[0].memory), model.transfer(encoded, styles[1].memory)
     for out, a, b in zip(mixed, first, second):
         half = out.shape[-1] * 32 // 80

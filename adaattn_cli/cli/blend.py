@@ -11,7 +11,7 @@ from ..errors import BadInputError
 from . import _common as common
 from ._common import (
     AlphaOption, ContentArgument, DeviceOption, MaskOption, MaxPixelsOption, MaxSizeOption, MethodOption, ModelOption,
-    OutputOption, OverwriteOption, PrecisionOption, SeedOption, SizeOption, StylePositionsOption, StyleSizeOption, TileOption,
+    OutputOption, OverwriteOption, PrecisionOption, RefineOption, SeedOption, SizeOption, StylePositionsOption, StyleSizeOption, TileOption,
 )
 
 TILE_HEIGHT = 256  # contact sheet tiles are scaled to this height
@@ -67,6 +67,7 @@ def blend_styles(
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = None,
     tile: TileOption = None,
+    refine: RefineOption = 0,
 ) -> None:
     """Stylise content images with a weighted mix of two or more styles.
 
@@ -99,8 +100,11 @@ def blend_styles(
 
     def blend(image, mix):
         fitted = common.fit_masks(masks, image.rgb)
-        with common.tile_progress() as progress:
-            return stylizer.stylize(image.rgb, encoded, weights=mix, alpha=alpha, masks=fitted, seed=seed, progress=progress)
+        with common.part_progress("tiles") as progress, common.part_progress("refining") as refine_progress:
+            return stylizer.stylize(
+                image.rgb, encoded, weights=mix, alpha=alpha, masks=fitted, seed=seed, progress=progress,
+                refine=refine, refine_progress=refine_progress,
+            )
 
     def render(image):
         if not grid:

@@ -10,7 +10,7 @@ from ..errors import BadInputError
 from . import _common as common
 from ._common import (
     AlphaOption, ContentArgument, DeviceOption, MaskOption, MaxPixelsOption, MaxSizeOption, MethodOption, ModelOption,
-    OutputOption, OverwriteOption, PrecisionOption, SeedOption, SizeOption, StylePositionsOption, StyleSizeOption, TileOption,
+    OutputOption, OverwriteOption, PrecisionOption, RefineOption, SeedOption, SizeOption, StylePositionsOption, StyleSizeOption, TileOption,
 )
 
 StyleOption = Annotated[
@@ -40,6 +40,7 @@ def stylize(
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = None,
     tile: TileOption = None,
+    refine: RefineOption = 0,
 ) -> None:
     """Stylise content images with one style image.
 
@@ -51,6 +52,7 @@ def stylize(
 
       adaattn stylize photo.jpg --style starry.jpg -o photo_starry.jpg
       adaattn stylize photos/ "more/*.png" -s starry.jpg --alpha 0.8 --max-size 1024 -o out/
+      adaattn stylize photo.jpg -s starry.jpg --refine 25      # slower, painted rather than embossed
     """
     if mask and len(mask) > 1:
         raise BadInputError("stylize takes one --mask (one per style); use blend-styles for several styles")
@@ -67,9 +69,10 @@ def stylize(
 
     def render(image):
         fitted = common.fit_masks(masks, image.rgb)
-        with common.tile_progress() as progress:
+        with common.part_progress("tiles") as progress, common.part_progress("refining") as refine_progress:
             stylized = stylizer.stylize(
-                image.rgb, [encoded], alpha=alpha, masks=fitted, preserve_color=preserve_color, seed=seed, progress=progress
+                image.rgb, [encoded], alpha=alpha, masks=fitted, preserve_color=preserve_color, seed=seed, progress=progress,
+                refine=refine, refine_progress=refine_progress,
             )
         return dataclasses.replace(image, rgb=stylized)
 

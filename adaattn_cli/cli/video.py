@@ -150,6 +150,7 @@ def video(
     style_positions: VideoStylePositionsOption = VIDEO_STYLE_POSITIONS,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
+    refine: Annotated[int, typer.Option(hidden=True, help="Not available for video yet.")] = 0,
 ) -> None:
     """Stylise a video clip with one style image, frame by frame.
 
@@ -168,6 +169,8 @@ def video(
     from ..api import MIN_SIDE
     from ..temporal import StaticHold
 
+    if refine:  # accepted so that the word is known, refused until frame-to-frame refinement exists
+        raise BadInputError("video --refine is not available yet: refining each frame on its own would flicker")
     if size is not None and max_size is not None:
         raise BadInputError("--size and --max-size exclude each other; give one")
     if duration == 0:

@@ -59,3 +59,9 @@ def test_grid_mixes():
     three = _grid_mixes(3, None)
     assert three[:3] == [[1, 0, 0], [0, 1, 0], [0, 0, 1]] and three[3] == pytest.approx([1 / 3] * 3)
     assert _grid_mixes(3, [2, 1, 1])[3] == pytest.approx([0.5, 0.25, 0.25]) and len(_grid_mixes(3, [2, 1, 1])) == 4
+
+
+def test_blend_refines_with_the_mix(cli, make_image, two_styles, tmp_path):
+    result = cli("blend-styles", make_image("photo.png"), *two_styles, "--weights", "0.7,0.3", "--refine", 2)
+    assert result.exit_code == 0, result.output
+    assert Image.open(tmp_path / "photo_blend_starry+scream.png").size == (48, 32)

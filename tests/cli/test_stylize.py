@@ -169,3 +169,19 @@ def test_precision_and_style_positions(cli, make_image, tmp_path):
     assert np.abs(exact - fast).mean() < 4  # of 255
     assert cli("stylize", content, *common, "--precision", "fp16", "-o", "x.png").exit_code == 2
     assert not (tmp_path / "x.png").exists()
+
+
+def test_refine_writes_a_refined_picture(cli, make_image, style_args, tmp_path):
+    content = make_image("c.png", (64, 48))
+    plain = cli("stylize", content, *style_args, "-o", tmp_path / "plain.png")
+    refined = cli("stylize", content, *style_args, "--refine", 3, "-o", tmp_path / "refined.png")
+    assert plain.exit_code == 0 and refined.exit_code == 0, refined.output
+    a, b = (np.asarray(Image.open(tmp_path / name), dtype=float) for name in ("plain.png", "refined.png"))
+    assert a.shape == b.shape and np.abs(a - b).mean() > 0.1
+
+
+@pytest.mark.parametrize("steps", ["-1", "2.5", "many"])
+def test_a_bad_refine_count_is_a_usage_error_and_writes_nothing(cli, make_image, style_args, tmp_path, steps):
+    result = cli("stylize", make_image("c.png"), *style_args, "--refine", steps, "-o", tmp_path / "out.png")
+    assert result.exit_code == 2 and "--refine" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "out.png").exists()

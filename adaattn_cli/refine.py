@@ -1,0 +1,264 @@
+"""Test-time refinement (`--refine N`): optimise the stylised picture's pixels in the encoder's feature space.
+
+The feed-forward models are fast but, trained briefly, paint a relief-like texture. Starting from their output,
+a few dozen steps of Adam on the pixels (Gatys et al. 2016, started from the model's picture instead of noise)
+lower the model's own training objective for this one picture:
+
+  style    global mean/std loss over relu1_1..relu5_1 against each style's statistics (blends: each term's
+           statistics weighted by its share; masks: each region's statistics against its own style)
+  local    AdaAttN's local feature loss over relu3_1..relu5_1: per position, the attention-weighted mean and
+           std of the style's features (parameter-free attention on the shallow+deep keys), computed once
+  content  the normalised content loss over relu4_1 and relu5_1 against the photo
+  smooth   a small total-variation term against pixel speckle
+
+alpha keeps its meaning: the content, as its own style, takes the share 1 - alpha of every style term (as in
+the feed-forward mix), and alpha = 0 leaves the model's reconstruction untouched.
+
+Speed and memory: most steps run coarse (half size), where a step costs a quarter; the coarse change is
+carried onto the full-size picture, which then gets the remaining steps. Pictures above `max_pixels` are
+refined at that working size and the change is carried up to full resolution, so memory stays bounded.
+Style targets are computed once per style and working size (a batch reuses them).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from . import functional as fn
+from .attention import select_positions
+
+STYLE_LAYERS = (1, 2, 3, 4, 5)
+LOCAL_LAYERS = (3, 4, 5)
+CONTENT_LAYERS = (4, 5)
+LOCAL_STYLE_POSITIONS = 4096  # the local loss's cap on attended style positions (as in training)
+
+
+@dataclass(frozen=True)
+class RefineSettings:
+    """Weights of the objective's terms (the style term has weight 1) and the schedule."""
+
+    content_weight: float = 100.0
+    local_weight: float = 0.1
+    smooth_weight: float = 0.0
+    learning_rate: float = 0.02
+    coarse_share: float = 0.7  # share of the steps run at coarse_scale
+    coarse_scale: float = 0.5
+    min_coarse_side: int = 128  # no coarse level when it would be smaller than this
+    # working size cap, beyond which the change is carried up to full resolution: at 1024x1024 a full-size step
+    # peaks at 2.7x the feed-forward path's memory, at 768x768 under 2x (bench/stylize_speed.py)
+    max_pixels: int = 768 * 768
+    fine_keep: float = 1.0  # share of the start's fine detail (above the coarse level) kept in the fine level
+    start_blur: float = 8.0  # sigma (px at 512 px) of a blur of the start: the model's relief is not kept
+    photo_detail: float = 1.0  # share of the photo's detail (above start_blur) added to the blurred start
+
+
+@dataclass
+class StyleTargets:
+    """One style seen at one working size: per layer, the features' statistics; per local layer, its sampled
+    shallow+deep keys and values."""
+
+    means: list[torch.Tensor]
+    stds: list[torch.Tensor]
+    keys: list[torch.Tensor]
+    values: list[torch.Tensor]
+
+
+def _resize(image: torch.Tensor, size) -> torch.Tensor:
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    shrink = size[0] < image.shape[-2]
+    return F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=shrink)
+
+
+def _scaled_size(size, scale: float) -> tuple[int, int]:
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _weighted_mean_std(features: torch.Tensor, weight) -> tuple[torch.Tensor, torch.Tensor]:
+    """Channel statistics of [1, C, h, w] features, over the positions weighted by `weight` (a float: all)."""
+    if isinstance(weight, float):
+        return fn.mean_std(features)
+    weight = F.interpolate(weight, size=features.shape[-2:], mode="area")
+    total = weight.sum().clamp_min(1e-8)
+    mean = (features * weight).sum(dim=(2, 3), keepdim=True) / total
+    var = ((features - mean).square() * weight).sum(dim=(2, 3), keepdim=True) / total
+    return mean, (var + fn.STD_EPS).sqrt()
+
+
+def _share(weight) -> float | torch.Tensor:
+    return weight if isinstance(weight, float) else weight.mean()
+
+
+class Refiner:
+    """Refines pictures with a frozen encoder; `precision` "bf16" runs the encoder under bf16 autocast."""
+
+    def __init__(self, encoder, *, precision: str = "fp32", settings: RefineSettings | None = None):
+        self.encoder = encoder
+        self.precision = precision
+        self.settings = settings or RefineSettings()
+        self.device = encoder.input_weight.device
+
+    def _autocast(self):
+        if self.precision != "bf16":
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16)
+
+    def features(self, image: torch.Tensor) -> list[torch.Tensor]:
+        with self._autocast():
+            return [f.float() for f in self.encoder(image.to(self.device, memory_format=torch.channels_last), 5)]
+
+    @torch.no_grad()
+    def style_targets(self, style_image: torch.Tensor, scale: float, seed: int) -> StyleTargets:
+        """Targets of a style [3, h, w] resized by `scale` (the content's working scale, so strokes keep their size)."""
+        image = _resize(style_image[None].to(self.device), _scaled_size(style_image.shape[-2:], scale))
+        features = self.features(image)
+        means, stds = zip(*(fn.mean_std(f) for f in features))
+        generator = torch.Generator().manual_seed(seed)
+        keys, values = [], []
+        for layer in LOCAL_LAYERS:
+            value, key = select_positions(
+                [features[layer - 1], fn.shallow_deep_key(features[:layer])], cap=LOCAL_STYLE_POSITIONS,
+                generator=generator, mask=None,
+            )
+            keys.append(key)
+            values.append(value.transpose(1, 2))
+        return StyleTargets(list(means), list(stds), keys, values)
+
+    def refine(
+        self,
+        content: torch.Tensor,
+        start: torch.Tensor,
+        terms: list[tuple[Callable[[float], StyleTargets], float | torch.Tensor]],
+        self_weight: float | torch.Tensor | None,
+        steps: int,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        """Refine `start` [1, 3, H, W] (the model's picture of `content`) for `steps` steps.
+
+        terms: (targets of a style at a scale, weight) with float weights or [1, 1, H, W] maps; self_weight: the
+        content's own share (None: none). Returns [1, 3, H, W] in [0, 1].
+        """
+        if steps <= 0:
+            return start
+        settings = self.settings
+        height, width = start.shape[-2:]
+        work_scale = min(1.0, math.sqrt(settings.max_pixels / (height * width)))
+        work_size = _scaled_size((height, width), work_scale)
+        coarse_scale = work_scale * settings.coarse_scale
+        coarse_steps = round(steps * settings.coarse_share)
+        if min(_scaled_size((height, width), coarse_scale)) < settings.min_coarse_side:
+            coarse_steps = 0
+        levels = [(coarse_scale, coarse_steps), (work_scale, steps - coarse_steps)]
+        levels = [(scale, count) for scale, count in levels if count > 0]
+        done = 0
+        start = start.to(self.device).float()
+        if settings.start_blur:
+            sigma = settings.start_blur * max(height, width) / 512
+            start = fn.gaussian_blur(start, sigma)
+            if settings.photo_detail:
+                photo = content.to(self.device).float()
+                start = start + settings.photo_detail * (photo - fn.gaussian_blur(photo, sigma))
+        current = None  # the picture at the previous level's size
+        for scale, count in levels:
+            size = _scaled_size((height, width), scale)
+            base = _resize(start, size)
+            if current is None:
+                image = base
+            else:  # the coarse change carried onto this level's copy of the start
+                previous_base = _resize(start, current.shape[-2:])
+                detail = base - _resize(previous_base, size)
+                image = _resize(current, size) + settings.fine_keep * detail
+            objective = self.objective(_resize(content.to(self.device).float(), size), terms, self_weight, scale)
+
+            def step_done() -> None:
+                nonlocal done
+                done += 1
+                if progress is not None:
+                    progress(done, steps)
+
+            current = self._optimise(image.clamp(0, 1), objective, count, step_done)
+        if current.shape[-2:] != (height, width):  # the working size's change carried up to full resolution
+            current = start + _resize(current - _resize(start, work_size), (height, width))
+        return current.clamp(0, 1)
+
+    def _optimise(self, image: torch.Tensor, objective, count: int, step_done) -> torch.Tensor:
+        image = image.detach().clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+        optimizer = torch.optim.Adam([image], lr=self.settings.learning_rate)
+        for _ in range(count):
+            optimizer.zero_grad(set_to_none=True)
+            objective(image).backward()
+            optimizer.step()
+            with torch.no_grad():
+                image.clamp_(0, 1)
+            step_done()
+        return image.detach()
+
+    @torch.no_grad()
+    def objective(self, content: torch.Tensor, terms, self_weight, scale: float):
+        """The loss of a picture at this level: targets computed once here, only the picture's side per step."""
+        settings = self.settings
+        content_features = self.features(content)
+        size = content.shape[-2:]
+        # (statistics per layer, weight) of each term; the content as its own style when it has a share
+        stat_terms, local_targets = [], [0.0] * len(LOCAL_LAYERS)
+        for make_targets, weight in terms:
+            targets = make_targets(scale)
+            weight = weight if isinstance(weight, float) else _resize(weight.to(self.device).float(), size)
+            stat_terms.append((targets.means, targets.stds, weight))
+            for i, layer in enumerate(LOCAL_LAYERS):
+                target = self._local_target(content_features, layer, targets.keys[i], targets.values[i])
+                local_targets[i] = local_targets[i] + _layer_weight(weight, target) * target
+        if self_weight is not None:
+            weight = self_weight if isinstance(self_weight, float) else _resize(self_weight.to(self.device).float(), size)
+            own = [_weighted_mean_std(f, weight) for f in content_features]
+            stat_terms.append(([m for m, _ in own], [s for _, s in own], weight))
+            for i, layer in enumerate(LOCAL_LAYERS):
+                feature = content_features[layer - 1]
+                local_targets[i] = local_targets[i] + _layer_weight(weight, feature) * feature
+        content_norms = [fn.mean_variance_norm(content_features[layer - 1]) for layer in CONTENT_LAYERS]
+        del content_features
+
+        def objective(image: torch.Tensor) -> torch.Tensor:
+            features = self.features(image)
+            style = sum(
+                _share(weight) * sum(
+                    F.mse_loss(mean, means[layer - 1]) + F.mse_loss(std, stds[layer - 1])
+                    for layer in STYLE_LAYERS
+                    for mean, std in [_weighted_mean_std(features[layer - 1], weight)]
+                )
+                for means, stds, weight in stat_terms
+            )
+            local = sum(F.mse_loss(features[layer - 1], target) for layer, target in zip(LOCAL_LAYERS, local_targets))
+            content_loss = sum(
+                F.mse_loss(fn.mean_variance_norm(features[layer - 1]), norm) for layer, norm in zip(CONTENT_LAYERS, content_norms)
+            )
+            loss = style + settings.local_weight * local + settings.content_weight * content_loss
+            if settings.smooth_weight:
+                loss = loss + settings.smooth_weight * _total_variation(image)
+            return loss
+
+        return objective
+
+    def _local_target(self, content_features, layer: int, key: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """S * Norm(F_c) + M at one layer: the attention-weighted statistics of the style's features."""
+        feature = content_features[layer - 1]
+        batch, channels, height, width = feature.shape
+        query = fn.shallow_deep_key(content_features[:layer]).flatten(2).transpose(1, 2)
+        mean, std = fn.attention_mean_std(query, key, value)
+        mean, std = (t.transpose(1, 2).reshape(batch, channels, height, width) for t in (mean, std))
+        return std * fn.mean_variance_norm(feature) + mean
+
+
+def _layer_weight(weight, feature: torch.Tensor):
+    """A term's weight at a layer's resolution."""
+    return weight if isinstance(weight, float) else F.interpolate(weight, size=feature.shape[-2:], mode="area")
+
+
+def _total_variation(image: torch.Tensor) -> torch.Tensor:
+    return (image[..., 1:, :] - image[..., :-1, :]).abs().mean() + (image[..., :, 1:] - image[..., :, :-1]).abs().mean()

@@ -1,0 +1,135 @@
+"""Test-time refinement (refine.py, Stylizer.refine / stylize(refine=N)) on tiny random models."""
+
+import pytest
+import torch
+
+from adaattn_cli.api import Stylizer
+from adaattn_cli.encoders import build_encoder
+from adaattn_cli.errors import BadInputError
+from adaattn_cli.models import build_model
+from adaattn_cli.refine import RefineSettings
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny images: thread start-up and contention cost more than they save
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_stylizer(**options) -> Stylizer:
+    """A random narrow model whose relu1_1 sees colour: its first conv passes +-R, +-G, +-B (routing is visible)."""
+    torch.manual_seed(3)
+    encoder = build_encoder("vgg16-hed", width_divisor=8)
+    conv = encoder.convs["conv1_1"]
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.zero_()
+        for channel in range(6):  # the input layer gives BGR x 255 - mean
+            conv.weight[channel, 2 - channel % 3, 1, 1] = (1 if channel < 3 else -1) / 255
+    return Stylizer(build_model("adaattn", encoder, width_divisor=8), **options)
+
+
+@pytest.fixture(scope="module")
+def stylizer():
+    return tiny_stylizer()
+
+
+@pytest.fixture
+def pictures():
+    generator = torch.Generator().manual_seed(4)
+    content = torch.rand(3, 64, 80, generator=generator)
+    red = torch.zeros(3, 48, 64)
+    red[0] = 0.9
+    blue = torch.zeros(3, 48, 64)
+    blue[2] = 0.9
+    return content, red + 0.05 * torch.rand(3, 48, 64, generator=generator), blue + 0.05 * torch.rand(3, 48, 64, generator=generator)
+
+
+def objective_of(stylizer, content, style, picture):
+    """The refinement objective of `picture` for one style at full size (the targets of the last level)."""
+    terms = [(lambda scale: stylizer.refiner.style_targets(style, scale, 0), 1.0)]
+    with torch.no_grad():
+        return float(stylizer.refiner.objective(content[None], terms, None, 1.0)(picture[None]))
+
+
+def test_refining_lowers_the_objective(stylizer, pictures):
+    content, red, _ = pictures
+    start = stylizer.stylize(content, [red])
+    refined = stylizer.stylize(content, [red], refine=40)
+    before, after = (objective_of(stylizer, content, red, x) for x in (start, refined))
+    assert after < 0.75 * before
+    assert refined.shape == start.shape and 0 <= refined.min() and refined.max() <= 1
+
+
+def test_zero_steps_is_the_model_output_bit_for_bit(stylizer, pictures):
+    content, red, _ = pictures
+    assert torch.equal(stylizer.stylize(content, [red], refine=0), stylizer.stylize(content, [red]))
+
+
+def test_alpha_zero_stays_the_reconstruction(stylizer, pictures):
+    content, red, _ = pictures
+    assert torch.equal(stylizer.stylize(content, [red], alpha=0.0, refine=5), stylizer.stylize(content, [red], alpha=0.0))
+
+
+def test_the_same_seed_gives_the_same_picture(stylizer, pictures):
+    content, red, blue = pictures
+    first, second = (stylizer.stylize(content, [red, blue], weights=[0.3, 0.7], seed=5, refine=4) for _ in range(2))
+    assert torch.equal(first, second)
+
+
+def test_a_style_encoded_once_serves_a_batch(stylizer, pictures):
+    content, red, _ = pictures
+    style = stylizer.encode_style(red)
+    stylizer.stylize(content, [style], refine=2)
+    cached = dict(style.refine_targets)
+    stylizer.stylize(content.flip(-1), [style], refine=2)
+    assert cached and all(style.refine_targets[key] is targets for key, targets in cached.items())
+
+
+def redness(image: torch.Tensor) -> float:
+    return float(image[0].mean() - image[2].mean())
+
+
+def test_blend_weights_route_the_style_targets(stylizer, pictures):
+    content, red, blue = pictures
+    only_red = stylizer.stylize(content, [red, blue], weights=[1.0, 0.0], refine=6)
+    assert torch.allclose(only_red, stylizer.stylize(content, [red], refine=6), atol=1e-6)
+    start = torch.full_like(content, 0.5)
+    towards_red = stylizer.refine(content, start, [red, blue], weights=[0.9, 0.1], steps=10)
+    towards_blue = stylizer.refine(content, start, [red, blue], weights=[0.1, 0.9], steps=10)
+    assert redness(towards_red) > redness(start) > redness(towards_blue)
+
+
+def test_masks_route_each_region_to_its_own_style(stylizer, pictures):
+    content, red, blue = pictures
+    left = torch.zeros(64, 80)
+    left[:, :40] = 1
+    start = torch.full_like(content, 0.5)
+    refined = stylizer.refine(content, start, [red, blue], masks=[left, 1 - left], steps=10)
+    gain = [redness(refined[..., half]) - redness(start[..., half]) for half in (slice(0, 40), slice(40, 80))]
+    assert gain[0] > 0 > gain[1]
+
+
+def test_large_pictures_are_refined_at_the_working_size(pictures):
+    small_cap = tiny_stylizer(refine_settings=RefineSettings(max_pixels=48 * 60))
+    content, red, _ = pictures
+    start = small_cap.stylize(content, [red])
+    seen = []
+    original = small_cap.refiner.objective
+
+    def spy(content_at_level, *args):
+        seen.append(tuple(content_at_level.shape[-2:]))
+        return original(content_at_level, *args)
+
+    small_cap.refiner.objective = spy
+    refined = small_cap.refine(content, start, [red], steps=4)
+    assert refined.shape == start.shape and max(h * w for h, w in seen) <= 48 * 60
+    assert not torch.equal(refined, start)
+
+
+def test_negative_steps_are_refused(stylizer, pictures):
+    content, red, _ = pictures
+    with pytest.raises(BadInputError, match="refine"):
+        stylizer.stylize(content, [red], refine=-1)
