@@ -78,7 +78,27 @@ def report_error(error: BaseException, *, subject: Path | None = None) -> None:
         console.print(Traceback.from_exception(type(error), error, error.__traceback__))
     elif not isinstance(error, AdaattnError):
         message += " (run with --verbose for the traceback)"
+    print_error(message)
+
+
+def print_error(message: str) -> None:
     console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def usage_message(error) -> str:
+    """A usage error (click's UsageError, as Typer raises it) as one line naming the flag and the value.
+
+    Typer would print a usage line, a hint and a boxed message; scripts and the README want one line."""
+    param, text = getattr(error, "param", None), (getattr(error, "message", "") or "").strip()
+    if param is None or not text:  # unknown option or command, missing argument: click's sentence and a hint
+        command = getattr(getattr(error, "ctx", None), "command_path", "adaattn")
+        return f"{error.format_message().rstrip('.')} (see {command} -h)"
+    flag = (param.metavar or param.name.upper()) if param.param_type_name == "argument" else max(param.opts, key=len)
+    # Typer checks types and ranges with pydantic, whose message omits the value: take it from the cause.
+    errors = getattr(error.__cause__, "errors", None)
+    value = errors()[0].get("input") if callable(errors) and errors() else None
+    text = text.replace("Input should be", "should be").replace("Value error, ", "").rstrip(".")
+    return f"{flag} {value}: {text}" if value is not None and str(value) not in text else f"{flag}: {text}"
 
 
 # --- options shared by stylize and blend-styles ----------------------------------------------------
@@ -91,6 +111,13 @@ class Method(str, Enum):
     adain = "adain"
     sanet = "sanet"
     adaattn_video = "adaattn-video"
+
+
+def check_fraction(value: float | None) -> float | None:
+    """0 to 1; NaN is refused here (a range check alone would call it "more than 1")."""
+    if value is not None and not 0 <= value <= 1:
+        raise typer.BadParameter(f"{value} is not a number from 0 to 1")
+    return value
 
 
 def _check_device(value: str) -> str:
@@ -108,7 +135,7 @@ ContentArgument = Annotated[
     ),
 ]
 AlphaOption = Annotated[
-    float, typer.Option("--alpha", "-a", min=0.0, max=1.0, help="Style strength: 1 = full style, 0 = the content.")
+    float, typer.Option("--alpha", "-a", callback=check_fraction, help="Style strength, 0-1: 1 = full style, 0 = the content.")
 ]
 OutputOption = Annotated[
     Optional[Path],

@@ -115,7 +115,7 @@ PaletteOption = Annotated[
 HOLD_THRESHOLD = 0.015
 HoldOption = Annotated[
     float,
-    typer.Option(min=0.0, max=1.0, metavar="CHANGE",
+    typer.Option(callback=common.check_fraction, metavar="CHANGE",
                  help="Keep the previous stylised pixel where the input pixel has changed by less than this since it "
                       "was stylised (mean RGB difference, 0-1; full hold up to half of it): still parts of the scene "
                       "stop flickering, anything that moves is stylised anew. 0 = off, every frame on its own."),
