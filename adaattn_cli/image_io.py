@@ -21,6 +21,7 @@ _SAVE_FORMATS = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP",
     ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
 }
+SAVE_EXTENSIONS = tuple(_SAVE_FORMATS)
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 _ICC_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
 _HIGH_BIT_GREY = {"I;16", "I;16L", "I;16B", "I;16N", "I"}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import re
 import time
 from contextlib import contextmanager
@@ -138,10 +139,11 @@ AlphaOption = Annotated[
     float, typer.Option("--alpha", "-a", callback=check_fraction, help="Style strength, 0-1: 1 = full style, 0 = the content.")
 ]
 OutputOption = Annotated[
-    Optional[Path],
+    Optional[str],  # a string, not a Path: Path drops the trailing "/" that marks a folder
     typer.Option(
         "--output", "-o", metavar="PATH",
-        help="Output file (one content image, image extension) or folder (created). \\[default: current folder]",
+        help="Output file (one content image, image extension) or folder (created; a name without extension or "
+             "ending in /). \\[default: current folder]",
         show_default=False,
     ),
 ]
@@ -243,14 +245,27 @@ def output_suffix(content: Path) -> str:
     return ".png" if content.suffix.lower() == ".gif" else content.suffix
 
 
-def plan_outputs(contents: list[Path], output: Path | None, name: Callable[[Path], str]) -> list[tuple[Path, Path]]:
+def plan_outputs(contents: list[Path], output: str | Path | None, name: Callable[[Path], str]) -> list[tuple[Path, Path]]:
     """(content, output path) pairs: `output` is the file for a single content if it has an image
-    extension, else the folder for `name(content)` files."""
-    if output is not None and _is_image_name(output) and not output.is_dir():
-        if len(contents) > 1:
-            raise BadInputError(f"-o {output} is one file but there are {len(contents)} content images; give a folder")
-        return [(contents[0], output)]
-    folder = output if output is not None else Path(".")
+    extension, else the folder for `name(content)` files.
+
+    A folder is a name without extension, one ending in "/" or an existing folder; any other extension is
+    refused, so a typo (`-o out.jgp`) is not silently taken for a folder."""
+    from ..image_io import SAVE_EXTENSIONS
+
+    folder = Path(".")
+    if output is not None:
+        path = Path(output)
+        if not str(output).endswith(("/", os.sep)) and not path.is_dir() and path.suffix:
+            if path.suffix.lower() not in SAVE_EXTENSIONS:
+                raise BadInputError(
+                    f"-o {output}: '{path.suffix}' is not an image format adaattn writes ({' '.join(SAVE_EXTENSIONS)}); "
+                    "for a folder, give a name without extension or end it with /"
+                )
+            if len(contents) > 1:
+                raise BadInputError(f"-o {output} is one file but there are {len(contents)} content images; give a folder")
+            return [(contents[0], path)]
+        folder = path
     jobs = [(content, folder / name(content)) for content in contents]
     targets: dict[Path, Path] = {}
     for content, target in jobs:
@@ -261,7 +276,7 @@ def plan_outputs(contents: list[Path], output: Path | None, name: Callable[[Path
 
 
 def prepare_jobs(
-    content: list[str], output: Path | None, name: Callable[[Path], str], *,
+    content: list[str], output: str | None, name: Callable[[Path], str], *,
     size: int | None, max_size: int | None, max_pixels: int | None,
 ) -> list[tuple[Path, Path]]:
     """Checks that need no model, then the (content, output) pairs: a typo fails before the model loads."""

@@ -83,6 +83,25 @@ def test_plan_outputs(tmp_path):
         plan_outputs([a, b], tmp_path / "out", name)
 
 
+def test_an_output_with_an_unknown_extension_is_refused_not_made_a_folder(tmp_path):
+    a = tmp_path / "a.png"
+    name = lambda path: f"{path.stem}_out.png"  # noqa: E731
+    for typo in ("out.xyz", "out.jgp", "out.gif"):
+        with pytest.raises(BadInputError, match=r"not an image format adaattn writes \(\.jpg"):
+            plan_outputs([a], str(tmp_path / typo), name)
+    # folders: a name ending in "/", an existing folder, a name without extension
+    assert plan_outputs([a], str(tmp_path / "v1.2") + "/", name) == [(a, tmp_path / "v1.2" / "a_out.png")]
+    (tmp_path / "made.d").mkdir()
+    assert plan_outputs([a], str(tmp_path / "made.d"), name) == [(a, tmp_path / "made.d" / "a_out.png")]
+    assert plan_outputs([a], str(tmp_path / "out"), name) == [(a, tmp_path / "out" / "a_out.png")]
+
+
+def test_o_with_a_typo_writes_nothing(cli, make_image, tmp_path, error_line):
+    line = error_line(cli("stylize", make_image("c.png"), "-s", make_image("s.png", (32, 32)), "-o", "out.xyz"))
+    assert "-o out.xyz" in line and ".png" in line
+    assert not (tmp_path / "out.xyz").exists()
+
+
 def test_an_unexpected_failure_is_one_line_and_exit_1(cli, make_image, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
