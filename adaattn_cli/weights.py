@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import sys
@@ -24,6 +25,7 @@ FORMAT = "adaattn-model/1"
 ENCODER_FORMAT = "adaattn-encoder/1"
 DEFAULT_ENCODER = "vgg16-hed"
 REPO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+log = logging.getLogger(__name__)
 
 
 def user_weights_dir() -> Path:
@@ -39,10 +41,35 @@ def weights_search_path() -> list[Path]:
     return extra + [REPO_WEIGHTS, Path(sys.prefix) / "share" / "adaattn" / "weights", user_weights_dir()]
 
 
-def find_weights(filename: str) -> Path | None:
+_unreadable_reported: set[Path] = set()  # each unreadable folder is reported once, not at every lookup
+
+
+def readable_weights_folders() -> list[Path]:
+    """The folders of the search path that exist and can be listed. One that cannot be read (permissions, a
+    file where a folder should be) is skipped with a warning, so the others, e.g. the bundled models, still work."""
+    folders = []
     for folder in weights_search_path():
-        if (folder / filename).is_file():
-            return folder / filename
+        try:
+            with os.scandir(folder):
+                pass
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            if folder not in _unreadable_reported:
+                _unreadable_reported.add(folder)
+                log.warning("skipping %s on the weights search path: %s", folder, error.strerror or error)
+            continue
+        folders.append(folder)
+    return folders
+
+
+def find_weights(filename: str) -> Path | None:
+    for folder in readable_weights_folders():
+        try:
+            if (folder / filename).is_file():
+                return folder / filename
+        except OSError:  # listable but not searchable (mode r--): nothing can be opened in it either
+            continue
     return None
 
 
