@@ -1,5 +1,7 @@
 """`adaattn stylize` through the real app: outputs, image modes, batches and bad inputs."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -44,6 +46,17 @@ def test_a_bad_model_is_one_line_and_no_output(cli, make_image, tmp_path, error_
     line = error_line(cli("stylize", content, "-s", style, "--model", model, "-o", tmp_path / "out"))
     assert model.split(".")[0] in line
     assert not (tmp_path / "out").exists()
+
+
+def test_a_model_header_with_a_zero_is_one_line(cli, make_image, weights_dir, tmp_path, error_line):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(weights_dir / "adain.safetensors"), "pt") as handle:
+        tensors, header = {k: handle.get_tensor(k) for k in handle.keys()}, json.loads(handle.metadata()["adaattn"])
+    save_file(tensors, str(tmp_path / "liar.safetensors"), metadata={"adaattn": json.dumps({**header, "config": {"width_divisor": 0}})})
+    line = error_line(cli("stylize", make_image("c.png"), "-s", make_image("s.png", (32, 32)), "--model", tmp_path / "liar.safetensors"))
+    assert "liar.safetensors" in line and "width_divisor is 0" in line
 
 
 def test_a_missing_bundled_model_says_where_it_looked(cli, make_image, tmp_path, error_line, weights_dir, monkeypatch):
