@@ -42,6 +42,17 @@ def set_pixel_limit(max_pixels: int | None) -> None:
     Image.MAX_IMAGE_PIXELS = max_pixels
 
 
+def check_pixel_limit(width: int, height: int, what: str) -> None:
+    """Refuse a working size above the decode limit (--max-pixels), before anything of that size is allocated:
+    --size 60000 on a small photo would otherwise ask for tens of gigabytes."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        raise BadInputError(
+            f"{what} would be {width}x{height} = {width * height:,} pixels, above the pixel limit ({limit:,}); "
+            "choose a smaller size or pass --max-pixels to raise the limit."
+        )
+
+
 def _fit(h: int, w: int, max_size: int) -> tuple[int, int]:
     """Size with the longer side equal to max_size, aspect ratio kept."""
     scale = max_size / max(h, w)

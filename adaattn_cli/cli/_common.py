@@ -320,13 +320,14 @@ def _resize(image: torch.Tensor, size: tuple[int, int], mode: str = "bicubic") -
 
 def load_resized(path: Path, *, size: int | None = None, max_size: int | None = None) -> LoadedImage:
     """Load an image; `size`: shorter side becomes `size`; `max_size`: longer side at most `max_size`."""
-    from ..image_io import load_image
+    from ..image_io import check_pixel_limit, load_image
 
     image = load_image(path, max_size=max_size)
     if size:
         height, width = image.rgb.shape[-2:]
         scale = size / min(height, width)
         target = (max(1, round(height * scale)), max(1, round(width * scale)))
+        check_pixel_limit(target[1], target[0], f"{path} with its shorter side at {size}")
         image.rgb = _resize(image.rgb, target)
         image.alpha = None if image.alpha is None else _resize(image.alpha, target)
     return image

@@ -15,8 +15,8 @@ import typer
 from ..errors import BadInputError
 from . import _common as common
 from ._common import (
-    AlphaOption, DeviceOption, MaxSizeOption, Method, ModelOption, OverwriteOption, PrecisionOption, SeedOption, SizeOption,
-    StyleSizeOption,
+    AlphaOption, DeviceOption, MaxPixelsOption, MaxSizeOption, Method, ModelOption, OverwriteOption, PrecisionOption,
+    SeedOption, SizeOption, StyleSizeOption,
 )
 from .stylize import StyleOption
 
@@ -150,6 +150,7 @@ def video(
     style_positions: VideoStylePositionsOption = VIDEO_STYLE_POSITIONS,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
+    max_pixels: MaxPixelsOption = None,
 ) -> None:
     """Stylise a video clip with one style image, frame by frame.
 
@@ -166,14 +167,18 @@ def video(
     """
     from .. import video_io
     from ..api import MIN_SIDE
+    from ..image_io import check_pixel_limit, set_pixel_limit
     from ..temporal import StaticHold
 
     if size is not None and max_size is not None:
         raise BadInputError("--size and --max-size exclude each other; give one")
     if duration == 0:
         raise BadInputError("--duration 0 leaves no frames; give a positive number of seconds")
+    if max_pixels is not None:
+        set_pixel_limit(max_pixels)
     info = video_io.probe(clip, fps=fps)
     frame_size = fit_frame_size(info.size, size=size, max_size=max_size)
+    check_pixel_limit(*frame_size, f"{clip}: each frame")
     if min(frame_size) < MIN_SIDE:
         width, height = frame_size
         raise BadInputError(f"{clip}: frames would be {width}x{height}; each side must be at least {MIN_SIDE} (see --size)")

@@ -179,3 +179,21 @@ def test_precision_and_style_positions(cli, make_image, tmp_path):
     assert np.abs(exact - fast).mean() < 4  # of 255
     assert cli("stylize", content, *common, "--precision", "fp16", "-o", "x.png").exit_code == 2
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_working_size_above_the_pixel_limit_is_refused_before_allocating(cli, make_image, style_args, tmp_path, error_line, monkeypatch):
+    import torch
+
+    allocated = []
+    monkeypatch.setattr(torch.nn.functional, "interpolate", lambda *a, **k: allocated.append(1))  # must not be reached
+    content = make_image("c.png")
+    line = error_line(cli("stylize", content, *style_args, "--size", 60000, "-o", "out.png"))
+    assert "90000x60000" in line and "pixel limit" in line and "--max-pixels" in line
+    line = error_line(cli("stylize", content, *style_args, "--size", 200, "--max-pixels", 50000, "-o", "out.png"))
+    assert "300x200" in line and "50,000" in line
+    assert not allocated and not (tmp_path / "out.png").exists()
+
+
+def test_a_missing_gpu_index_is_one_line(cli, make_image, style_args, tmp_path, error_line):
+    line = error_line(cli("stylize", make_image("c.png"), *style_args, "--device", "cuda:7", "-o", "out.png"))
+    assert "--device cuda:7: no such GPU" in line and not (tmp_path / "out.png").exists()

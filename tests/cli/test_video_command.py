@@ -130,6 +130,8 @@ def test_usage_errors(cli, video_args, tmp_path, error_line):
     assert "--max-size" in error_line(cli("video", clip, *video_args, "--size", 32, "--max-size", 64))
     assert "frames would be 40x30" in error_line(cli("video", clip, *video_args, "--max-size", 40))
     assert "unknown video extension '.avi'" in error_line(cli("video", clip, *video_args, "-o", "out.avi"))
+    assert "80000x60000" in error_line(cli("video", clip, *video_args, "--size", 60000))  # the pixel limit
+    assert "pixel limit (1,000)" in error_line(cli("video", clip, *video_args, "--max-pixels", 1000))
     result = cli("video", clip, *video_args, "--fps", "fast")
     assert result.exit_code == 2 and "--fps" in result.output
     assert leftovers(tmp_path) == []
