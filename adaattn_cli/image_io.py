@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from adaattn_cli.errors import BadInputError
+from adaattn_cli.files import publish
 
 # Output format by extension; the format is passed to Pillow explicitly because the
 # temporary file's name does not end in the real extension.
@@ -209,10 +210,10 @@ def save_image(
             img.save(f, format=fmt, **options)
             f.flush()
             os.fsync(f.fileno())  # data on disk before the rename makes it visible
-        os.replace(tmp, path)
+        publish(tmp, path, overwrite=overwrite)  # never replaces a file that appeared meanwhile, unless overwrite
     except BaseException as e:
         tmp.unlink(missing_ok=True)  # never leave a half-written file behind
-        if isinstance(e, (OSError, ValueError)):
+        if isinstance(e, (OSError, ValueError)) and not isinstance(e, BadInputError):
             reason = getattr(e, "strerror", None) or e
             raise BadInputError(f"{path}: cannot write the image ({reason}).") from None
         raise

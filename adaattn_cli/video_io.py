@@ -266,6 +266,7 @@ class VideoWriter:
         self.path = Path(path)
         self.kind = output_kind(self.path)
         check_output(self.path, overwrite=overwrite)
+        self.overwrite = overwrite
         self.fps = frame_rate(fps)
         self.size = (int(size[0]), int(size[1]))
         self.codec = codec or (CONTAINERS[self.kind][0] if self.kind != "frames" else None)
@@ -373,10 +374,13 @@ class VideoWriter:
         return video
 
     def _replace(self, finished: Path) -> None:
-        if self.kind == "frames" and self.path.exists():  # check_output made sure it holds only frames
+        from .files import publish
+
+        if self.overwrite and self.kind == "frames" and self.path.exists():
+            check_output(self.path, overwrite=True)  # again: it still holds only frames
             old = self._temporary("old")
             os.replace(self.path, old)
-        os.replace(finished, self.path)
+        publish(finished, self.path, overwrite=self.overwrite)  # an output that appeared meanwhile stays
 
     def _cleanup(self) -> None:
         if self._process is not None:

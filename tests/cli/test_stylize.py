@@ -197,3 +197,21 @@ def test_a_working_size_above_the_pixel_limit_is_refused_before_allocating(cli, 
 def test_a_missing_gpu_index_is_one_line(cli, make_image, style_args, tmp_path, error_line):
     line = error_line(cli("stylize", make_image("c.png"), *style_args, "--device", "cuda:7", "-o", "out.png"))
     assert "--device cuda:7: no such GPU" in line and not (tmp_path / "out.png").exists()
+
+
+def test_an_output_that_appears_during_the_run_is_not_replaced(cli, make_image, style_args, tmp_path, error_line, monkeypatch):
+    import os
+
+    from adaattn_cli import image_io
+
+    fsync = os.fsync
+
+    def another_run_finishes_first(fd):  # between the early exists check and publishing
+        (tmp_path / "out.png").write_text("the other run's image")
+        fsync(fd)
+
+    monkeypatch.setattr(image_io.os, "fsync", another_run_finishes_first)
+    line = error_line(cli("stylize", make_image("c.png"), *style_args, "-o", "out.png"))
+    assert "out.png exists" in line
+    assert (tmp_path / "out.png").read_text() == "the other run's image"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

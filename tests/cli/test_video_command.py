@@ -222,3 +222,24 @@ def test_hold_keeps_still_pixels_and_can_be_turned_off(cli, video_args, weights_
     assert still_part_changes("--hold", 0) > 0
     result = cli("video", tmp_path / "frames", *video_args, "--hold", 2, "-o", "bad")
     assert result.exit_code == 2 and "--hold" in result.output and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("output", ["out.mp4", "frames"])
+def test_an_output_that_appears_during_the_run_is_not_replaced(cli, video_args, tmp_path, error_line, monkeypatch, output):
+    from adaattn_cli.video_io import VideoWriter
+
+    write = VideoWriter.write
+
+    def someone_else_writes_the_output(self, frame):
+        if self.frames == 0:
+            (tmp_path / output).mkdir() if output == "frames" else (tmp_path / output).write_text("theirs")
+        write(self, frame)
+
+    monkeypatch.setattr(VideoWriter, "write", someone_else_writes_the_output)
+    line = error_line(cli("video", make_clip(tmp_path / "clip.mp4", frames=3), *video_args, "-o", output))
+    assert f"{output} exists" in line
+    if output == "frames":
+        assert not any((tmp_path / "frames").iterdir())
+    else:
+        assert (tmp_path / output).read_text() == "theirs"
+    assert leftovers(tmp_path) == []
