@@ -13,7 +13,7 @@ from adaattn_cli.models import build_model
 from adaattn_cli.video_io import probe
 from adaattn_cli.weights import load_encoder, load_model, save_model
 from tinymodels import spread_outputs
-from videoclips import make_clip
+from videoclips import audio_seconds, make_clip, make_vfr_clip
 
 
 @pytest.fixture(scope="session")
@@ -243,3 +243,23 @@ def test_an_output_that_appears_during_the_run_is_not_replaced(cli, video_args, 
     else:
         assert (tmp_path / output).read_text() == "theirs"
     assert leftovers(tmp_path) == []
+
+
+def test_a_variable_frame_rate_keeps_its_timing_and_its_audio(cli, video_args, tmp_path):
+    clip = make_vfr_clip(tmp_path / "vfr.mkv", gap=0.6)  # 24 frames over 1.6 s
+    result = cli("video", clip, *video_args, "-o", "out.mp4")
+    assert result.exit_code == 0, result.output
+    info = probe(tmp_path / "out.mp4")
+    assert info.fps == 24 and info.duration == pytest.approx(1.6, abs=0.05)  # not 24 frames in 1.0 s
+    assert frame_count(tmp_path / "out.mp4") == 38  # the frame before the gap is shown 0.6 s longer
+    assert audio_seconds(tmp_path / "out.mp4") == pytest.approx(audio_seconds(clip), abs=0.05)
+
+
+def test_non_square_pixels_keep_the_display_aspect(cli, video_args, tmp_path):
+    clip = make_clip(tmp_path / "sar.mp4", frames=3, sar="12/11")
+    assert probe(clip).sar == Fraction(12, 11)
+    assert cli("video", clip, *video_args, "-o", "out.mp4").exit_code == 0
+    info = probe(tmp_path / "out.mp4")
+    assert info.size == (64, 48) and info.sar == Fraction(12, 11)  # recorded in the file
+    assert cli("video", clip, *video_args, "-o", "frames").exit_code == 0  # PNG frames: resampled to square pixels
+    assert Image.open(tmp_path / "frames" / "frame_000001.png").size == (70, 48)
