@@ -320,7 +320,9 @@ class VideoWriter:
             codec = ["-vf", "split[a][b];[a]palettegen[p];[b][p]paletteuse"]  # one palette fitted to the whole clip
         else:
             width, height = width + width % 2, height + height % 2
-            codec = ["-c:v", self.codec, "-pix_fmt", "yuv420p", "-vf", f"setsar={self.sar.numerator}/{self.sar.denominator}"]
+            # max: setsar reduces ratios to terms of at most 100 by default (128/117 would become 93/85)
+            sar = f"setsar=r={self.sar.numerator}/{self.sar.denominator}:max=65535"
+            codec = ["-c:v", self.codec, "-pix_fmt", "yuv420p", "-vf", sar]
             if self.codec in _CRF_CODECS:
                 codec += ["-crf", str(self.crf)] + (["-b:v", "0"] if self.codec == "libvpx-vp9" else [])
         command = _ffmpeg("-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(self.fps),

@@ -14,7 +14,7 @@ def make_clip(path, *, size=(64, 48), frames=12, fps="25", audio=False, sar=None
     if audio:
         command += ["-f", "lavfi", "-i", "sine=frequency=440:duration=1"]
     if sar:
-        command += ["-vf", f"setsar={sar}"]
+        command += ["-vf", f"setsar=r={sar}:max=65535"]  # exact: setsar rounds to terms of at most 100 by default
     subprocess.run(command + ["-frames:v", str(frames), "-pix_fmt", "yuv420p", str(path)], check=True)
     return path
 
