@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from adaattn_cli.errors import BadInputError
+from adaattn_cli.files import publish
 
 # Output format by extension; the format is passed to Pillow explicitly because the
 # temporary file's name does not end in the real extension.
@@ -21,6 +22,7 @@ _SAVE_FORMATS = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP",
     ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
 }
+SAVE_EXTENSIONS = tuple(_SAVE_FORMATS)
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 _ICC_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
 _HIGH_BIT_GREY = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
@@ -39,6 +41,17 @@ def set_pixel_limit(max_pixels: int | None) -> None:
     if max_pixels is not None and max_pixels <= 0:
         raise BadInputError(f"The pixel limit must be a positive number, got {max_pixels}.")
     Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def check_pixel_limit(width: int, height: int, what: str) -> None:
+    """Refuse a working size above the decode limit (--max-pixels), before anything of that size is allocated:
+    --size 60000 on a small photo would otherwise ask for tens of gigabytes."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and width * height > limit:
+        raise BadInputError(
+            f"{what} would be {width}x{height} = {width * height:,} pixels, above the pixel limit ({limit:,}); "
+            "choose a smaller size or pass --max-pixels to raise the limit."
+        )
 
 
 def _fit(h: int, w: int, max_size: int) -> tuple[int, int]:
@@ -197,10 +210,10 @@ def save_image(
             img.save(f, format=fmt, **options)
             f.flush()
             os.fsync(f.fileno())  # data on disk before the rename makes it visible
-        os.replace(tmp, path)
+        publish(tmp, path, overwrite=overwrite)  # never replaces a file that appeared meanwhile, unless overwrite
     except BaseException as e:
         tmp.unlink(missing_ok=True)  # never leave a half-written file behind
-        if isinstance(e, (OSError, ValueError)):
+        if isinstance(e, (OSError, ValueError)) and not isinstance(e, BadInputError):
             reason = getattr(e, "strerror", None) or e
             raise BadInputError(f"{path}: cannot write the image ({reason}).") from None
         raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import pickle
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -94,6 +95,40 @@ def split_holdout(paths: list[Path], count: int) -> tuple[list[Path], list[Path]
     return [p for i, p in enumerate(paths) if i not in held], [p for i, p in enumerate(paths) if i in held]
 
 
+# What a checkpoint holds (Trainer.save_checkpoint), checked before any of it is used.
+_CHECKPOINT_FIELDS = {"step": int, "model": dict, "optimizer": dict, "scheduler": dict, "rng": torch.Tensor, "config": str}
+
+
+def read_checkpoint(path: Path) -> dict:
+    """A checkpoint's contents, its config parsed; a missing, truncated, foreign or malicious file is one
+    BadInputError. Only tensors and plain data are unpickled (weights_only): a checkpoint may come from anyone."""
+    if not path.is_file():
+        raise BadInputError(f"{path}: no checkpoint to resume from")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        if "GLOBAL" in str(error):  # torch's weights-only unpickler names the global it blocked
+            raise BadInputError(f"{path}: refused: it would construct Python objects other than tensors and plain data "
+                                "(an adaattn checkpoint never does); nothing was changed") from None
+        raise BadInputError(f"{path}: not a readable checkpoint (corrupt or not made by torch.save); nothing was changed") from None
+    except Exception as error:  # truncated or not a torch file: torch raises RuntimeError, EOFError, ...
+        raise BadInputError(f"{path}: not a readable checkpoint ({_first_line(error)}); nothing was changed") from None
+    wrong = [key for key, kind in _CHECKPOINT_FIELDS.items() if not isinstance(state, dict) or not isinstance(state.get(key), kind)]
+    if wrong:
+        raise BadInputError(f"{path}: not an adaattn checkpoint (no valid {', '.join(wrong)}); nothing was changed")
+    try:
+        state["config"] = json.loads(state["config"])
+    except ValueError:
+        state["config"] = None
+    if not isinstance(state["config"], dict):
+        raise BadInputError(f"{path}: not an adaattn checkpoint (its config is not a JSON object); nothing was changed")
+    return state
+
+
+def _first_line(error: BaseException, limit: int = 120) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
+
+
 def _atomic_torch_save(obj, path: Path) -> None:
     temporary = path.with_name(f".{path.name}.tmp")
     torch.save(obj, temporary)
@@ -104,7 +139,6 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, resume: bool = False):
         self.config = config
         self.workdir = Path(config.workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
         self.device = pick_device(config.device)
         self.precision = resolve_precision(config.precision, self.device)
         content, content_skipped = find_images(config.content)
@@ -112,9 +146,6 @@ class Trainer:
         self.content, self.content_val = split_holdout(content, config.holdout)
         self.style, self.style_val = split_holdout(style, config.holdout)
         self.skipped = content_skipped + style_skipped
-        (self.workdir / "validation.json").write_text(
-            json.dumps({"content": [str(p) for p in self.content_val], "style": [str(p) for p in self.style_val]}, indent=1)
-        )
         torch.manual_seed(config.seed)
         if config.width_divisor > 1:
             from .encoders import build_encoder
@@ -144,6 +175,11 @@ class Trainer:
         self.history: list[dict] = []
         if resume:
             self._load_checkpoint()
+        # Written only now: a start that fails (no images, a bad checkpoint) leaves no workdir and changes nothing.
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "validation.json").write_text(
+            json.dumps({"content": [str(p) for p in self.content_val], "style": [str(p) for p in self.style_val]}, indent=1)
+        )
 
     @property
     def checkpoint_path(self) -> Path:
@@ -162,17 +198,19 @@ class Trainer:
         return self.checkpoint_path
 
     def _load_checkpoint(self) -> None:
-        if not self.checkpoint_path.is_file():
-            raise BadInputError(f"{self.checkpoint_path}: no checkpoint to resume from")
-        state = torch.load(self.checkpoint_path, map_location="cpu", weights_only=True)
-        saved = json.loads(state["config"])
+        path = self.checkpoint_path
+        state = read_checkpoint(path)
+        saved = state["config"]
         for key in ("method", "crop_size", "batch_size", "seed", "encoder", "width_divisor"):
-            if saved[key] != getattr(self.config, key):
-                raise BadInputError(f"--resume: checkpoint was made with {key}={saved[key]!r}, not {getattr(self.config, key)!r}")
-        self.model.load_state_dict({**state["model"], **{f"encoder.{k}": v for k, v in self.model.encoder.state_dict().items()}})
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+            if saved.get(key) != getattr(self.config, key):
+                raise BadInputError(f"--resume: checkpoint was made with {key}={saved.get(key)!r}, not {getattr(self.config, key)!r}")
+        try:
+            self.model.load_state_dict({**state["model"], **{f"encoder.{k}": v for k, v in self.model.encoder.state_dict().items()}})
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["rng"])
+        except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
+            raise BadInputError(f"{path}: does not fit this model and optimiser ({_first_line(error)}); nothing was changed") from None
         self.step = state["step"]
         log_path = self.workdir / "log.jsonl"
         if log_path.is_file():  # drop lines written after the checkpoint

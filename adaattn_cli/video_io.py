@@ -51,6 +51,7 @@ class VideoInfo:
     n_frames: int | None  # duration x fps for files (an estimate), exact for frame folders
     duration: float | None  # seconds; None if the container does not say
     has_audio: bool
+    sar: Fraction = Fraction(1)  # pixel aspect ratio (128/117: pixels a little wider than tall); 1 = square
 
 
 def probe(path: str | os.PathLike, *, fps: Fraction | float | None = None) -> VideoInfo:
@@ -79,6 +80,7 @@ def probe(path: str | os.PathLike, *, fps: Fraction | float | None = None) -> Vi
         fps = Fraction(int(rate[1]), int(rate[2]))
     else:
         fps = Fraction(listed[1]) if listed else FOLDER_FPS
+    aspect = re.search(r"\bn:\s*0\b.*?\bsar:(\d+)/(\d+)", text)
     length = re.search(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)", text)
     duration = int(length[1]) * 3600 + int(length[2]) * 60 + float(length[3]) if length else None
     inputs = text.split("Stream mapping:")[0]  # only the input's streams, not what the probe maps
@@ -88,6 +90,7 @@ def probe(path: str | os.PathLike, *, fps: Fraction | float | None = None) -> Vi
         n_frames=round(duration * fps) if duration else None,
         duration=duration,
         has_audio=re.search(r"Stream #0:\d+.*: Audio:", inputs) is not None,
+        sar=Fraction(int(aspect[1]), int(aspect[2])) if aspect and int(aspect[1]) > 0 and int(aspect[2]) > 0 else Fraction(1),
     )
 
 
@@ -98,18 +101,21 @@ def read_frames(
     start: float | None = None,
     duration: float | None = None,
     fps: Fraction | float | None = None,
+    rate: Fraction | None = None,
 ) -> Iterator[np.ndarray]:
     """Frames as uint8 [H, W, 3] arrays, one at a time (ffmpeg decodes ahead in its own process).
 
     size: (width, height) to resize to (default: the clip's). start, duration: seconds to skip and to read.
     fps: the rate of a frame folder, to turn start/duration into frame numbers (default 25).
+    rate: a file's frames at this constant rate, each repeated or dropped by its timestamp, so that a clip with
+    a variable frame rate keeps its timing (probe's fps is the rate to give); None: each decoded frame once.
     A frame that cannot be decoded ends the stream with a BadInputError naming the frame.
     """
     path = Path(path)
     _check_input(path)
     if path.is_dir():
         return _read_folder(path, size, start, duration, Fraction(fps) if fps else FOLDER_FPS)
-    return _read_file(path, size or probe(path).size, start, duration)
+    return _read_file(path, size or probe(path).size, start, duration, rate)
 
 
 def _check_input(path: Path) -> None:
@@ -119,12 +125,14 @@ def _check_input(path: Path) -> None:
         raise BadInputError(f"{path}: file is empty")
 
 
-def _read_file(path: Path, size: tuple[int, int], start, duration) -> Iterator[np.ndarray]:
+def _read_file(path: Path, size: tuple[int, int], start, duration, rate: Fraction | None) -> Iterator[np.ndarray]:
     width, height = size
     trim = (["-ss", str(start)] if start else []) + (["-t", str(duration)] if duration else [])
+    # -fps_mode cfr -r RATE: the frames a constant-rate stream of the clip's timing shows (a frame shown for 0.6 s
+    # at 24 fps comes 14 times), since the encoder takes frames at one rate; passthrough: each frame once.
+    timing = ["-fps_mode", "cfr", "-r", str(rate)] if rate else ["-fps_mode", "passthrough"]
     # -xerror: a damaged frame stops decoding (and is reported) instead of being patched over silently.
-    # -fps_mode passthrough: one output frame per decoded frame, never duplicated or dropped.
-    command = _ffmpeg("-xerror", *trim, "-i", f"file:{path}", "-map", "0:v:0", "-fps_mode", "passthrough",
+    command = _ffmpeg("-xerror", *trim, "-i", f"file:{path}", "-map", "0:v:0", *timing,
                       "-vf", f"scale={width}:{height}", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg can never block on a full stderr
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, **_OWN_GROUP)
@@ -244,6 +252,8 @@ class VideoWriter:
 
     `audio_from`: a clip whose audio is copied into the output (re-encoded if the container does not take it),
     trimmed by `audio_start`/`audio_duration` seconds; GIFs and frame folders have no audio.
+    `sar`: the pixel aspect ratio to record in a video file, so that non-square pixels show at the clip's
+    display aspect (GIFs and PNG frames cannot record one: give them square pixels).
 
     Everything goes to hidden temporary names in the output's folder and is renamed into place when the block
     ends without an exception. On an exception or Ctrl-C ffmpeg is killed, the temporaries are deleted and no
@@ -262,10 +272,15 @@ class VideoWriter:
         audio_start: float | None = None,
         audio_duration: float | None = None,
         overwrite: bool = False,
+        sar: Fraction = Fraction(1),
     ):
         self.path = Path(path)
         self.kind = output_kind(self.path)
+        if sar != 1 and self.kind in ("frames", ".gif"):
+            raise ValueError(f"{self.path}: GIFs and PNG frames cannot record a pixel aspect ratio; resample to square pixels")
+        self.sar = Fraction(sar)
         check_output(self.path, overwrite=overwrite)
+        self.overwrite = overwrite
         self.fps = frame_rate(fps)
         self.size = (int(size[0]), int(size[1]))
         self.codec = codec or (CONTAINERS[self.kind][0] if self.kind != "frames" else None)
@@ -305,7 +320,9 @@ class VideoWriter:
             codec = ["-vf", "split[a][b];[a]palettegen[p];[b][p]paletteuse"]  # one palette fitted to the whole clip
         else:
             width, height = width + width % 2, height + height % 2
-            codec = ["-c:v", self.codec, "-pix_fmt", "yuv420p"]
+            # max: setsar reduces ratios to terms of at most 100 by default (128/117 would become 93/85)
+            sar = f"setsar=r={self.sar.numerator}/{self.sar.denominator}:max=65535"
+            codec = ["-c:v", self.codec, "-pix_fmt", "yuv420p", "-vf", sar]
             if self.codec in _CRF_CODECS:
                 codec += ["-crf", str(self.crf)] + (["-b:v", "0"] if self.codec == "libvpx-vp9" else [])
         command = _ffmpeg("-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(self.fps),
@@ -373,10 +390,13 @@ class VideoWriter:
         return video
 
     def _replace(self, finished: Path) -> None:
-        if self.kind == "frames" and self.path.exists():  # check_output made sure it holds only frames
+        from .files import publish
+
+        if self.overwrite and self.kind == "frames" and self.path.exists():
+            check_output(self.path, overwrite=True)  # again: it still holds only frames
             old = self._temporary("old")
             os.replace(self.path, old)
-        os.replace(finished, self.path)
+        publish(finished, self.path, overwrite=self.overwrite)  # an output that appeared meanwhile stays
 
     def _cleanup(self) -> None:
         if self._process is not None:

@@ -7,7 +7,9 @@ reference repositories are read with `torch.load(weights_only=True)`.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
+import logging
 import os
 import re
 import sys
@@ -24,6 +26,7 @@ FORMAT = "adaattn-model/1"
 ENCODER_FORMAT = "adaattn-encoder/1"
 DEFAULT_ENCODER = "vgg16-hed"
 REPO_WEIGHTS = Path(__file__).resolve().parent.parent / "weights"
+log = logging.getLogger(__name__)
 
 
 def user_weights_dir() -> Path:
@@ -39,10 +42,35 @@ def weights_search_path() -> list[Path]:
     return extra + [REPO_WEIGHTS, Path(sys.prefix) / "share" / "adaattn" / "weights", user_weights_dir()]
 
 
-def find_weights(filename: str) -> Path | None:
+_unreadable_reported: set[Path] = set()  # each unreadable folder is reported once, not at every lookup
+
+
+def readable_weights_folders() -> list[Path]:
+    """The folders of the search path that exist and can be listed. One that cannot be read (permissions, a
+    file where a folder should be) is skipped with a warning, so the others, e.g. the bundled models, still work."""
+    folders = []
     for folder in weights_search_path():
-        if (folder / filename).is_file():
-            return folder / filename
+        try:
+            with os.scandir(folder):
+                pass
+        except FileNotFoundError:
+            continue
+        except OSError as error:
+            if folder not in _unreadable_reported:
+                _unreadable_reported.add(folder)
+                log.warning("skipping %s on the weights search path: %s", folder, error.strerror or error)
+            continue
+        folders.append(folder)
+    return folders
+
+
+def find_weights(filename: str) -> Path | None:
+    for folder in readable_weights_folders():
+        try:
+            if (folder / filename).is_file():
+                return folder / filename
+        except OSError:  # listable but not searchable (mode r--): nothing can be opened in it either
+            continue
     return None
 
 
@@ -199,9 +227,52 @@ def read_model_header(path: str | Path, metadata: dict[str, str] | None = None) 
         header = json.loads(metadata["adaattn"])
     except Exception:
         raise WeightsError(f"{path}: not an adaattn model file") from None
-    if header.get("format") != FORMAT or header.get("method") not in MODELS:
+    if not isinstance(header, dict):
+        raise WeightsError(f"{path}: the model header is a JSON {type(header).__name__}, not an object")
+    if header.get("format") != FORMAT:
         raise WeightsError(f"{path}: unsupported model file (format {header.get('format')!r}, method {header.get('method')!r})")
+    if header.get("method") not in MODELS:
+        raise WeightsError(f"{path}: the model header's method is {header.get('method')!r}; expected one of {', '.join(MODELS)}")
+    _check_header(path, header)
     return header
+
+
+def _is_int(value, low: int, high: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+
+# What a model file's header may say, each with its check. The header is data from a file: a wrong type or a
+# zero must fail here, naming the field, not later as a ZeroDivisionError or KeyError inside a constructor.
+_HEADER_FIELDS = {
+    "encoder": ("a known encoder name", lambda v: v in ENCODERS),
+    "encoder_sha256": ("a sha256 hex digest", lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)),
+    "weights_sha256": ("a sha256 hex digest", lambda v: isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v)),
+    "config": ("an object", lambda v: isinstance(v, dict)),
+}
+_CONFIG_FIELDS = {
+    "width_divisor": ("an integer from 1 to 64", lambda v: _is_int(v, 1, 64)),
+    "max_style_positions": ("a list of 1 to 3 positive integers",
+                            lambda v: isinstance(v, list) and 1 <= len(v) <= 3 and all(_is_int(x, 1, 2**31) for x in v)),
+    "levels": ("[4, 5] or [3, 4, 5]", lambda v: v in ([4, 5], [3, 4, 5])),
+}
+
+
+def _check_header(path, header: dict) -> None:
+    """Types, ranges and required keys of a model header (read_model_header has checked format and method)."""
+    for key, (wanted, valid) in _HEADER_FIELDS.items():
+        if key not in header:
+            raise WeightsError(f"{path}: the model header has no {key!r}")
+        if not valid(header[key]):
+            raise WeightsError(f"{path}: the model header's {key} is {header[key]!r}; expected {wanted}")
+    accepted = inspect.signature(MODELS[header["method"]]).parameters
+    for key, value in header["config"].items():
+        if key not in _CONFIG_FIELDS or key not in accepted:
+            raise WeightsError(f"{path}: the model header's config has {key!r}, which {header['method']} models do not take")
+        wanted, valid = _CONFIG_FIELDS[key]
+        if not valid(value):
+            raise WeightsError(f"{path}: the model header's config.{key} is {value!r}; expected {wanted}")
+    if not isinstance(header.get("provenance", {}), dict):
+        raise WeightsError(f"{path}: the model header's provenance is {header['provenance']!r}; expected an object")
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
@@ -227,7 +298,10 @@ def load_model(name_or_path: str | Path, *, encoder: Encoder | None = None, devi
     encoder = encoder or load_encoder(header["encoder"], device="cpu")
     if encoder.name != header["encoder"] or encoder_sha256(encoder) != header["encoder_sha256"]:
         raise WeightsError(f"{path}: was trained with encoder {header['encoder']!r} weights {header['encoder_sha256'][:12]}, which are not the ones available")
-    model = MODELS[header["method"]](encoder, **header["config"])
+    try:
+        model = MODELS[header["method"]](encoder, **header["config"])
+    except (TypeError, ValueError) as error:  # a combination _check_header lets through but the model refuses
+        raise WeightsError(f"{path}: the model header's config {header['config']} does not make a {header['method']} model ({error})") from None
     expected = model.trainable_state()
     if set(expected) != set(tensors) or any(expected[k].shape != tensors[k].shape for k in expected):
         raise WeightsError(f"{path}: tensors do not fit a {header['method']} model with config {header['config']}")

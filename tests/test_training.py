@@ -139,3 +139,48 @@ def test_a_teacher_models_colours_are_distilled(data, tmp_path):
     assert provenance["teacher"] == teacher_path.name and provenance["losses"]["teacher"] == 1e3
     with pytest.raises(BadInputError, match="teacher"):  # a teacher without a weight (or the reverse) is a mistake
         _config(data, tmp_path, "adaattn-video", teacher=str(teacher_path))
+
+
+def _corrupt_checkpoint(path, kind):
+    import os
+
+    if kind == "truncated":
+        torch.save({"step": 1, "model": {"weight": torch.zeros(1000)}}, path)
+        path.write_bytes(path.read_bytes()[:300])
+    elif kind == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(4000))
+    elif kind == "pickle":
+        class Payload:
+            def __reduce__(self):
+                return (os.system, (f"touch {path.parent / 'PWNED'}",))
+
+        torch.save({"step": Payload()}, path)
+    elif kind == "structure":
+        torch.save({"step": "three", "model": [1, 2]}, path)
+    elif kind == "list":
+        torch.save([1, 2, 3], path)
+    elif kind == "shapes":  # the right structure, another model's tensors
+        torch.save({"step": 3, "model": {"decoder.convs.0.weight": torch.zeros(1)}, "optimizer": {}, "scheduler": {},
+                    "rng": torch.get_rng_state(), "config": json.dumps({"method": "adain", "crop_size": 64, "batch_size": 2,
+                                                                       "seed": 0, "encoder": "vgg16-hed", "width_divisor": 8})}, path)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "random", "pickle", "structure", "list", "shapes"])
+def test_a_corrupt_checkpoint_is_refused_and_nothing_is_changed(data, tmp_path, kind):
+    work = tmp_path / "work"
+    work.mkdir()
+    _corrupt_checkpoint(work / "checkpoint.pt", kind)
+    (work / "log.jsonl").write_text('{"step": 5}\n')
+    (work / "validation.json").write_text("{}")
+    before = {p.name: p.read_bytes() for p in work.iterdir()}
+    with pytest.raises(BadInputError, match="checkpoint.pt: .*nothing was changed"):
+        Trainer(_config(data, tmp_path, "adain"), resume=True)
+    assert {p.name: p.read_bytes() for p in work.iterdir()} == before  # no PWNED file either
+
+
+def test_a_start_that_fails_leaves_no_workdir(data, tmp_path):
+    (tmp_path / "empty").mkdir()
+    for content in (tmp_path / "empty", tmp_path / "missing"):
+        with pytest.raises(BadInputError):
+            Trainer(_config(data, tmp_path, "adain", content=str(content)))
+        assert not (tmp_path / "work").exists()

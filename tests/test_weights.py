@@ -1,5 +1,6 @@
 import json
 import os
+import re
 
 import pytest
 import torch
@@ -45,6 +46,36 @@ def test_corrupt_model_file_is_refused(tmp_path, models, encoder):
     path.write_bytes(bytes(data[:100]))
     with pytest.raises(WeightsError, match="not a valid safetensors file"):
         W.load_model(path, encoder=encoder)
+
+
+@pytest.mark.parametrize("lie, field", [
+    (lambda h: {**h, "config": {"width_divisor": 0}}, "config.width_divisor is 0"),
+    (lambda h: {**h, "config": {"width_divisor": "8"}}, "config.width_divisor is '8'"),
+    (lambda h: {**h, "config": {"width_divisor": 1, "levels": [4, 5]}}, "'levels', which adain models"),
+    (lambda h: {**h, "config": [1, 2]}, "config is [1, 2]"),
+    (lambda h: {**h, "method": "cyclegan"}, "method is 'cyclegan'"),
+    (lambda h: {k: v for k, v in h.items() if k != "encoder_sha256"}, "no 'encoder_sha256'"),
+    (lambda h: {**h, "encoder": 7}, "encoder is 7"),
+    (lambda h: {**h, "provenance": "trained"}, "provenance is 'trained'"),
+    (lambda h: [h], "JSON list"),
+], ids=["zero", "string", "unknown-key", "config-list", "method", "no-encoder-hash", "encoder-type", "provenance", "list"])
+def test_a_lying_model_header_is_refused_naming_the_field(tmp_path, models, encoder, lie, field):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    path = W.save_model(models["adain"], tmp_path / "m.safetensors")
+    with safe_open(str(path), "pt") as handle:
+        tensors, header = {k: handle.get_tensor(k) for k in handle.keys()}, json.loads(handle.metadata()["adaattn"])
+    save_file(tensors, str(path), metadata={"adaattn": json.dumps(lie(header))})
+    with pytest.raises(WeightsError, match=re.escape(field)):
+        W.load_model(path, encoder=encoder)
+
+
+def test_sanet_levels_are_checked(tmp_path, models, encoder):
+    path = W.save_model(models["sanet"], tmp_path / "m.safetensors")
+    header = W.read_model_header(path)
+    with pytest.raises(WeightsError, match=re.escape("config.levels is [5]")):
+        W._check_header(path, {**header, "config": {**header["config"], "levels": [5]}})
 
 
 class _RunsCode:

@@ -24,15 +24,37 @@ COMMANDS = [
 SUBAPPS = [("weights", weights.app)]
 
 
-class _Group(TyperGroup):
-    """Turns exceptions into one red line on stderr and an exit code (2: bad input, 1: other failures).
+# click's UsageError as the installed Typer raises it (Typer 0.2x vendors click; older ones use click itself).
+_UsageError = next(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "UsageError")
 
-    Typer's own exits and usage errors pass through untouched; --verbose adds the traceback.
+
+def _usage_exit(error) -> BaseException:
+    """One red line for a usage error, exit code 2; `adaattn weights` without a command still shows its help
+    (click signals that with a UsageError subclass, which Typer recognises by name too)."""
+    if type(error).__name__ == "NoArgsIsHelpError":
+        return error
+    _common.print_error(_common.usage_message(error))
+    return typer.Exit(code=2)
+
+
+class _Group(TyperGroup):
+    """Turns exceptions into one red line on stderr and an exit code (2: bad input or usage, 1: other failures).
+
+    Usage errors (bad values, unknown options) become one line too; Typer's own exits pass through untouched;
+    --verbose adds the traceback.
     """
 
-    def invoke(self, ctx):
+    def parse_args(self, ctx, args):  # the app's own options (`adaattn --bogus`)
+        try:
+            return super().parse_args(ctx, args)
+        except _UsageError as error:
+            raise _usage_exit(error) from None
+
+    def invoke(self, ctx):  # the commands' options and arguments are parsed in here
         try:
             return super().invoke(ctx)
+        except _UsageError as error:
+            raise _usage_exit(error) from None
         except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
             raise  # Typer's exits and usage errors; a closed pipe (`| head`) is Typer's to handle
         except Exception as error:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import os
 import re
 import time
 from contextlib import contextmanager
@@ -78,7 +79,27 @@ def report_error(error: BaseException, *, subject: Path | None = None) -> None:
         console.print(Traceback.from_exception(type(error), error, error.__traceback__))
     elif not isinstance(error, AdaattnError):
         message += " (run with --verbose for the traceback)"
+    print_error(message)
+
+
+def print_error(message: str) -> None:
     console.print(f"[red]error:[/] {escape(message)}", soft_wrap=True, highlight=False)
+
+
+def usage_message(error) -> str:
+    """A usage error (click's UsageError, as Typer raises it) as one line naming the flag and the value.
+
+    Typer would print a usage line, a hint and a boxed message; scripts and the README want one line."""
+    param, text = getattr(error, "param", None), (getattr(error, "message", "") or "").strip()
+    if param is None or not text:  # unknown option or command, missing argument: click's sentence and a hint
+        command = getattr(getattr(error, "ctx", None), "command_path", "adaattn")
+        return f"{error.format_message().rstrip('.')} (see {command} -h)"
+    flag = (param.metavar or param.name.upper()) if param.param_type_name == "argument" else max(param.opts, key=len)
+    # Typer checks types and ranges with pydantic, whose message omits the value: take it from the cause.
+    errors = getattr(error.__cause__, "errors", None)
+    value = errors()[0].get("input") if callable(errors) and errors() else None
+    text = text.replace("Input should be", "should be").replace("Value error, ", "").rstrip(".")
+    return f"{flag} {value}: {text}" if value is not None and str(value) not in text else f"{flag}: {text}"
 
 
 # --- options shared by stylize and blend-styles ----------------------------------------------------
@@ -91,6 +112,13 @@ class Method(str, Enum):
     adain = "adain"
     sanet = "sanet"
     adaattn_video = "adaattn-video"
+
+
+def check_fraction(value: float | None) -> float | None:
+    """0 to 1; NaN is refused here (a range check alone would call it "more than 1")."""
+    if value is not None and not 0 <= value <= 1:
+        raise typer.BadParameter(f"{value} is not a number from 0 to 1")
+    return value
 
 
 def _check_device(value: str) -> str:
@@ -108,13 +136,14 @@ ContentArgument = Annotated[
     ),
 ]
 AlphaOption = Annotated[
-    float, typer.Option("--alpha", "-a", min=0.0, max=1.0, help="Style strength: 1 = full style, 0 = the content.")
+    float, typer.Option("--alpha", "-a", callback=check_fraction, help="Style strength, 0-1: 1 = full style, 0 = the content.")
 ]
 OutputOption = Annotated[
-    Optional[Path],
+    Optional[str],  # a string, not a Path: Path drops the trailing "/" that marks a folder
     typer.Option(
         "--output", "-o", metavar="PATH",
-        help="Output file (one content image, image extension) or folder (created). \\[default: current folder]",
+        help="Output file (one content image, image extension) or folder (created; a name without extension or "
+             "ending in /). \\[default: current folder]",
         show_default=False,
     ),
 ]
@@ -222,14 +251,27 @@ def output_suffix(content: Path) -> str:
     return ".png" if content.suffix.lower() == ".gif" else content.suffix
 
 
-def plan_outputs(contents: list[Path], output: Path | None, name: Callable[[Path], str]) -> list[tuple[Path, Path]]:
+def plan_outputs(contents: list[Path], output: str | Path | None, name: Callable[[Path], str]) -> list[tuple[Path, Path]]:
     """(content, output path) pairs: `output` is the file for a single content if it has an image
-    extension, else the folder for `name(content)` files."""
-    if output is not None and _is_image_name(output) and not output.is_dir():
-        if len(contents) > 1:
-            raise BadInputError(f"-o {output} is one file but there are {len(contents)} content images; give a folder")
-        return [(contents[0], output)]
-    folder = output if output is not None else Path(".")
+    extension, else the folder for `name(content)` files.
+
+    A folder is a name without extension, one ending in "/" or an existing folder; any other extension is
+    refused, so a typo (`-o out.jgp`) is not silently taken for a folder."""
+    from ..image_io import SAVE_EXTENSIONS
+
+    folder = Path(".")
+    if output is not None:
+        path = Path(output)
+        if not str(output).endswith(("/", os.sep)) and not path.is_dir() and path.suffix:
+            if path.suffix.lower() not in SAVE_EXTENSIONS:
+                raise BadInputError(
+                    f"-o {output}: '{path.suffix}' is not an image format adaattn writes ({' '.join(SAVE_EXTENSIONS)}); "
+                    "for a folder, give a name without extension or end it with /"
+                )
+            if len(contents) > 1:
+                raise BadInputError(f"-o {output} is one file but there are {len(contents)} content images; give a folder")
+            return [(contents[0], path)]
+        folder = path
     jobs = [(content, folder / name(content)) for content in contents]
     targets: dict[Path, Path] = {}
     for content, target in jobs:
@@ -240,7 +282,7 @@ def plan_outputs(contents: list[Path], output: Path | None, name: Callable[[Path
 
 
 def prepare_jobs(
-    content: list[str], output: Path | None, name: Callable[[Path], str], *,
+    content: list[str], output: str | None, name: Callable[[Path], str], *,
     size: int | None, max_size: int | None, max_pixels: int | None,
 ) -> list[tuple[Path, Path]]:
     """Checks that need no model, then the (content, output) pairs: a typo fails before the model loads."""
@@ -284,13 +326,14 @@ def _resize(image: torch.Tensor, size: tuple[int, int], mode: str = "bicubic") -
 
 def load_resized(path: Path, *, size: int | None = None, max_size: int | None = None) -> LoadedImage:
     """Load an image; `size`: shorter side becomes `size`; `max_size`: longer side at most `max_size`."""
-    from ..image_io import load_image
+    from ..image_io import check_pixel_limit, load_image
 
     image = load_image(path, max_size=max_size)
     if size:
         height, width = image.rgb.shape[-2:]
         scale = size / min(height, width)
         target = (max(1, round(height * scale)), max(1, round(width * scale)))
+        check_pixel_limit(target[1], target[0], f"{path} with its shorter side at {size}")
         image.rgb = _resize(image.rgb, target)
         image.alpha = None if image.alpha is None else _resize(image.alpha, target)
     return image

@@ -15,8 +15,8 @@ import typer
 from ..errors import BadInputError
 from . import _common as common
 from ._common import (
-    AlphaOption, DeviceOption, MaxSizeOption, Method, ModelOption, OverwriteOption, PrecisionOption, SeedOption, SizeOption,
-    StyleSizeOption,
+    AlphaOption, DeviceOption, MaxPixelsOption, MaxSizeOption, Method, ModelOption, OverwriteOption, PrecisionOption,
+    SeedOption, SizeOption, StyleSizeOption,
 )
 from .stylize import StyleOption
 
@@ -115,7 +115,7 @@ PaletteOption = Annotated[
 HOLD_THRESHOLD = 0.015
 HoldOption = Annotated[
     float,
-    typer.Option(min=0.0, max=1.0, metavar="CHANGE",
+    typer.Option(callback=common.check_fraction, metavar="CHANGE",
                  help="Keep the previous stylised pixel where the input pixel has changed by less than this since it "
                       "was stylised (mean RGB difference, 0-1; full hold up to half of it): still parts of the scene "
                       "stop flickering, anything that moves is stylised anew. 0 = off, every frame on its own."),
@@ -151,6 +151,7 @@ def video(
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     refine: Annotated[int, typer.Option(hidden=True, help="Not available for video yet.")] = 0,
+    max_pixels: MaxPixelsOption = None,
 ) -> None:
     """Stylise a video clip with one style image, frame by frame.
 
@@ -167,6 +168,7 @@ def video(
     """
     from .. import video_io
     from ..api import MIN_SIDE
+    from ..image_io import check_pixel_limit, set_pixel_limit
     from ..temporal import StaticHold
 
     if refine:  # accepted so that the word is known, refused until frame-to-frame refinement exists
@@ -175,13 +177,18 @@ def video(
         raise BadInputError("--size and --max-size exclude each other; give one")
     if duration == 0:
         raise BadInputError("--duration 0 leaves no frames; give a positive number of seconds")
+    if max_pixels is not None:
+        set_pixel_limit(max_pixels)
     info = video_io.probe(clip, fps=fps)
-    frame_size = fit_frame_size(info.size, size=size, max_size=max_size)
+    output = output or Path(f"{clip.stem}_stylized_{style.stem}.mp4")
+    video_io.check_output(output, overwrite=overwrite)  # before the model loads: a typo costs nothing
+    frame_size, sar = fit_frame_size(info.size, size=size, max_size=max_size), info.sar
+    if sar != 1 and video_io.output_kind(output) in ("frames", ".gif"):  # they cannot record non-square pixels
+        frame_size, sar = square_pixels(frame_size, sar), Fraction(1)
+    check_pixel_limit(*frame_size, f"{clip}: each frame")
     if min(frame_size) < MIN_SIDE:
         width, height = frame_size
         raise BadInputError(f"{clip}: frames would be {width}x{height}; each side must be at least {MIN_SIDE} (see --size)")
-    output = output or Path(f"{clip.stem}_stylized_{style.stem}.mp4")
-    video_io.check_output(output, overwrite=overwrite)  # before the model loads: a typo costs nothing
     rate = fps or info.fps
     audio = _audio_source(clip, info, output, rate)
 
@@ -192,9 +199,12 @@ def video(
         encoded = stylizer.encode_style(style_image, seed=seed)  # once: every frame attends to the same style positions
         palette = _check_palette(palette, stylizer.model.method)
         batch = batch or (1 if stylizer.device.type == "cpu" else 4)
-        frames = video_io.read_frames(clip, size=frame_size, start=start, duration=duration, fps=fps)
+        # Without --fps, frames come at the clip's rate by their timestamps (a variable rate keeps its timing);
+        # --fps re-times: each frame once.
+        frames = video_io.read_frames(clip, size=frame_size, start=start, duration=duration, fps=fps,
+                                      rate=None if fps else info.fps)
         writer = video_io.VideoWriter(output, fps=rate, size=frame_size, codec=codec, crf=crf, audio_from=audio,
-                                      audio_start=start, audio_duration=duration, overwrite=overwrite)
+                                      audio_start=start, audio_duration=duration, overwrite=overwrite, sar=sar)
         recolour, hold_filter = None, StaticHold(hold) if hold else None
         with contextlib.closing(frames), writer, common.frame_progress(_expected_frames(info, start, duration)) as advance:
             for chunk in _chunks(frames, batch):
@@ -207,6 +217,12 @@ def video(
         common.info(f"interrupted; {output} was not written")
         raise typer.Exit(code=130) from None
     common.info(f"wrote {output} ({writer.frames} frames at {float(rate):.4g} fps, {time.perf_counter() - began:.1f} s)")
+
+
+def square_pixels(size: tuple[int, int], sar: Fraction) -> tuple[int, int]:
+    """(width, height) showing the same picture with square pixels: the side the pixels are long along grows."""
+    width, height = size
+    return (round(width * sar), height) if sar > 1 else (width, round(height / sar))
 
 
 def fit_frame_size(source: tuple[int, int], *, size: int | None, max_size: int | None) -> tuple[int, int]:

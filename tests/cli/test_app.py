@@ -83,6 +83,25 @@ def test_plan_outputs(tmp_path):
         plan_outputs([a, b], tmp_path / "out", name)
 
 
+def test_an_output_with_an_unknown_extension_is_refused_not_made_a_folder(tmp_path):
+    a = tmp_path / "a.png"
+    name = lambda path: f"{path.stem}_out.png"  # noqa: E731
+    for typo in ("out.xyz", "out.jgp", "out.gif"):
+        with pytest.raises(BadInputError, match=r"not an image format adaattn writes \(\.jpg"):
+            plan_outputs([a], str(tmp_path / typo), name)
+    # folders: a name ending in "/", an existing folder, a name without extension
+    assert plan_outputs([a], str(tmp_path / "v1.2") + "/", name) == [(a, tmp_path / "v1.2" / "a_out.png")]
+    (tmp_path / "made.d").mkdir()
+    assert plan_outputs([a], str(tmp_path / "made.d"), name) == [(a, tmp_path / "made.d" / "a_out.png")]
+    assert plan_outputs([a], str(tmp_path / "out"), name) == [(a, tmp_path / "out" / "a_out.png")]
+
+
+def test_o_with_a_typo_writes_nothing(cli, make_image, tmp_path, error_line):
+    line = error_line(cli("stylize", make_image("c.png"), "-s", make_image("s.png", (32, 32)), "-o", "out.xyz"))
+    assert "-o out.xyz" in line and ".png" in line
+    assert not (tmp_path / "out.xyz").exists()
+
+
 def test_an_unexpected_failure_is_one_line_and_exit_1(cli, make_image, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
@@ -91,3 +110,30 @@ def test_an_unexpected_failure_is_one_line_and_exit_1(cli, make_image, monkeypat
     result = cli("stylize", make_image("c.png"), "-s", make_image("s.png", (32, 32)))
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: RuntimeError: out of memory (run with --verbose for the traceback)"
+
+
+@pytest.mark.parametrize("args, named", [
+    ("stylize {c} -s {s} --alpha 1.5", ["--alpha", "1.5 is not a number from 0 to 1"]),
+    ("stylize {c} -s {s} --alpha nan", ["--alpha", "nan is not a number from 0 to 1"]),
+    ("stylize {c} -s {s} --alpha abc", ["--alpha abc"]),
+    ("stylize {c} -s {folder}", ["--style", "is a directory"]),
+    ("stylize {c} -s {s} --mask nomask.png", ["--mask", "nomask.png"]),
+    ("stylize {c} -s {s} --device nonsense", ["--device", "'nonsense'"]),
+    ("stylize {c} -s {s} --size 5", ["--size 5"]),
+    ("blend-styles {c} -s {s} -s {s} --weights 1,x", ["--weights", "'1,x'"]),
+    ("video {c} -s {s} --fps 0", ["--fps", "got 0"]),
+    ("video {c} -s {s} --hold nan", ["--hold", "nan"]),
+    ("stylize", ["Missing argument 'CONTENT'", "adaattn stylize -h"]),
+    ("stylize {c} -s {s} --frobnicate", ["No such option: --frobnicate"]),
+    ("stilize", ["No such command 'stilize'"]),
+    ("--frobnicate", ["No such option: --frobnicate"]),
+])
+def test_a_usage_error_is_one_line_naming_the_flag_and_value(cli, make_image, tmp_path, error_line, args, named):
+    paths = {"c": make_image("c.png"), "s": make_image("s.png", (32, 32)), "folder": tmp_path}
+    line = error_line(cli(*(arg.format(**paths) for arg in args.split())))
+    assert all(part in line for part in named), line
+
+
+def test_a_command_group_without_a_command_still_shows_its_help(cli):
+    result = cli("weights")
+    assert result.exit_code == 2 and "import-official" in result.output

@@ -1,5 +1,7 @@
 """`adaattn stylize` through the real app: outputs, image modes, batches and bad inputs."""
 
+import json
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -46,6 +48,17 @@ def test_a_bad_model_is_one_line_and_no_output(cli, make_image, tmp_path, error_
     assert not (tmp_path / "out").exists()
 
 
+def test_a_model_header_with_a_zero_is_one_line(cli, make_image, weights_dir, tmp_path, error_line):
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(weights_dir / "adain.safetensors"), "pt") as handle:
+        tensors, header = {k: handle.get_tensor(k) for k in handle.keys()}, json.loads(handle.metadata()["adaattn"])
+    save_file(tensors, str(tmp_path / "liar.safetensors"), metadata={"adaattn": json.dumps({**header, "config": {"width_divisor": 0}})})
+    line = error_line(cli("stylize", make_image("c.png"), "-s", make_image("s.png", (32, 32)), "--model", tmp_path / "liar.safetensors"))
+    assert "liar.safetensors" in line and "width_divisor is 0" in line
+
+
 def test_a_missing_bundled_model_says_where_it_looked(cli, make_image, tmp_path, error_line, weights_dir, monkeypatch):
     from adaattn_cli import weights
 
@@ -55,9 +68,6 @@ def test_a_missing_bundled_model_says_where_it_looked(cli, make_image, tmp_path,
     assert "no model named 'sanet'" in line and str(tmp_path / "home") in line
 
 
-def test_alpha_out_of_range_is_a_usage_error(cli, make_image, style_args, tmp_path):
-    result = cli("stylize", make_image("c.png"), *style_args, "--alpha", "1.5")
-    assert result.exit_code == 2 and "--alpha" in result.output and "Traceback" not in result.output
     assert not list(tmp_path.glob("*_stylized_*"))
 
 
@@ -185,3 +195,39 @@ def test_a_bad_refine_count_is_a_usage_error_and_writes_nothing(cli, make_image,
     result = cli("stylize", make_image("c.png"), *style_args, "--refine", steps, "-o", tmp_path / "out.png")
     assert result.exit_code == 2 and "--refine" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out.png").exists()
+
+
+def test_a_working_size_above_the_pixel_limit_is_refused_before_allocating(cli, make_image, style_args, tmp_path, error_line, monkeypatch):
+    import torch
+
+    allocated = []
+    monkeypatch.setattr(torch.nn.functional, "interpolate", lambda *a, **k: allocated.append(1))  # must not be reached
+    content = make_image("c.png")
+    line = error_line(cli("stylize", content, *style_args, "--size", 60000, "-o", "out.png"))
+    assert "90000x60000" in line and "pixel limit" in line and "--max-pixels" in line
+    line = error_line(cli("stylize", content, *style_args, "--size", 200, "--max-pixels", 50000, "-o", "out.png"))
+    assert "300x200" in line and "50,000" in line
+    assert not allocated and not (tmp_path / "out.png").exists()
+
+
+def test_a_missing_gpu_index_is_one_line(cli, make_image, style_args, tmp_path, error_line):
+    line = error_line(cli("stylize", make_image("c.png"), *style_args, "--device", "cuda:7", "-o", "out.png"))
+    assert "--device cuda:7: no such GPU" in line and not (tmp_path / "out.png").exists()
+
+
+def test_an_output_that_appears_during_the_run_is_not_replaced(cli, make_image, style_args, tmp_path, error_line, monkeypatch):
+    import os
+
+    from adaattn_cli import image_io
+
+    fsync = os.fsync
+
+    def another_run_finishes_first(fd):  # between the early exists check and publishing
+        (tmp_path / "out.png").write_text("the other run's image")
+        fsync(fd)
+
+    monkeypatch.setattr(image_io.os, "fsync", another_run_finishes_first)
+    line = error_line(cli("stylize", make_image("c.png"), *style_args, "-o", "out.png"))
+    assert "out.png exists" in line
+    assert (tmp_path / "out.png").read_text() == "the other run's image"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []

@@ -62,3 +62,20 @@ def test_train_rejects_bad_identity_weights(cli, tmp_path):
     result = cli("train", "-c", content, "-s", style, "--method", "sanet", "--identity-weights", "50", "--workdir", tmp_path / "run")
     assert result.exit_code == 2
     assert "--identity-weights" in result.output and "Traceback" not in result.output
+
+
+def test_resume_from_a_corrupt_checkpoint_is_one_line(cli, tmp_path, error_line):
+    content, style = _folder(tmp_path / "content", 1, 0), _folder(tmp_path / "style", 1, 1)
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoint.pt").write_bytes(np.random.default_rng(0).bytes(3000))
+    line = error_line(cli("train", "-c", content, "-s", style, "--method", "adain", "--workdir", tmp_path / "run", "--resume",
+                          "--workers", 0, "--device", "cpu"))
+    assert "checkpoint.pt: not a readable checkpoint" in line
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt"]
+
+
+def test_a_content_folder_without_images_leaves_no_workdir(cli, tmp_path, error_line):
+    (tmp_path / "content").mkdir()
+    style = _folder(tmp_path / "style", 1, 1)
+    assert "no readable images" in error_line(cli("train", "-c", tmp_path / "content", "-s", style, "--workdir", tmp_path / "run"))
+    assert not (tmp_path / "run").exists()

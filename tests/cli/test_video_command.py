@@ -13,7 +13,7 @@ from adaattn_cli.models import build_model
 from adaattn_cli.video_io import probe
 from adaattn_cli.weights import load_encoder, load_model, save_model
 from tinymodels import spread_outputs
-from videoclips import make_clip
+from videoclips import audio_seconds, make_clip, make_vfr_clip
 
 
 @pytest.fixture(scope="session")
@@ -131,6 +131,8 @@ def test_usage_errors(cli, video_args, tmp_path, error_line):
     assert "frames would be 40x30" in error_line(cli("video", clip, *video_args, "--max-size", 40))
     assert "unknown video extension '.avi'" in error_line(cli("video", clip, *video_args, "-o", "out.avi"))
     assert "video --refine is not available yet" in error_line(cli("video", clip, *video_args, "--refine", 5))
+    assert "80000x60000" in error_line(cli("video", clip, *video_args, "--size", 60000))  # the pixel limit
+    assert "pixel limit (1,000)" in error_line(cli("video", clip, *video_args, "--max-pixels", 1000))
     result = cli("video", clip, *video_args, "--fps", "fast")
     assert result.exit_code == 2 and "--fps" in result.output
     assert leftovers(tmp_path) == []
@@ -221,3 +223,44 @@ def test_hold_keeps_still_pixels_and_can_be_turned_off(cli, video_args, weights_
     assert still_part_changes("--hold", 0) > 0
     result = cli("video", tmp_path / "frames", *video_args, "--hold", 2, "-o", "bad")
     assert result.exit_code == 2 and "--hold" in result.output and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("output", ["out.mp4", "frames"])
+def test_an_output_that_appears_during_the_run_is_not_replaced(cli, video_args, tmp_path, error_line, monkeypatch, output):
+    from adaattn_cli.video_io import VideoWriter
+
+    write = VideoWriter.write
+
+    def someone_else_writes_the_output(self, frame):
+        if self.frames == 0:
+            (tmp_path / output).mkdir() if output == "frames" else (tmp_path / output).write_text("theirs")
+        write(self, frame)
+
+    monkeypatch.setattr(VideoWriter, "write", someone_else_writes_the_output)
+    line = error_line(cli("video", make_clip(tmp_path / "clip.mp4", frames=3), *video_args, "-o", output))
+    assert f"{output} exists" in line
+    if output == "frames":
+        assert not any((tmp_path / "frames").iterdir())
+    else:
+        assert (tmp_path / output).read_text() == "theirs"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_variable_frame_rate_keeps_its_timing_and_its_audio(cli, video_args, tmp_path):
+    clip = make_vfr_clip(tmp_path / "vfr.mkv", gap=0.6)  # 24 frames over 1.6 s
+    result = cli("video", clip, *video_args, "-o", "out.mp4")
+    assert result.exit_code == 0, result.output
+    info = probe(tmp_path / "out.mp4")
+    assert info.fps == 24 and info.duration == pytest.approx(1.6, abs=0.05)  # not 24 frames in 1.0 s
+    assert frame_count(tmp_path / "out.mp4") == 38  # the frame before the gap is shown 0.6 s longer
+    assert audio_seconds(tmp_path / "out.mp4") == pytest.approx(audio_seconds(clip), abs=0.05)
+
+
+def test_non_square_pixels_keep_the_display_aspect(cli, video_args, tmp_path):
+    clip = make_clip(tmp_path / "sar.mp4", frames=3, sar="128/117")  # carphone's (CIF's) pixels
+    assert probe(clip).sar == Fraction(128, 117)
+    assert cli("video", clip, *video_args, "-o", "out.mp4").exit_code == 0
+    info = probe(tmp_path / "out.mp4")
+    assert info.size == (64, 48) and info.sar == Fraction(128, 117)  # recorded in the file, exactly
+    assert cli("video", clip, *video_args, "-o", "frames").exit_code == 0  # PNG frames: resampled to square pixels
+    assert Image.open(tmp_path / "frames" / "frame_000001.png").size == (70, 48)
