@@ -5,10 +5,13 @@
     export_onnx("adaattn", "wheat.onnx", style=style_image)          # input content; the style baked in
 
 The graph is the plain formulation of the model (models.use_plain_ops): every attention block computes its whole
-n_content x n_style logits matrix at once (no chunks), over every style position (no sampling, so the graph is
-deterministic). Inputs are RGB float32 [1, 3, H, W] in [0, 1], any height and width (at least 32 px); the
-padding to the model's size multiple and the crop back happen inside the graph, and the output is clamped to
-[0, 1], as `adaattn stylize` does. Alpha is baked in (see export_onnx). Needs the `onnx` extra.
+n_content x n_style logits matrix at once (no chunks). With a style input the graph attends to every style position
+(no sampling, so it is deterministic): at relu3_1 that is (H/4 * W/4) x (h/4 * w/4) fp32 logits, 1 GiB for a 512²
+content with a 512² style, 256 MiB with a 256² one. A baked style keeps the positions `adaattn stylize` samples
+(at most 4,096 per block by default, seeded), so its graph needs a quarter of that at 512². Inputs are RGB float32
+[1, 3, H, W] in [0, 1], any height and width (at least 32 px); the padding to the model's size multiple and the crop
+back happen inside the graph, and the output is clamped to [0, 1], as `adaattn stylize` does. Alpha is baked in
+(see export_onnx). Needs the `onnx` extra.
 """
 
 from __future__ import annotations
@@ -46,6 +49,8 @@ def check_installed() -> None:
     missing = [name for name in ("onnx", "onnxscript") if importlib.util.find_spec(name) is None]
     if missing:
         raise BadInputError(f"{INSTALL_HINT}; missing: {', '.join(missing)}")
+    if not hasattr(torch.export.Dim, "DYNAMIC"):
+        raise BadInputError(f"ONNX export needs torch >= 2.6 (torch.export's dynamic sizes); this is torch {torch.__version__}")
 
 
 class _Graph(nn.Module):
@@ -80,10 +85,18 @@ class StyleInputGraph(_Graph):
 class FixedStyleGraph(_Graph):
     """forward(content [1, 3, H, W]) -> stylised [1, 3, H, W], the style's memory held as constants."""
 
-    def __init__(self, model: StyleTransferModel, alpha: float, style: torch.Tensor):
+    def __init__(self, model: StyleTransferModel, alpha: float, style: torch.Tensor, *, style_positions: int = 0, seed: int = 0):
         super().__init__(model, alpha)
-        with torch.no_grad():
-            memory = model.memorize(model.encode(check_image(style, "style image")))
+        caps = [(block, block.max_style_positions) for block in model.blocks if hasattr(block, "max_style_positions")]
+        for block, _ in caps:  # the positions api.Stylizer.encode_style(style, seed=seed) draws with this cap
+            block.max_style_positions = style_positions or None
+        try:
+            with torch.no_grad():
+                encoded = model.encode(check_image(style, "style image"))
+                memory = model.memorize(encoded, generator=torch.Generator().manual_seed(seed))
+        finally:
+            for block, cap in caps:
+                block.max_style_positions = cap
         self._fields = []  # (block, field) of each stored tensor; StyleMemory fields that are None are left out
         for block, block_memory in enumerate(memory):
             for field in ("key", "value", "logit_bias"):
@@ -117,16 +130,23 @@ def plain_copy(model: StyleTransferModel) -> StyleTransferModel:
     return use_plain_ops(plain)
 
 
-def build_graph(model: StyleTransferModel, *, alpha: float = 1.0, style: torch.Tensor | None = None) -> _Graph:
+def build_graph(
+    model: StyleTransferModel, *, alpha: float = 1.0, style: torch.Tensor | None = None, style_positions: int = 0, seed: int = 0
+) -> _Graph:
     """The module that export_onnx exports (eval mode; fp32 on CPU), for running or checking it in PyTorch.
 
-    style: an image [3, h, w] in [0, 1] to bake in (FixedStyleGraph), or None for a style input (StyleInputGraph)."""
+    style: an image [3, h, w] in [0, 1] to bake in (FixedStyleGraph), or None for a style input (StyleInputGraph).
+    style_positions, seed: for a baked style, the cap and seed of the style positions kept, drawn as
+    `adaattn stylize --style-positions N --seed S` draws them (0: all). A style input always keeps all."""
     plain = plain_copy(model)
-    graph = StyleInputGraph(plain, alpha) if style is None else FixedStyleGraph(plain, alpha, style.float().cpu())
-    return graph.eval()
+    if style is None:
+        return StyleInputGraph(plain, alpha).eval()
+    return FixedStyleGraph(plain, alpha, style.float().cpu(), style_positions=style_positions, seed=seed).eval()
 
 
-def graph_metadata(model: StyleTransferModel, *, alpha: float, style_name: str | None, opset: int) -> dict[str, str]:
+def graph_metadata(
+    model: StyleTransferModel, *, alpha: float, style_name: str | None, opset: int, style_positions: int = 0, seed: int = 0
+) -> dict[str, str]:
     """The ONNX metadata_props: the model file's header (method, encoder, provenance, ...) and the export's choices."""
     header = getattr(model, "header", None) or {}
     metadata = {
@@ -139,7 +159,7 @@ def graph_metadata(model: StyleTransferModel, *, alpha: float, style_name: str |
         "adaattn_version": __version__,
         "alpha": repr(float(alpha)),
         "style": style_name if style_name is not None else "input",
-        "style_positions": "all",
+        "style_positions": f"at most {style_positions}, seed {seed}" if style_name is not None and style_positions else "all",
         "size_multiple": str(model.size_multiple),
         "inputs": "content" + ("" if style_name is not None else ", style") + ": RGB float32 [1, 3, H, W] in [0, 1], "
                   "sides >= 32 px (padded to the size multiple inside the graph)",
@@ -156,13 +176,18 @@ def export_onnx(
     alpha: float = 1.0,
     style: torch.Tensor | None = None,
     style_name: str | None = None,
+    style_positions: int = 0,
+    seed: int = 0,
     opset: int = DEFAULT_OPSET,
     overwrite: bool = False,
 ) -> Path:
     """Export `model` (a model, or a model name/file as load_model takes) to an ONNX file at `path`, atomically.
 
-    Without `style`: inputs content [1, 3, H, W] and style [1, 3, h, w]; with `style` ([3, h, w] in [0, 1]): input
-    content only, the style's encoded memory held as constants (`style_name` is recorded in the metadata).
+    Without `style`: inputs content [1, 3, H, W] and style [1, 3, h, w], attending to every style position (the graph
+    is deterministic; memory grows with content x style positions, so give styles of 256-512 px). With `style`
+    ([3, h, w] in [0, 1]): input content only, the style's encoded memory held as constants (`style_name` is
+    recorded in the metadata), keeping at most `style_positions` per block (0: all), drawn with `seed` exactly as
+    `adaattn stylize --style-positions N --seed S` draws them.
     Alpha is baked in, not an input: at alpha 1 (the default) the graph holds no content-as-its-own-style term,
     whose attention over all content positions would cost n_content^2 logits per block; alpha < 1 adds it.
     The file is written under a temporary name and renamed; an existing file is replaced only with `overwrite`.
@@ -177,9 +202,12 @@ def export_onnx(
         raise BadInputError(f"{path} exists; pass --overwrite to replace it.")
     if not isinstance(model, StyleTransferModel):
         model = load_model(model)
-    graph = build_graph(model, alpha=alpha, style=style)
+    if style_positions < 0:
+        raise BadInputError(f"style_positions must be 0 (all) or positive, got {style_positions}")
+    graph = build_graph(model, alpha=alpha, style=style, style_positions=style_positions, seed=seed)
     program = _trace(graph, opset)
-    metadata = graph_metadata(model, alpha=alpha, style_name=(style_name or "baked") if style is not None else None, opset=opset)
+    metadata = graph_metadata(model, alpha=alpha, style_name=(style_name or "baked") if style is not None else None, opset=opset,
+                              style_positions=style_positions, seed=seed)
     program.model.metadata_props.update(metadata)
     program.model.doc_string = f"adaattn {model.method} style transfer; metadata_props describe inputs and provenance"
     return _save_atomically(program, path)
