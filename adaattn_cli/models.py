@@ -307,9 +307,9 @@ class SANetModel(StyleTransferModel):
 
 def use_plain_ops(model: StyleTransferModel, plain: bool = True) -> StyleTransferModel:
     """Switch `model` (in place) to standard operators only, for ONNX export: direct convs with padded copies,
-    standard pooling and upsampling, no fused decoder tail, unfolded queries, attention over every style position
-    in one piece (the n_content x n_style logits at once). Same results up to rounding; the inference fast paths
-    are off while it is set. Returns the model."""
+    standard pooling and upsampling, nearest resizing as index gathers, no fused decoder tail, unfolded queries,
+    attention in one piece (the n_content x n_style logits at once). Same results up to rounding; the inference
+    fast paths are off while it is set (use_plain_ops(model, False) turns them back on). Returns the model."""
     for module in model.modules():
         if hasattr(module, "plain"):
             module.plain = plain
