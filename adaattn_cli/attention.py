@@ -83,6 +83,7 @@ class AdaAttN(nn.Module):
         self.attention = attention
         self.logit_budget = fn.DEFAULT_LOGIT_BUDGET
         self.matmul_dtype = torch.float32  # Stylizer sets bfloat16 for its fast path
+        self.plain = False  # models.use_plain_ops (ONNX export): the query projection stays on the content side
         self._folded: tuple = (None, None)  # (weights' stamp, folded_query()'s tensors)
 
     @torch.no_grad()
@@ -107,7 +108,7 @@ class AdaAttN(nn.Module):
     def memorize(self, style: torch.Tensor, style_key: torch.Tensor, *, generator=None, mask=None) -> StyleMemory:
         style, style_key = select_positions([style, style_key], cap=self.max_style_positions, generator=generator, mask=mask)
         value = pointwise(self.value, style).transpose(1, 2)
-        if self.attention != "softmax" or torch.is_grad_enabled():  # the cosine attention normalises the query
+        if self.attention != "softmax" or torch.is_grad_enabled() or self.plain:  # the cosine attention normalises the query
             return StyleMemory(key=pointwise(self.key, style_key), value=value)
         key_weight, key_bias, logit_weight = self.folded_query()
         return StyleMemory(key=F.conv1d(style_key, key_weight, key_bias), value=value, logit_bias=F.conv1d(style_key, logit_weight))

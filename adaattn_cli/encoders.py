@@ -69,7 +69,10 @@ class Conv3x3(nn.Conv2d):
 
     Wide layers in bf16 on the CPU without autograd run as Winograd F(2x2, 3x3) (fn.winograd_conv3x3); the
     transformed kernel is kept until the weights change (new storage or an in-place update).
+    `plain` (set by models.use_plain_ops, for ONNX export): one standard conv, reflection as a padded copy.
     """
+
+    plain = False
 
     def __init__(self, in_channels: int, out_channels: int, padding_mode: str = "zeros"):
         super().__init__(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode)
@@ -87,6 +90,8 @@ class Conv3x3(nn.Conv2d):
         weight = self.weight[:, inputs]
         bias = self.bias if not inputs.start else None
         reflect = self.padding_mode == "reflect"
+        if self.plain:
+            return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), weight, bias) if reflect else F.conv2d(x, weight, bias, padding=1)
         if fn.winograd_pays(x, weight):
             bias = None if bias is None else bias.to(x.dtype)
             return fn.winograd_conv3x3(x, self.winograd_kernel()[:, inputs].to(x.dtype), bias, reflect=reflect)
@@ -99,7 +104,10 @@ class Encoder(nn.Module):
     """VGG up to relu5_1; `forward(image, depth)` returns [relu1_1, ..., relu{depth}_1].
 
     `width_divisor` > 1 narrows every layer: only for fast tests of the training loop.
+    `plain` (models.use_plain_ops, for ONNX export): pooling as one standard max_pool2d.
     """
+
+    plain = False
 
     def __init__(self, spec: EncoderSpec, width_divisor: int = 1):
         super().__init__()
@@ -129,7 +137,7 @@ class Encoder(nn.Module):
         for name, conv in self.convs.items():
             block, index = int(name[4]), int(name[6])
             if index == 1 and block > 1:
-                x = fn.max_pool2x2(x)
+                x = F.max_pool2d(x, 2, 2, ceil_mode=True) if self.plain else fn.max_pool2x2(x)
             x = torch.relu_(conv(x))  # in place: the conv's output is not needed by its backward
             if index == 1:
                 taps.append(x)

@@ -49,14 +49,30 @@ def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
     return mean_variance_norm(content) * style_std + style_mean
 
 
-def shallow_deep_key(features: list[torch.Tensor], stats: list | None = None) -> torch.Tensor:
+def shallow_deep_key(features: list[torch.Tensor], stats: list | None = None, *, plain: bool = False) -> torch.Tensor:
     """AdaAttN key F^{1:x}: each shallower map resized (nearest, as the official code) to the deepest, normalised, concatenated.
 
-    stats: per piece, the (mean, std) of mean_variance_norm (None: each piece's own)."""
+    stats: per piece, the (mean, std) of mean_variance_norm (None: each piece's own).
+    plain: resize with resize_nearest_gather (ONNX export) instead of F.interpolate; the same pixels."""
     size = features[-1].shape[-2:]
-    pieces = [f if f.shape[-2:] == size else F.interpolate(f, size=size, mode="nearest") for f in features]
+    resize = resize_nearest_gather if plain else lambda f, size: F.interpolate(f, size=size, mode="nearest")
+    pieces = [f if f.shape[-2:] == size else resize(f, size) for f in features]
     stats = stats or [None] * len(pieces)
     return torch.cat([mean_variance_norm(p, s) for p, s in zip(pieces, stats)], dim=1)
+
+
+def resize_nearest_gather(x: torch.Tensor, size) -> torch.Tensor:
+    """F.interpolate(x, size, mode="nearest") as two index gathers, for ONNX export.
+
+    PyTorch reads source row floor(i * s) with s = in / out in float32. ONNX's Resize computes i / (out / in)
+    instead, which falls on the other side of a whole number when in / out is not a power of two (70 -> 18 rows:
+    row 9 reads 35 in PyTorch, 34 in onnxruntime). Here the index is computed as PyTorch computes it."""
+    for dim, out in zip((2, 3), size):
+        length = x.shape[dim]
+        scale = torch.full((), length, dtype=torch.float32, device=x.device) / out
+        index = (torch.arange(out, device=x.device, dtype=torch.float32) * scale).floor().long().clamp_max(length - 1)
+        x = x.index_select(dim, index)
+    return x
 
 
 def max_pool2x2(x: torch.Tensor) -> torch.Tensor:
@@ -335,7 +351,7 @@ def attention_mean_std(
         means, stds = [], []
         if mode == "cosine":  # normalise the keys once, not per chunk
             key = unit(key, dim=1)
-        for chunk in query.split(rows, dim=1):
+        for chunk in query.split(rows, dim=1) if logit_budget is not None else (query,):  # one piece: ONNX export
             if mode == "cosine":
                 # the row normalisation of attention_weights is applied to the [n_q, 2C] moments instead of
                 # the [n_q, n_k] weights: the same result, one pass less over the big matrix
@@ -365,7 +381,8 @@ def attention_output(
     if matmul_dtype is not None:
         query, key, value = query.to(matmul_dtype), key.to(matmul_dtype), value.to(matmul_dtype)
     rows = _chunk_rows(query.shape[1], key.shape[2], query.shape[0], logit_budget)
-    chunks = [torch.bmm(torch.softmax(torch.bmm(chunk, key), dim=-1), value) for chunk in query.split(rows, dim=1)]
+    pieces = query.split(rows, dim=1) if logit_budget is not None else (query,)
+    chunks = [torch.bmm(torch.softmax(torch.bmm(chunk, key), dim=-1), value) for chunk in pieces]
     return torch.cat(chunks, dim=1).to(dtype)
 
 

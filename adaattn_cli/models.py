@@ -38,6 +38,8 @@ class ReflectConv2d(Conv3x3):
 
     def forward(self, x: torch.Tensor, *, upsample: bool = False, skip: torch.Tensor | None = None) -> torch.Tensor:
         own = slice(0, x.shape[1])
+        if upsample and self.plain:  # ONNX export: the upsampled copy, then the conv
+            x, upsample = F.interpolate(x, scale_factor=2, mode="nearest"), False
         out = fn.upsample_conv3x3_reflect(x, self.weight[:, own], self.bias) if upsample else super().forward(x, own)
         if skip is not None:
             out = out.add_(super().forward(skip, slice(x.shape[1], None)))
@@ -45,6 +47,8 @@ class ReflectConv2d(Conv3x3):
 
 
 class Decoder(nn.Module):
+    plain = False  # models.use_plain_ops (ONNX export): no fused tail
+
     def __init__(self, row: tuple, *, in_channels: int, skip_channels: int = 0, width_divisor: int = 1):
         super().__init__()
         self.row = row
@@ -63,7 +67,7 @@ class Decoder(nn.Module):
         last = self.convs[-1]
         # Every row ends "up", conv, last conv: at inference the last conv reads the upsampling conv's four
         # phases directly (fn.phases_conv3x3_reflect), so the full-size map before it is never built.
-        fuse_tail = not torch.is_grad_enabled() and self.row[-3] == "up"
+        fuse_tail = not torch.is_grad_enabled() and not self.plain and self.row[-3] == "up"
         upsample, extra = False, None  # "up" and "skip" are carried into the next conv, which fuses them
         for item in self.row:
             if item == "up":
@@ -100,6 +104,7 @@ class StyleTransferModel(nn.Module):
     """Shared skeleton. Subclasses set `method`, `depth` (deepest relu tap), `size_multiple`, `blocks`."""
 
     method = ""
+    plain = False  # use_plain_ops (ONNX export): the keys' resizing as index gathers (fn.resize_nearest_gather)
     depth = 5
     size_multiple = 16
     block_levels: tuple = ()  # relu levels of the transfer blocks, in block order
@@ -116,13 +121,13 @@ class StyleTransferModel(nn.Module):
 
     def encode(self, image: torch.Tensor, stats: dict | None = None) -> Encoded:
         features = self.encoder(image, self.depth)
-        keys = [self.key(features, level, stats) for level in self.key_levels]
+        keys = [self.key(features, level, stats, plain=self.plain) for level in self.key_levels]
         return Encoded(features, keys, stats)
 
     @staticmethod
-    def key(features: list[torch.Tensor], level: int, stats: dict | None = None) -> torch.Tensor:
+    def key(features: list[torch.Tensor], level: int, stats: dict | None = None, *, plain: bool = False) -> torch.Tensor:
         pieces_stats = None if stats is None else [stats[(tap, level)] for tap in range(1, level + 1)]
-        return fn.shallow_deep_key(features[:level], pieces_stats)
+        return fn.shallow_deep_key(features[:level], pieces_stats, plain=plain)
 
     def normalised_maps(self) -> list[tuple[int, int]]:
         """(tap, level) of every map the model normalises with its own statistics (see Encoded.stats)."""
@@ -298,6 +303,19 @@ class SANetModel(StyleTransferModel):
     def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         *skip, relu4_1, relu5_1 = outputs
         return self.decoder(_fuse_4_5(self.merge, relu4_1, relu5_1), skip=skip[0] if skip else None)
+
+
+def use_plain_ops(model: StyleTransferModel, plain: bool = True) -> StyleTransferModel:
+    """Switch `model` (in place) to standard operators only, for ONNX export: direct convs with padded copies,
+    standard pooling and upsampling, nearest resizing as index gathers, no fused decoder tail, unfolded queries,
+    attention in one piece (the n_content x n_style logits at once). Same results up to rounding; the inference
+    fast paths are off while it is set (use_plain_ops(model, False) turns them back on). Returns the model."""
+    for module in model.modules():
+        if hasattr(module, "plain"):
+            module.plain = plain
+        if hasattr(module, "logit_budget"):
+            module.logit_budget = None if plain else fn.DEFAULT_LOGIT_BUDGET
+    return model
 
 
 MODELS: dict[str, type[StyleTransferModel]] = {

@@ -11,7 +11,7 @@ from typer.core import TyperGroup
 
 from .. import __version__
 from . import _common
-from . import blend, models, stylize, train, video, weights
+from . import blend, export, models, stylize, train, video, weights
 
 # Registered in this order; a new command is one more row (and its module in the import above).
 COMMANDS = [
@@ -20,6 +20,7 @@ COMMANDS = [
     ("video", video.video),
     ("train", train.train),
     ("models", models.models),
+    ("export", export.export),
 ]
 SUBAPPS = [("weights", weights.app)]
 

@@ -11,7 +11,7 @@ from adaattn_cli.errors import BadInputError
 from adaattn_cli.models import MODELS
 
 HELP_PAGES = [
-    [], ["stylize"], ["blend-styles"], ["models"], ["weights"], ["weights", "import-official"],
+    [], ["stylize"], ["blend-styles"], ["models"], ["export"], ["weights"], ["weights", "import-official"],
     ["weights", "import-vgg-normalised"], ["weights", "vgg19"], ["weights", "convert-hed"],
 ]
 
@@ -33,7 +33,7 @@ def test_help_and_version_do_not_import_torch():
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from adaattn_cli.cli import app\n"
-        "for args in (['--version'], ['--help'], ['stylize', '--help'], ['blend-styles', '-h']):\n"
+        "for args in (['--version'], ['--help'], ['stylize', '--help'], ['blend-styles', '-h'], ['export', '-h']):\n"
         "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
         "print('torch' in sys.modules)\n"
     )

@@ -1,0 +1,85 @@
+"""`adaattn export`: a model as an ONNX graph (adaattn_cli.export does the work)."""
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ._common import OverwriteOption, StyleSizeOption, info
+
+ModelArgument = Annotated[
+    str,
+    typer.Argument(help="Model name on the weights search path (adaattn, adain, sanet, adaattn-video) or a .safetensors "
+                        "file.", metavar="MODEL", show_default=False),
+]
+OutputOption = Annotated[
+    Optional[Path],
+    typer.Option("--output", "-o", metavar="FILE",
+                 help="ONNX file to write. \\[default: <model>.onnx, or <model>_<style>.onnx with --style]",
+                 show_default=False),
+]
+StyleOption = Annotated[
+    Optional[Path],
+    typer.Option("--style", "-s", exists=True, dir_okay=False, metavar="FILE", show_default=False,
+                 help="Bake this style in: the graph takes the content only (the style's encoding is stored in it)."),
+]
+AlphaOption = Annotated[
+    float,
+    typer.Option("--alpha", "-a", min=0.0, max=1.0,
+                 help="Style strength, fixed in the graph (not an input): below 1 the graph also attends from the "
+                      "content to itself, n_content x n_content logits per block."),
+]
+OpsetOption = Annotated[int, typer.Option(min=17, help="ONNX opset of the graph.")]
+StylePositionsOption = Annotated[
+    int,
+    typer.Option(min=0, metavar="N", help="With --style: style positions each attention block keeps, drawn as `adaattn "
+                                         "stylize --style-positions N --seed S` draws them. 0 = all. A style input "
+                                         "always attends to all."),
+]
+SeedOption = Annotated[int, typer.Option(help="With --style: seed of the style positions kept.")]
+
+
+def export(
+    model: ModelArgument,
+    output: OutputOption = None,
+    style: StyleOption = None,
+    style_size: StyleSizeOption = 512,
+    alpha: AlphaOption = 1.0,
+    style_positions: StylePositionsOption = 4096,
+    seed: SeedOption = 0,
+    opset: OpsetOption = 18,
+    overwrite: OverwriteOption = False,
+) -> None:
+    """Export a model to ONNX: (content, style) images in, the stylised image out, any height and width.
+
+    Inputs and output are RGB float32 [1, 3, H, W] in [0, 1]; the padding to the model's size multiple is done
+    inside the graph. The graph is the plain formulation: each attention block computes its whole logits matrix at
+    once, n_content x n_style positions (a quarter of the pixels per side at relu3_1). A style input is attended at
+    every position, so memory grows with content x style: 1 GiB of logits for a 512² content and a 512² style,
+    256 MiB with a 256² style; keep styles at 256-512 px. --style bakes a style in with the positions `adaattn
+    stylize` would sample (4,096 by default). Needs the onnx extra: pip install 'adaattn[onnx]'. See docs/export.md.
+
+    [bold]Examples[/bold]
+
+      adaattn export adaattn -o adaattn.onnx
+      adaattn export adaattn --style starry.jpg -o adaattn_starry.onnx
+      adaattn export my-model.safetensors --alpha 0.8 -o mine.onnx
+    """
+    from ..errors import BadInputError
+    from ..export import check_installed, export_onnx
+
+    check_installed()  # before the model loads: the missing extra is the first thing to hear about
+    name = Path(model).stem if Path(model).suffix else model
+    output = output or Path(f"{name}_{style.stem}.onnx" if style else f"{name}.onnx")
+    if output.exists() and not overwrite and not output.is_dir():
+        raise BadInputError(f"{output} exists; pass --overwrite to replace it.")
+    start = time.perf_counter()
+    style_image = None
+    if style is not None:
+        from ._common import load_resized
+
+        style_image = load_resized(style, size=style_size or None).rgb
+    path = export_onnx(model, output, alpha=alpha, style=style_image, style_name=style and style.name,
+                       style_positions=style_positions, seed=seed, opset=opset, overwrite=overwrite)
+    info(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - start:.0f} s)")

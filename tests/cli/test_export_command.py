@@ -1,0 +1,43 @@
+"""`adaattn export` through the real app: the written graph, its name and metadata, and its refusals."""
+
+import json
+import sys
+
+import pytest
+
+
+def test_export_with_a_baked_style_writes_a_named_graph(cli, make_image, weights_dir, tmp_path):
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    style = make_image("wheat.png", (40, 36))
+    result = cli("export", weights_dir / "adain.safetensors", "--style", style, "--style-size", 0)
+    assert result.exit_code == 0, result.output
+    path = tmp_path / "adain_wheat.onnx"  # default name, in the current folder
+    assert f"wrote {path.name}" in result.stderr and not list(tmp_path.glob(".*.tmp-*"))
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert props["method"] == "adain" and props["style"] == "wheat.png" and json.loads(props["provenance"]) == {"steps": 7}
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["content"]
+    import numpy as np
+
+    output = session.run(None, {"content": np.random.default_rng(0).random((1, 3, 40, 52), dtype=np.float32)})[0]
+    assert output.shape == (1, 3, 40, 52) and 0 <= output.min() and output.max() <= 1
+
+
+def test_export_never_replaces_a_file_without_overwrite(cli, tmp_path, error_line):
+    (tmp_path / "m.onnx").write_bytes(b"keep")
+    line = error_line(cli("export", "adain", "-o", tmp_path / "m.onnx"))
+    assert "--overwrite" in line and (tmp_path / "m.onnx").read_bytes() == b"keep"
+
+
+def test_export_without_the_extra_says_what_to_install(cli, tmp_path, error_line, monkeypatch):
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # importlib.util.find_spec then reports it missing
+    line = error_line(cli("export", "adain", "-o", tmp_path / "m.onnx"))
+    assert "pip install 'adaattn[onnx]'" in line and not (tmp_path / "m.onnx").exists()
+
+
+def test_export_of_an_unknown_model_is_one_line(cli, tmp_path, error_line):
+    pytest.importorskip("onnxscript")
+    line = error_line(cli("export", "nosuch", "-o", tmp_path / "m.onnx"))
+    assert "nosuch" in line
