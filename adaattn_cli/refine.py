@@ -50,9 +50,9 @@ class RefineSettings:
     coarse_share: float = 0.7  # share of the steps run at coarse_scale
     coarse_scale: float = 0.5
     min_coarse_side: int = 128  # no coarse level when it would be smaller than this
-    # working size cap, beyond which the change is carried up to full resolution: at 1024x1024 a full-size step
-    # peaks at 2.7x the feed-forward path's memory, at 768x768 under 2x (bench/stylize_speed.py)
-    max_pixels: int = 768 * 768
+    # working size cap, beyond which the change is carried up to full resolution: refining a 1024x1024 picture
+    # at full size peaks at 2.7x the feed-forward path's memory, at 768x768 at 2.1x (bench/stylize_speed.py)
+    max_pixels: int = 640 * 640
     fine_keep: float = 1.0  # share of the start's fine detail (above the coarse level) kept in the fine level
     start_blur: float = 8.0  # sigma (px at 512 px) of a blur of the start: the model's relief is not kept
     photo_detail: float = 1.0  # share of the photo's detail (above start_blur) added to the blurred start
@@ -149,7 +149,6 @@ class Refiner:
         settings = self.settings
         height, width = start.shape[-2:]
         work_scale = min(1.0, math.sqrt(settings.max_pixels / (height * width)))
-        work_size = _scaled_size((height, width), work_scale)
         coarse_scale = work_scale * settings.coarse_scale
         coarse_steps = round(steps * settings.coarse_share)
         if min(_scaled_size((height, width), coarse_scale)) < settings.min_coarse_side:
@@ -184,7 +183,7 @@ class Refiner:
 
             current = self._optimise(image.clamp(0, 1), objective, count, step_done)
         if current.shape[-2:] != (height, width):  # the working size's change carried up to full resolution
-            current = start + _resize(current - _resize(start, work_size), (height, width))
+            current = start + _resize(current - _resize(start, current.shape[-2:]), (height, width))
         return current.clamp(0, 1)
 
     def _optimise(self, image: torch.Tensor, objective, count: int, step_done) -> torch.Tensor:

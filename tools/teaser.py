@@ -1,6 +1,6 @@
-"""Make examples/teaser.jpg for the README: rows of content | style | result with the bundled model.
+"""Make examples/teaser.jpg for the README: rows of content | style | the model's picture | refined picture.
 
-    python tools/teaser.py [--model adaattn] [--out examples/teaser.jpg]
+    python tools/teaser.py [--model adaattn] [--refine 25] [--out examples/teaser.jpg]
 """
 
 import argparse
@@ -25,14 +25,17 @@ def main() -> None:
     parser.add_argument("--model", default="adaattn")
     parser.add_argument("--out", default="examples/teaser.jpg")
     parser.add_argument("--height", type=int, default=240)
+    parser.add_argument("--refine", type=int, default=25, help="steps of the refined column (0: no such column)")
     args = parser.parse_args()
     stylizer = Stylizer(load_model(args.model), device="cpu")
     rows = []
     for content_name, style_name in PAIRS:
         content = load_image(f"examples/{content_name}.jpg").rgb
         style = load_image(f"examples/{style_name}.jpg").rgb
-        result = stylizer.stylize(content, [style])
-        rows.append(torch.cat([to_height(t, args.height) for t in (content, style, result)], dim=-1))
+        encoded = stylizer.encode_style(style)
+        result = stylizer.stylize(content, [encoded])
+        refined = [stylizer.refine(content, result, [encoded], steps=args.refine)] if args.refine else []
+        rows.append(torch.cat([to_height(t, args.height) for t in (content, style, result, *refined)], dim=-1))
     width = max(row.shape[-1] for row in rows)
     sheet = torch.ones(3, args.height * len(rows), width)
     for index, row in enumerate(rows):

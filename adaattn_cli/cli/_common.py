@@ -203,7 +203,7 @@ RefineOption = Annotated[
     int,
     typer.Option(min=0, metavar="N",
                  help="Refine each picture with N optimisation steps in the encoder's feature space: painted rather than "
-                      "embossed, ~1 s per step at 512x512 on a 2-core CPU. 25 is a good start; 0 = off."),
+                      "embossed. 50 recommended (~18 s at 512x512 on a 2-core CPU, 25 ~10 s); 0 = the model's picture."),
 ]
 TileOption = Annotated[
     Optional[int],

@@ -52,7 +52,7 @@ def stylize(
 
       adaattn stylize photo.jpg --style starry.jpg -o photo_starry.jpg
       adaattn stylize photos/ "more/*.png" -s starry.jpg --alpha 0.8 --max-size 1024 -o out/
-      adaattn stylize photo.jpg -s starry.jpg --refine 25      # slower, painted rather than embossed
+      adaattn stylize photo.jpg -s starry.jpg --refine 50      # slower, painted rather than embossed
     """
     if mask and len(mask) > 1:
         raise BadInputError("stylize takes one --mask (one per style); use blend-styles for several styles")
