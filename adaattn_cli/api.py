@@ -26,7 +26,7 @@ from . import tiling
 from .attention import StyleMemory
 from .errors import BadInputError
 from .models import StyleTransferModel
-from .refine import Refiner, RefineSettings, StyleTargets
+from .refine import Carried, Refiner, RefineSettings, StyleTargets
 from .weights import load_model
 
 MIN_SIDE = 32  # relu5_1 is 1/16 of the input; reflection-padded convs there need at least 2 pixels
@@ -262,9 +262,11 @@ class Stylizer:
         masks: list[torch.Tensor | None] | None = None,
         seed: int = 0,
         progress=None,
+        previous: Carried | None = None,
     ) -> torch.Tensor:
         """Refine `picture` [3, H, W], a stylisation of `content`, for `steps` steps (refine.py): its pixels are
-        optimised for the style, local and content losses against the same styles, weights, alpha and masks."""
+        optimised for the style, local and content losses against the same styles, weights, alpha and masks.
+        previous: for a video frame, what it takes over from the previous refined frame (temporal.FrameRefiner)."""
         content = check_image(content, "content image")
         picture = check_image(picture, "picture")
         if picture.shape != content.shape:
@@ -273,9 +275,9 @@ class Stylizer:
         masks = _checked_masks(masks, len(styles), content.shape[-2:])
         styles = [s if isinstance(s, Style) else self.encode_style(s, seed=seed) for s in styles]
         mix, self_weight = self._mixing_weights(styles, weights, alpha, masks, content.shape[-2:])
-        return self._refine(content, picture, mix, self_weight, steps, progress).squeeze(0)
+        return self._refine(content, picture, mix, self_weight, steps, progress, previous).squeeze(0)
 
-    def _refine(self, content, picture, mix, self_weight, steps: int, progress) -> torch.Tensor:
+    def _refine(self, content, picture, mix, self_weight, steps: int, progress, previous=None) -> torch.Tensor:
         """Refine one [1, 3, H, W] picture; alpha = 0 (no style term) leaves the reconstruction as it is."""
         if steps < 0:
             raise BadInputError(f"refine steps must be 0 or more, got {steps}")
@@ -298,7 +300,7 @@ class Stylizer:
         with torch.inference_mode(False), torch.enable_grad():
             terms = [(targets_of(style), cropped(weight)) for style, weight in mix]
             own = None if self_weight is None else cropped(self_weight)
-            return self.refiner.refine(content, picture, terms, own, steps, progress).cpu()
+            return self.refiner.refine(content, picture, terms, own, steps, progress, previous).cpu()
 
     def _tile_for(self, padded: torch.Tensor) -> int | None:
         height, width = padded.shape[-2:]

@@ -53,9 +53,23 @@ class RefineSettings:
     # working size cap, beyond which the change is carried up to full resolution: refining a 1024x1024 picture
     # at full size peaks at 2.7x the feed-forward path's memory, at 768x768 at 2.1x (bench/stylize_speed.py)
     max_pixels: int = 640 * 640
-    fine_keep: float = 1.0  # share of the start's fine detail (above the coarse level) kept in the fine level
     start_blur: float = 8.0  # sigma (px at 512 px) of a blur of the start: the model's relief is not kept
     photo_detail: float = 1.0  # share of the photo's detail (above start_blur) added to the blurred start
+    # video (Carried): weight of the mean squared difference from the previous refined frame where it is carried
+    temporal_weight: float = 1e4
+
+
+@dataclass
+class Carried:
+    """What a video frame takes over from the previous refined frame (temporal.FrameRefiner), all [1, C, H, W]:
+    `picture` (that frame, carried along the motion), `weight` (where it holds, in [0, 1]: the start there and the
+    temporal term's mask) and `step_scale` (the share of each optimisation step a pixel takes: Adam moves every
+    pixel by about the learning rate per step, however small its gradient, so the temporal term alone cannot keep
+    carried pixels steady)."""
+
+    picture: torch.Tensor
+    weight: torch.Tensor
+    step_scale: torch.Tensor
 
 
 @dataclass
@@ -138,11 +152,13 @@ class Refiner:
         self_weight: float | torch.Tensor | None,
         steps: int,
         progress: Callable[[int, int], None] | None = None,
+        previous: Carried | None = None,
     ) -> torch.Tensor:
         """Refine `start` [1, 3, H, W] (the model's picture of `content`) for `steps` steps.
 
         terms: (targets of a style at a scale, weight) with float weights or [1, 1, H, W] maps; self_weight: the
-        content's own share (None: none). Returns [1, 3, H, W] in [0, 1].
+        content's own share (None: none). previous (video): what the frame takes over from the previous refined
+        frame; all steps then run at the working size. Returns [1, 3, H, W] in [0, 1].
         """
         if steps <= 0:
             return start
@@ -151,7 +167,7 @@ class Refiner:
         work_scale = min(1.0, math.sqrt(settings.max_pixels / (height * width)))
         coarse_scale = work_scale * settings.coarse_scale
         coarse_steps = round(steps * settings.coarse_share)
-        if min(_scaled_size((height, width), coarse_scale)) < settings.min_coarse_side:
+        if previous is not None or min(_scaled_size((height, width), coarse_scale)) < settings.min_coarse_side:
             coarse_steps = 0
         levels = [(coarse_scale, coarse_steps), (work_scale, steps - coarse_steps)]
         levels = [(scale, count) for scale, count in levels if count > 0]
@@ -167,13 +183,17 @@ class Refiner:
         for scale, count in levels:
             size = _scaled_size((height, width), scale)
             base = _resize(start, size)
-            if current is None:
+            if current is not None:  # the coarse change carried onto this level's copy of the start
+                image = base + _resize(current - _resize(start, current.shape[-2:]), size)
+            elif previous is not None:
+                held, weight, step_scale = (_resize(t.to(self.device).float(), size) for t in
+                                            (previous.picture, previous.weight, previous.step_scale))
+                image = torch.lerp(base, held, weight)
+            else:
                 image = base
-            else:  # the coarse change carried onto this level's copy of the start
-                previous_base = _resize(start, current.shape[-2:])
-                detail = base - _resize(previous_base, size)
-                image = _resize(current, size) + settings.fine_keep * detail
             objective = self.objective(_resize(content.to(self.device).float(), size), terms, self_weight, scale)
+            if previous is not None:
+                objective = _with_temporal_term(objective, held, weight, settings.temporal_weight)
 
             def step_done() -> None:
                 nonlocal done
@@ -181,19 +201,23 @@ class Refiner:
                 if progress is not None:
                     progress(done, steps)
 
-            current = self._optimise(image.clamp(0, 1), objective, count, step_done)
+            current = self._optimise(image.clamp(0, 1), objective, count, step_done, None if previous is None else step_scale)
         if current.shape[-2:] != (height, width):  # the working size's change carried up to full resolution
             current = start + _resize(current - _resize(start, current.shape[-2:]), (height, width))
         return current.clamp(0, 1)
 
-    def _optimise(self, image: torch.Tensor, objective, count: int, step_done) -> torch.Tensor:
+    def _optimise(self, image: torch.Tensor, objective, count: int, step_done, step_scale=None) -> torch.Tensor:
+        """Adam on the pixels; step_scale [1, 1, H, W]: the share of each step a pixel takes (None: all)."""
         image = image.detach().clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
         optimizer = torch.optim.Adam([image], lr=self.settings.learning_rate)
         for _ in range(count):
             optimizer.zero_grad(set_to_none=True)
             objective(image).backward()
+            before = None if step_scale is None else image.detach().clone()
             optimizer.step()
             with torch.no_grad():
+                if before is not None:
+                    image.copy_(torch.lerp(before, image, step_scale))
                 image.clamp_(0, 1)
             step_done()
         return image.detach()
@@ -249,9 +273,17 @@ class Refiner:
         feature = content_features[layer - 1]
         batch, channels, height, width = feature.shape
         query = fn.shallow_deep_key(content_features[:layer]).flatten(2).transpose(1, 2)
-        mean, std = fn.attention_mean_std(query, key, value)
+        matmul_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32  # as the models' attention
+        mean, std = fn.attention_mean_std(query, key, value, matmul_dtype=matmul_dtype)
         mean, std = (t.transpose(1, 2).reshape(batch, channels, height, width) for t in (mean, std))
         return std * fn.mean_variance_norm(feature) + mean
+
+
+def _with_temporal_term(objective, held: torch.Tensor, still: torch.Tensor, weight: float):
+    def temporal_objective(image: torch.Tensor) -> torch.Tensor:
+        return objective(image) + weight * (still * (image - held).square()).mean()
+
+    return temporal_objective
 
 
 def _layer_weight(weight, feature: torch.Tensor):

@@ -10,7 +10,8 @@ per-layer terms).
 Frames are uint8 RGB arrays [H, W, 3], as video_io reads them.
 
 StaticHold: the streaming filter `adaattn video --hold` applies to the stylised frames, so that the parts of a
-scene that do not move stop flickering.
+scene that do not move stop flickering. FrameRefiner: `adaattn video --refine`, the image refinement made steady
+from frame to frame with the same test of what is still.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 import torch
 
 from .errors import AdaattnError
+from .refine import Carried
 
 STYLE_LAYERS = (1, 2, 3, 4, 5)
 
@@ -130,8 +132,6 @@ class StaticHold:
 
     @torch.no_grad()
     def __call__(self, inputs: torch.Tensor, outputs: torch.Tensor) -> torch.Tensor:
-        import torch.nn.functional as F
-
         if inputs.shape != outputs.shape:
             raise ValueError(f"inputs {tuple(inputs.shape)} and outputs {tuple(outputs.shape)} differ")
         inputs, outputs = inputs.float(), outputs.float()
@@ -141,10 +141,92 @@ class StaticHold:
             if self.held is None or self.held.shape != new.shape:
                 self.reference, self.held = frame.clone(), new.clone()  # not views of the caller's tensors
             else:
-                change = (frame - self.reference).abs().mean(1, keepdim=True)
-                change = F.avg_pool2d(F.pad(change, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-                keep = (2 - 2 * change / self.threshold).clamp_(0, 1)
+                keep = stillness(frame, self.reference, self.threshold)
                 self.held = torch.lerp(new, self.held, keep)
                 self.reference = torch.lerp(frame, self.reference, keep)
             result[index] = self.held[0]
         return result
+
+
+def stillness(frame: torch.Tensor, reference: torch.Tensor, threshold: float) -> torch.Tensor:
+    """[1, 1, H, W] in [0, 1]: 1 where `frame` differs from `reference` ([1, 3, H, W]) by at most threshold / 2
+    (mean over RGB, 3x3 box), 0 from threshold on, linear in between."""
+    import torch.nn.functional as F
+
+    change = (frame - reference).abs().mean(1, keepdim=True)
+    change = F.avg_pool2d(F.pad(change, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
+    return (2 - 2 * change / threshold).clamp_(0, 1)
+
+
+class FrameRefiner:
+    """Refines stylised video frames (`adaattn video --refine N`) without making them flicker.
+
+    Refining each frame on its own would paint each one anew (Ruder et al. 2016 saw the same with optimisation-based
+    video stylisation). Here a frame takes over the previous refined frame wherever it shows the same thing:
+    - where the input is still (`stillness`, the hold's test), the previous refined pixel is kept exactly;
+    - with OpenCV installed, elsewhere the previous refined frame is carried along the optical flow between the
+      input frames (DIS) wherever the flow is forward-backward consistent; those pixels start there, a temporal
+      term keeps them there, and they take only `carried_step` of each step, so the texture follows the motion
+      instead of being repainted (occlusions and pixels entering the picture are painted anew, as an image);
+    - the rest starts from the model's frame, as an image does.
+    All N steps run at the frame's working size; the first frame (and a new size) is refined like an image with
+    `first_steps` steps, since still regions keep its look.
+
+    Call it on consecutive batches of frames, in order: inputs and stylised frames are [B, 3, H, W] in [0, 1].
+    """
+
+    def __init__(self, stylizer, style, *, steps: int, threshold: float, alpha: float = 1.0, seed: int = 0,
+                 first_steps: int | None = None, carried_step: float = 0.1, use_flow: bool = True):
+        if not threshold > 0:
+            raise ValueError(f"the stillness threshold must be positive, got {threshold}")
+        self.stylizer, self.style, self.steps, self.threshold = stylizer, style, steps, threshold
+        self.first_steps = 3 * steps if first_steps is None else first_steps
+        self.alpha, self.seed, self.carried_step = alpha, seed, carried_step
+        self.flow = _flow_estimator() if use_flow else None
+        self.previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (input, refined output), [1, 3, H, W]
+
+    def __call__(self, inputs: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
+        refined = []
+        for frame, picture in zip(inputs.float().cpu(), stylized.float().cpu()):
+            frame, picture = frame[None], picture[None]
+            carried = None
+            if self.previous is not None and self.previous[0].shape == frame.shape:
+                carried = self._carried(*self.previous, frame)
+            steps = self.steps if carried is not None else self.first_steps
+            output = self.stylizer.refine(
+                frame[0], picture[0], [self.style], steps=steps, alpha=self.alpha, seed=self.seed, previous=carried
+            )[None]
+            self.previous = (frame, output)
+            refined.append(output)
+        return torch.cat(refined)
+
+    def _carried(self, last_input: torch.Tensor, last_output: torch.Tensor, frame: torch.Tensor) -> Carried:
+        still = stillness(frame, last_input, self.threshold)
+        if self.flow is None:
+            return Carried(last_output, still, 1 - still)
+        cv2 = _cv2()
+
+        def grey(image: torch.Tensor) -> np.ndarray:
+            return cv2.cvtColor(image[0].permute(1, 2, 0).mul(255).round().byte().numpy(), cv2.COLOR_RGB2GRAY)
+
+        before, now = grey(last_input), grey(frame)
+        backward = self.flow.calc(now, before, None)  # this frame -> the previous one, on this frame's grid
+        forward = self.flow.calc(before, now, None)
+        tracked = torch.from_numpy(_consistent(backward, forward).astype(np.float32))[None, None]
+        # kept exactly only where nothing moves either: a flat region sliding past is tracked, not frozen
+        resting = torch.from_numpy((np.square(backward).sum(-1) < 0.25).astype(np.float32))[None, None]
+        still = still * resting
+        warped = torch.from_numpy(_warp(last_output[0].permute(1, 2, 0).numpy(), backward)).permute(2, 0, 1)[None]
+        picture = torch.lerp(warped, last_output, still)  # still pixels exactly, not resampled
+        weight = torch.maximum(tracked, still)
+        step_scale = (1 - still) * (1 - tracked * (1 - self.carried_step))
+        return Carried(picture, weight, step_scale)
+
+
+def _flow_estimator():
+    """OpenCV's DIS optical flow, or None without OpenCV."""
+    try:
+        import cv2
+    except ImportError:
+        return None
+    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)

@@ -5,6 +5,7 @@
 
 Each model stylises the first --max-frames frames independently (style encoded once, as `adaattn video` does);
 a second row per model runs the same frames through `adaattn video`'s --hold filter (temporal.StaticHold).
+--refine N adds rows with `adaattn video --refine N` (temporal.FrameRefiner, before the hold), with seconds per frame.
 Warping error (lower = steadier): adaattn_cli.temporal.warping_error, flow from the input frames. Style loss
 (lower = more style): global mean/std loss of the frames against the style with the bundled encoder (--per-layer:
 also its relu1_1..relu5_1 terms, which say at which scale a model misses the style). The input
@@ -17,6 +18,7 @@ import argparse
 import itertools
 import shlex
 import sys
+import time
 
 import numpy as np
 import torch
@@ -24,7 +26,7 @@ import torch
 from adaattn_cli.api import Stylizer
 from adaattn_cli.cli._common import load_resized
 from adaattn_cli.cli.video import HOLD_THRESHOLD, fit_frame_size, fit_palette, stylize_frames
-from adaattn_cli.temporal import STYLE_LAYERS, StaticHold, style_loss_by_layer, warping_error
+from adaattn_cli.temporal import STYLE_LAYERS, FrameRefiner, StaticHold, style_loss_by_layer, warping_error
 from adaattn_cli.video_io import probe, read_frames
 from adaattn_cli.weights import load_encoder, load_model
 
@@ -50,6 +52,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-layer", action="store_true", help="also the style loss's relu1_1..relu5_1 terms")
     parser.add_argument("--palette", choices=["image", "own"], default="image",
                         help="adaattn-video models: the image model's palette (as `adaattn video` by default) or their own")
+    parser.add_argument("--refine", type=int, action="append", default=[], metavar="N",
+                        help="also rows with `adaattn video --refine N` (repeatable)")
     parser.add_argument("--hold", type=float, default=HOLD_THRESHOLD,
                         help="threshold of the held rows (`adaattn video --hold`; 0 = no held rows)")
     args = parser.parse_args(argv)
@@ -67,26 +71,33 @@ def main(argv: list[str] | None = None) -> None:
         if args.palette == "image" and stylizer.model.method == "adaattn-video":
             recolour = fit_palette(stylizer, frames[0], encoded, style, alpha=args.alpha, seed=args.seed)
             name += " (palette: image)"
-        outputs = []
-        for start in range(0, len(frames), args.batch):
-            chunk = frames[start: start + args.batch]
-            outputs += list(stylize_frames(stylizer, chunk, encoded, alpha=args.alpha, seed=args.seed, recolour=recolour))
-        rows.append((name, warping_error(frames, outputs), style_loss_by_layer(outputs, style, encoder)))
-        if args.hold:
-            held = _hold(frames, outputs, args.hold)
-            rows.append((f"{name} + hold {args.hold:g}", warping_error(frames, held), style_loss_by_layer(held, style, encoder)))
-    rows.append(("(input clip)", warping_error(frames, frames), style_loss_by_layer(frames, style, encoder)))
+        for steps in [0, *args.refine]:
+            refiner = FrameRefiner(stylizer, encoded, steps=steps, threshold=args.hold or HOLD_THRESHOLD, alpha=args.alpha,
+                                   seed=args.seed) if steps else None
+            outputs, began = [], time.perf_counter()
+            for start in range(0, len(frames), args.batch):
+                chunk = frames[start: start + args.batch]
+                outputs += list(stylize_frames(stylizer, chunk, encoded, alpha=args.alpha, seed=args.seed, recolour=recolour,
+                                               refine=refiner))
+            seconds = (time.perf_counter() - began) / len(frames)
+            label = f"{name} --refine {steps}" if steps else name
+            rows.append((label, warping_error(frames, outputs), style_loss_by_layer(outputs, style, encoder), seconds))
+            if args.hold and not steps:  # `adaattn video --refine` keeps still pixels itself, with no hold after it
+                held = _hold(frames, outputs, args.hold)
+                rows.append((f"{label} + hold {args.hold:g}", warping_error(frames, held), style_loss_by_layer(held, style, encoder),
+                             seconds))
+    rows.append(("(input clip)", warping_error(frames, frames), style_loss_by_layer(frames, style, encoder), 0.0))
 
     print(f"`python bench/temporal.py {shlex.join(sys.argv[1:] if argv is None else argv)}`: "
           f"{len(frames)} frames of {size[0]}x{size[1]}, torch {torch.__version__}\n")
     layers = [f"relu{layer}_1" for layer in STYLE_LAYERS] if args.per_layer else []
-    print("| model | warping error | × first | style loss | × first |" + "".join(f" {name} |" for name in layers))
-    print("|---|---:|---:|---:|---:|" + "---:|" * len(layers))
+    print("| model | warping error | × first | style loss | × first | s/frame |" + "".join(f" {name} |" for name in layers))
+    print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(layers))
     first_error, first_loss = rows[0][1], sum(rows[0][2])
-    for name, error, terms in rows:
+    for name, error, terms, seconds in rows:
         loss = sum(terms)
         cells = "".join(f" {term:.4g} |" for term in terms) if layers else ""
-        print(f"| {name} | {error:.4f} | {_ratio(error, first_error)} | {loss:.4g} | {_ratio(loss, first_loss)} |" + cells)
+        print(f"| {name} | {error:.4f} | {_ratio(error, first_error)} | {loss:.4g} | {_ratio(loss, first_loss)} | {seconds:.2f} |" + cells)
 
 
 def _hold(frames, outputs, threshold: float):

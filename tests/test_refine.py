@@ -8,6 +8,7 @@ from adaattn_cli.encoders import build_encoder
 from adaattn_cli.errors import BadInputError
 from adaattn_cli.models import build_model
 from adaattn_cli.refine import RefineSettings
+from adaattn_cli.temporal import FrameRefiner
 
 
 @pytest.fixture(autouse=True)
@@ -135,3 +136,20 @@ def test_negative_steps_are_refused(stylizer, pictures):
     content, red, _ = pictures
     with pytest.raises(BadInputError, match="refine"):
         stylizer.stylize(content, [red], refine=-1)
+
+
+@pytest.mark.parametrize("use_flow", [False, True])
+def test_a_still_clip_stays_exactly_still_and_a_change_is_repainted(stylizer, pictures, use_flow):
+    if use_flow:
+        pytest.importorskip("cv2")
+    content, red, _ = pictures
+    frames = content.expand(4, -1, -1, -1).clone()
+    frames[3, :, 8:24, 8:24] = 1.0  # the last frame: a white square appears
+    style = stylizer.encode_style(red)
+    refiner = FrameRefiner(stylizer, style, steps=3, threshold=0.015, use_flow=use_flow)
+    first, second = refiner(frames[:2], stylizer.stylize(frames[:2], [style])), refiner(frames[2:], stylizer.stylize(frames[2:], [style]))
+    outputs = torch.cat([first, second])
+    assert torch.equal(outputs[1], outputs[0]) and torch.equal(outputs[2], outputs[0])  # chunks fed in order
+    changed = (outputs[3] - outputs[2]).abs().mean(0)
+    assert changed[8:24, 8:24].mean() > 0.05
+    assert torch.equal(outputs[3][:, 40:, 40:], outputs[2][:, 40:, 40:])  # far from the square: still

@@ -120,6 +120,14 @@ HoldOption = Annotated[
                       "was stylised (mean RGB difference, 0-1; full hold up to half of it): still parts of the scene "
                       "stop flickering, anything that moves is stylised anew. 0 = off, every frame on its own."),
 ]
+VideoRefineOption = Annotated[
+    int,
+    typer.Option(min=0, metavar="N",
+                 help="Refine each frame with N optimisation steps, continuing the previous refined frame where the scene "
+                      "is still or (with OpenCV) along the motion: far more style, steady. 8 recommended (~4 s per "
+                      "512x288 frame on a 2-core CPU); 0 = off. The refinement keeps still pixels itself (--hold sets "
+                      "its threshold)."),
+]
 BatchOption = Annotated[
     Optional[int],
     typer.Option(min=1, metavar="N", show_default=False,
@@ -150,7 +158,7 @@ def video(
     style_positions: VideoStylePositionsOption = VIDEO_STYLE_POSITIONS,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
-    refine: Annotated[int, typer.Option(hidden=True, help="Not available for video yet.")] = 0,
+    refine: VideoRefineOption = 0,
     max_pixels: MaxPixelsOption = None,
 ) -> None:
     """Stylise a video clip with one style image, frame by frame.
@@ -164,15 +172,14 @@ def video(
 
       adaattn video clip.mp4 --style starry.jpg
       adaattn video clip.mov -s starry.jpg --size 360 --start 5 --duration 10 -o part.webm
+      adaattn video clip.mp4 -s starry.jpg --size 288 --refine 8            # far more style, slower
       adaattn video frames/ -s starry.jpg --fps 24 -o stylized_frames
     """
     from .. import video_io
     from ..api import MIN_SIDE
     from ..image_io import check_pixel_limit, set_pixel_limit
-    from ..temporal import StaticHold
+    from ..temporal import FrameRefiner, StaticHold
 
-    if refine:  # accepted so that the word is known, refused until frame-to-frame refinement exists
-        raise BadInputError("video --refine is not available yet: refining each frame on its own would flicker")
     if size is not None and max_size is not None:
         raise BadInputError("--size and --max-size exclude each other; give one")
     if duration == 0:
@@ -205,12 +212,16 @@ def video(
                                       rate=None if fps else info.fps)
         writer = video_io.VideoWriter(output, fps=rate, size=frame_size, codec=codec, crf=crf, audio_from=audio,
                                       audio_start=start, audio_duration=duration, overwrite=overwrite, sar=sar)
-        recolour, hold_filter = None, StaticHold(hold) if hold else None
+        recolour, hold_filter, refiner = None, StaticHold(hold) if hold else None, None
+        if refine:  # the refinement keeps still pixels itself (the hold's test) and carries the rest along the motion
+            refiner = FrameRefiner(stylizer, encoded, steps=refine, threshold=hold or HOLD_THRESHOLD, alpha=alpha, seed=seed)
+            hold_filter = None
         with contextlib.closing(frames), writer, common.frame_progress(_expected_frames(info, start, duration)) as advance:
             for chunk in _chunks(frames, batch):
                 if palette is Palette.image and recolour is None:
                     recolour = fit_palette(stylizer, chunk[0], encoded, style_image, alpha=alpha, seed=seed)
-                for frame in stylize_frames(stylizer, chunk, encoded, alpha=alpha, seed=seed, recolour=recolour, hold=hold_filter):
+                for frame in stylize_frames(stylizer, chunk, encoded, alpha=alpha, seed=seed, recolour=recolour, refine=refiner,
+                                            hold=hold_filter):
                     writer.write(frame)
                 advance(len(chunk))
     except KeyboardInterrupt:
@@ -297,12 +308,13 @@ def fit_palette(stylizer: Stylizer, frame: np.ndarray, style: Style, style_image
 
 
 def stylize_frames(
-    stylizer: Stylizer, chunk: list[np.ndarray], style: Style, *, alpha: float, seed: int, recolour=None, hold=None,
-    as_uint8: bool = True,
+    stylizer: Stylizer, chunk: list[np.ndarray], style: Style, *, alpha: float, seed: int, recolour=None, refine=None,
+    hold=None, as_uint8: bool = True,
 ):
     """uint8 frames [H, W, 3] -> stylised uint8 frames [B, H, W, 3], one forward pass (as_uint8=False: the float
-    [B, 3, H, W] tensor). recolour: fit_palette's (A, b, blur), applied to each frame's low frequencies; hold: the
-    clip's temporal.StaticHold, applied last (it keeps state: pass the chunks in order)."""
+    [B, 3, H, W] tensor). recolour: fit_palette's (A, b, blur), applied to each frame's low frequencies; refine: the
+    clip's temporal.FrameRefiner; hold: its temporal.StaticHold, applied last (both keep state: pass the chunks in
+    order)."""
     import numpy as np
     import torch
 
@@ -313,6 +325,8 @@ def stylize_frames(
     stylized = stylized.reshape(len(chunk), *stylized.shape[-3:])  # stylize drops the axis of a batch of one
     if recolour is not None:
         stylized = fn.recolour_low_frequencies(stylized, *recolour)
+    if refine is not None:
+        stylized = refine(content, stylized).to(stylized.device)
     if hold is not None:
         stylized = hold(content.to(stylized.device), stylized)
     if not as_uint8:

@@ -107,8 +107,9 @@ def test_an_existing_output_is_kept_without_overwrite(cli, video_args, tmp_path,
     assert frame_count(tmp_path / "out.mp4") == 12
 
 
+@pytest.mark.parametrize("options", [[], ["--refine", 1]])
 @pytest.mark.parametrize("error, code", [(KeyboardInterrupt, 130), (RuntimeError, 1)])
-def test_an_interrupted_run_leaves_no_output(cli, video_args, tmp_path, monkeypatch, error, code):
+def test_an_interrupted_run_leaves_no_output(cli, video_args, tmp_path, monkeypatch, error, code, options):
     clip = make_clip(tmp_path / "clip.mp4", audio=True)
     calls = []
     stylize = Stylizer.stylize
@@ -120,7 +121,7 @@ def test_an_interrupted_run_leaves_no_output(cli, video_args, tmp_path, monkeypa
         return stylize(self, *args, **kwargs)
 
     monkeypatch.setattr(Stylizer, "stylize", failing)
-    result = cli("video", clip, *video_args)
+    result = cli("video", clip, *video_args, *options)
     assert result.exit_code == code, result.output
     assert leftovers(tmp_path) == []
 
@@ -130,7 +131,6 @@ def test_usage_errors(cli, video_args, tmp_path, error_line):
     assert "--max-size" in error_line(cli("video", clip, *video_args, "--size", 32, "--max-size", 64))
     assert "frames would be 40x30" in error_line(cli("video", clip, *video_args, "--max-size", 40))
     assert "unknown video extension '.avi'" in error_line(cli("video", clip, *video_args, "-o", "out.avi"))
-    assert "video --refine is not available yet" in error_line(cli("video", clip, *video_args, "--refine", 5))
     assert "80000x60000" in error_line(cli("video", clip, *video_args, "--size", 60000))  # the pixel limit
     assert "pixel limit (1,000)" in error_line(cli("video", clip, *video_args, "--max-pixels", 1000))
     result = cli("video", clip, *video_args, "--fps", "fast")
@@ -196,9 +196,10 @@ def test_help_has_examples(cli):
     assert result.exit_code == 0 and "Examples" in result.stdout and "adaattn video" in result.stdout
 
 
-def test_hold_keeps_still_pixels_and_can_be_turned_off(cli, video_args, weights_dir, tmp_path):
-    """A still picture under compression noise with one moving square: with the default --hold the still part of
-    the stylised frames stops changing; --hold 0 stylises every frame on its own."""
+@pytest.fixture
+def moving_square(cli, video_args, weights_dir, tmp_path):
+    """A still picture under compression noise with one moving square (8 px a frame, rows 4-12), through a tiny
+    video model with spread outputs; returns run(*options) -> the output frames as int16 arrays."""
     import torch
 
     torch.manual_seed(0)
@@ -213,16 +214,35 @@ def test_hold_keeps_still_pixels_and_can_be_turned_off(cli, video_args, weights_
         frame[4:12, 4 * t: 4 * t + 8] = 255
         Image.fromarray(np.clip(frame, 0, 255).astype(np.uint8)).save(tmp_path / "frames" / f"{t:03d}.png")
 
-    def still_part_changes(*options):
+    def run(*options):
         out = f"out{len(options)}"
-        assert cli("video", tmp_path / "frames", *video_args, *options, "-o", out).exit_code == 0
-        frames = [np.asarray(Image.open(p), dtype=np.int16) for p in sorted((tmp_path / out).iterdir())]
-        return max(int(np.abs(b[28:, :] - a[28:, :]).max()) for a, b in zip(frames, frames[1:]))
+        result = cli("video", tmp_path / "frames", *video_args, *options, "-o", out)
+        assert result.exit_code == 0, result.output
+        return [np.asarray(Image.open(p), dtype=np.int16) for p in sorted((tmp_path / out).iterdir())]
 
-    assert still_part_changes() == 0
-    assert still_part_changes("--hold", 0) > 0
-    result = cli("video", tmp_path / "frames", *video_args, "--hold", 2, "-o", "bad")
+    run.args = video_args
+    return run
+
+
+def largest_change(frames, rows=slice(28, None), columns=slice(None)):
+    return max(int(np.abs(b[rows, columns] - a[rows, columns]).max()) for a, b in zip(frames, frames[1:]))
+
+
+def test_hold_keeps_still_pixels_and_can_be_turned_off(cli, moving_square, tmp_path):
+    """With the default --hold the still part of the stylised frames stops changing; --hold 0 stylises every
+    frame on its own."""
+    assert largest_change(moving_square()) == 0
+    assert largest_change(moving_square("--hold", 0)) > 0
+    result = cli("video", tmp_path / "frames", *moving_square.args, "--hold", 2, "-o", "bad")
     assert result.exit_code == 2 and "--hold" in result.output and not (tmp_path / "bad").exists()
+
+
+def test_refine_keeps_still_pixels_and_repaints_what_moves(moving_square):
+    frames = moving_square("--refine", 2)
+    assert largest_change(frames) == 0  # the still part: exactly still
+    for t, (before, after) in enumerate(zip(frames, frames[1:])):  # where the square arrives: painted anew
+        arriving = slice(4 * t + 8, 4 * t + 12)
+        assert np.abs(after[4:12, arriving] - before[4:12, arriving]).mean() > 5
 
 
 @pytest.mark.parametrize("output", ["out.mp4", "frames"])
