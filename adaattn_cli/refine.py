@@ -9,15 +9,18 @@ lower the model's own training objective for this one picture:
   local    AdaAttN's local feature loss over relu3_1..relu5_1: per position, the attention-weighted mean and
            std of the style's features (parameter-free attention on the shallow+deep keys), computed once
   content  the normalised content loss over relu4_1 and relu5_1 against the photo
-  smooth   a small total-variation term against pixel speckle
+  smooth   a total-variation term against pixel speckle (off: none was seen without it)
 
 alpha keeps its meaning: the content, as its own style, takes the share 1 - alpha of every style term (as in
 the feed-forward mix), and alpha = 0 leaves the model's reconstruction untouched.
 
+The start is the model's picture blurred plus the photo's own detail above that blur: the model's relief and
+halos along strong edges live in its fine detail, which the objective does not remove once it is there.
 Speed and memory: most steps run coarse (half size), where a step costs a quarter; the coarse change is
-carried onto the full-size picture, which then gets the remaining steps. Pictures above `max_pixels` are
+carried onto the full-size start, which then gets the remaining steps. Pictures above `max_pixels` are
 refined at that working size and the change is carried up to full resolution, so memory stays bounded.
-Style targets are computed once per style and working size (a batch reuses them).
+Style targets are computed once per style and working size (a batch reuses them). Video frames carry over
+the previous refined frame (Carried, temporal.FrameRefiner).
 """
 
 from __future__ import annotations
