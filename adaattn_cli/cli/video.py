@@ -101,7 +101,7 @@ class Palette(str, Enum):
 
 
 # Blur of the palette correction, as a fraction of the frame's shorter side (10.7 px at 256 px; measured 8-16 px
-# at 256: a smaller blur moves more colour and more of the frame-to-frame change, see README "Temporal consistency").
+# at 256: a smaller blur moves more colour and more of the frame-to-frame change, see docs/video.md, "Tuning the palette").
 PALETTE_BLUR = 1 / 24
 PaletteOption = Annotated[
     Optional[Palette],
@@ -110,8 +110,8 @@ PaletteOption = Annotated[
                       "frequencies, so the detail and its flicker are not amplified; own: the video model's paler colours. "
                       "\\[default: image for adaattn-video]", show_default=False),
 ]
-# ~4 of 255 levels: about the noise of a compressed clip. Measured at 256 px on the three test clips (README
-# "Temporal consistency"): higher thresholds also hold back slow movement and average stylisations (less style).
+# ~4 of 255 levels: about the noise of a compressed clip. Measured at 256 px on the three test clips (docs/video.md,
+# "The hold's shape"): higher thresholds also hold back slow movement and average stylisations (less style).
 HOLD_THRESHOLD = 0.015
 HoldOption = Annotated[
     float,
