@@ -223,7 +223,11 @@ class AdaAttNVideoModel(StyleTransferModel):
         super().__init__(encoder, max_style_positions=list(max_style_positions), width_divisor=width_divisor)
         channels = [encoder.convs[f"conv{i}_1"].out_channels for i in range(1, 4)]
         self.blocks = nn.ModuleList(
-            [AdaAttN(value_channels=channels[2], key_channels=sum(channels), max_style_positions=max_style_positions[0], attention="cosine")]
+            [
+                AdaAttN(
+                    value_channels=channels[2], key_channels=sum(channels), max_style_positions=max_style_positions[0], attention="cosine"
+                )
+            ]
         )
         self.decoder = Decoder(DECODERS["relu3_1"], in_channels=channels[2], width_divisor=width_divisor)
 
@@ -287,8 +291,10 @@ class SANetModel(StyleTransferModel):
         )
         self.merge = _merge_conv(channels[4])
         self.decoder = Decoder(
-            DECODERS["relu4_1+skip3" if skip else "relu4_1"], in_channels=channels[4],
-            skip_channels=channels[3] if skip else 0, width_divisor=width_divisor,
+            DECODERS["relu4_1+skip3" if skip else "relu4_1"],
+            in_channels=channels[4],
+            skip_channels=channels[3] if skip else 0,
+            width_divisor=width_divisor,
         )
 
     def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
@@ -298,7 +304,10 @@ class SANetModel(StyleTransferModel):
         ]
 
     def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
-        return [block(content.features[layer - 1], m, content.norm_stats(layer)) for block, layer, m in zip(self.blocks, self.block_levels, memory)]
+        return [
+            block(content.features[layer - 1], m, content.norm_stats(layer))
+            for block, layer, m in zip(self.blocks, self.block_levels, memory)
+        ]
 
     def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         *skip, relu4_1, relu5_1 = outputs
@@ -318,9 +327,7 @@ def use_plain_ops(model: StyleTransferModel, plain: bool = True) -> StyleTransfe
     return model
 
 
-MODELS: dict[str, type[StyleTransferModel]] = {
-    cls.method: cls for cls in (AdaAttNModel, AdaAttNVideoModel, AdaINModel, SANetModel)
-}
+MODELS: dict[str, type[StyleTransferModel]] = {cls.method: cls for cls in (AdaAttNModel, AdaAttNVideoModel, AdaINModel, SANetModel)}
 
 
 def build_model(method: str, encoder: Encoder, **config) -> StyleTransferModel:

@@ -35,7 +35,10 @@ def tiles(height: int, width: int, tile: int, halo: int) -> Iterator[tuple[Box, 
     for top in range(0, height, tile):
         for left in range(0, width, tile):
             bottom, right = min(top + tile, height), min(left + tile, width)
-            yield (top, bottom, left, right), (max(0, top - halo), min(height, bottom + halo), max(0, left - halo), min(width, right + halo))
+            yield (
+                (top, bottom, left, right),
+                (max(0, top - halo), min(height, bottom + halo), max(0, left - halo), min(width, right + halo)),
+            )
 
 
 def _crop(x: torch.Tensor, box: Box, scale: int = 1, origin: Box = (0, 0, 0, 0)) -> torch.Tensor:

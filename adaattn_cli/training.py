@@ -108,8 +108,10 @@ def read_checkpoint(path: Path) -> dict:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         if "GLOBAL" in str(error):  # torch's weights-only unpickler names the global it blocked
-            raise BadInputError(f"{path}: refused: it would construct Python objects other than tensors and plain data "
-                                "(an adaattn checkpoint never does); nothing was changed") from None
+            raise BadInputError(
+                f"{path}: refused: it would construct Python objects other than tensors and plain data "
+                "(an adaattn checkpoint never does); nothing was changed"
+            ) from None
         raise BadInputError(f"{path}: not a readable checkpoint (corrupt or not made by torch.save); nothing was changed") from None
     except Exception as error:  # truncated or not a torch file: torch raises RuntimeError, EOFError, ...
         raise BadInputError(f"{path}: not a readable checkpoint ({_first_line(error)}); nothing was changed") from None
@@ -220,13 +222,21 @@ class Trainer:
     def _loader(self):
         config = self.config
         data = StyleTransferData(
-            self.content, self.style, seed=config.seed, load_size=config.load_size, crop_size=config.crop_size,
+            self.content,
+            self.style,
+            seed=config.seed,
+            load_size=config.load_size,
+            crop_size=config.crop_size,
             view_pairs=config.method == "adaattn-video",
         )
         sampler = SampleRange(self.step * config.batch_size, config.max_steps * config.batch_size)
         return torch.utils.data.DataLoader(
-            data, batch_size=config.batch_size, sampler=sampler, num_workers=config.workers,
-            pin_memory=self.device.type == "cuda", persistent_workers=False,
+            data,
+            batch_size=config.batch_size,
+            sampler=sampler,
+            num_workers=config.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
         )
 
     def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
@@ -284,15 +294,26 @@ class Trainer:
         recent = self.history[-100:]
         provenance = {
             "trained_by": f"adaattn {__version__}",
-            "content": str(self.config.content), "style": str(self.config.style),
-            "content_images": len(self.content), "style_images": len(self.style), "skipped_unreadable": self.skipped,
+            "content": str(self.config.content),
+            "style": str(self.config.style),
+            "content_images": len(self.content),
+            "style_images": len(self.style),
+            "skipped_unreadable": self.skipped,
             "held_out": {"content": len(self.content_val), "style": len(self.style_val)},
-            "steps": self.step, "batch_size": self.config.batch_size, "crop_size": self.config.crop_size,
-            "load_size": self.config.load_size, "lr": self.config.lr, "schedule": self.config.schedule,
-            "precision": self.precision, "device": str(self.device), "seed": self.config.seed,
+            "steps": self.step,
+            "batch_size": self.config.batch_size,
+            "crop_size": self.config.crop_size,
+            "load_size": self.config.load_size,
+            "lr": self.config.lr,
+            "schedule": self.config.schedule,
+            "precision": self.precision,
+            "device": str(self.device),
+            "seed": self.config.seed,
             "losses": asdict(self.config.losses),
             **({"teacher": Path(self.config.teacher).name} if self.config.teacher else {}),
-            "final_losses": {k: float(np.mean([r[k] for r in recent])) for k in recent[-1] if k not in ("step", "lr", "time")} if recent else {},
+            "final_losses": {k: float(np.mean([r[k] for r in recent])) for k in recent[-1] if k not in ("step", "lr", "time")}
+            if recent
+            else {},
         }
         return save_model(self.model, path or self.config.output, provenance=provenance)
 

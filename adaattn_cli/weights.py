@@ -251,8 +251,10 @@ _HEADER_FIELDS = {
 }
 _CONFIG_FIELDS = {
     "width_divisor": ("an integer from 1 to 64", lambda v: _is_int(v, 1, 64)),
-    "max_style_positions": ("a list of 1 to 3 positive integers",
-                            lambda v: isinstance(v, list) and 1 <= len(v) <= 3 and all(_is_int(x, 1, 2**31) for x in v)),
+    "max_style_positions": (
+        "a list of 1 to 3 positive integers",
+        lambda v: isinstance(v, list) and 1 <= len(v) <= 3 and all(_is_int(x, 1, 2**31) for x in v),
+    ),
     "levels": ("[4, 5] or [3, 4, 5]", lambda v: v in ([4, 5], [3, 4, 5])),
 }
 
@@ -297,11 +299,16 @@ def load_model(name_or_path: str | Path, *, encoder: Encoder | None = None, devi
         raise WeightsError(f"{path}: weights do not match their recorded hash (file corrupt or edited)")
     encoder = encoder or load_encoder(header["encoder"], device="cpu")
     if encoder.name != header["encoder"] or encoder_sha256(encoder) != header["encoder_sha256"]:
-        raise WeightsError(f"{path}: was trained with encoder {header['encoder']!r} weights {header['encoder_sha256'][:12]}, which are not the ones available")
+        raise WeightsError(
+            f"{path}: was trained with encoder {header['encoder']!r} weights {header['encoder_sha256'][:12]}, "
+            "which are not the ones available"
+        )
     try:
         model = MODELS[header["method"]](encoder, **header["config"])
     except (TypeError, ValueError) as error:  # a combination _check_header lets through but the model refuses
-        raise WeightsError(f"{path}: the model header's config {header['config']} does not make a {header['method']} model ({error})") from None
+        raise WeightsError(
+            f"{path}: the model header's config {header['config']} does not make a {header['method']} model ({error})"
+        ) from None
     expected = model.trainable_state()
     if set(expected) != set(tensors) or any(expected[k].shape != tensors[k].shape for k in expected):
         raise WeightsError(f"{path}: tensors do not fit a {header['method']} model with config {header['config']}")

@@ -66,13 +66,19 @@ def variants(args, tmp: Path, content: torch.Tensor, style: torch.Tensor) -> dic
     def ours(precision: str, positions: int):
         stylizer = Stylizer(load_model(args.model), device="cpu", precision=precision, style_positions=positions)
         encoded = stylizer.encode_style(style[0], seed=0)
-        return (lambda: stylizer.stylize(content[0], [stylizer.encode_style(style[0], seed=0)])[None],
-                lambda: stylizer.stylize(content[0], [encoded])[None])
+        return (
+            lambda: stylizer.stylize(content[0], [stylizer.encode_style(style[0], seed=0)])[None],
+            lambda: stylizer.stylize(content[0], [encoded])[None],
+        )
 
     return {
         "onnxruntime, all positions": (lambda: torch.from_numpy(session.run(None, feeds)[0]), None, "ours fp32, all positions"),
         "ours fp32, all positions": (*ours("fp32", 0), "ours fp32, all positions"),
-        f"onnxruntime baked, {cap}": (None, lambda: torch.from_numpy(baked.run(None, {"content": feeds["content"]})[0]), f"ours fp32, {cap}"),
+        f"onnxruntime baked, {cap}": (
+            None,
+            lambda: torch.from_numpy(baked.run(None, {"content": feeds["content"]})[0]),
+            f"ours fp32, {cap}",
+        ),
         f"ours fp32, {cap}": (*ours("fp32", cap), f"ours fp32, {cap}"),
         f"ours auto ({resolve_precision('auto', torch.device('cpu'))}), {cap}": (*ours("auto", cap), f"ours fp32, {cap}"),
     }
@@ -109,15 +115,19 @@ def main() -> None:
                         outputs[name] = call().float()
                         times[name][kind].append(time.perf_counter() - start)
 
-    print(f"`{' '.join(['python'] + sys.argv)}` — torch {torch.__version__}, onnxruntime {ort.__version__}, "
-          f"{torch.get_num_threads()} threads, {platform.machine()}, {os.cpu_count()} CPUs, {args.rounds} rounds\n")
+    print(
+        f"`{' '.join(['python'] + sys.argv)}` — torch {torch.__version__}, onnxruntime {ort.__version__}, "
+        f"{torch.get_num_threads()} threads, {platform.machine()}, {os.cpu_count()} CPUs, {args.rounds} rounds\n"
+    )
     print("| content | style | variant | s/image | s/image, style encoded once | max abs diff | PSNR dB | vs |")
     print("|---|---|---|---:|---:|---:|---:|---|")
     median = lambda values: f"{statistics.median(values):.2f}" if values else "—"  # noqa: E731
     for name, (_, _, baseline) in calls.items():
         diff, psnr = compare(outputs[name], outputs[baseline])
-        print(f"| {args.size}² | {args.size}² | {name} | {median(times[name]['cold'])} | {median(times[name]['warm'])} | "
-              f"{diff:.5f} | {psnr:.1f} | {baseline} |")
+        print(
+            f"| {args.size}² | {args.size}² | {name} | {median(times[name]['cold'])} | {median(times[name]['warm'])} | "
+            f"{diff:.5f} | {psnr:.1f} | {baseline} |"
+        )
     print()
     for name in names:
         rounds = "; ".join(f"{kind} " + ", ".join(f"{t:.2f}" for t in values) for kind, values in times[name].items() if values)

@@ -38,6 +38,7 @@ def held_out_pairs(content_folder: str, style_folder: str, count: int):
 
 def gram_style_loss(output: list[torch.Tensor], style: list[torch.Tensor]) -> torch.Tensor:
     """sum over layers of MSE(G(out), G(style)), G = F F^T / positions (Gatys et al.)."""
+
     def gram(features: torch.Tensor) -> torch.Tensor:
         flat = features.flatten(2)
         return flat @ flat.transpose(1, 2) / flat.shape[-1]
@@ -67,8 +68,14 @@ def main() -> None:
     parser.add_argument("--sheet", help="write a contact sheet (content | style | each model) of the first pairs here")
     parser.add_argument("--sheet-rows", type=int, default=6)
     parser.add_argument("--precision", default="auto", help="auto (as the CLI), bf16 or fp32")
-    parser.add_argument("--refine", type=int, action="append", default=[], metavar="N",
-                        help="also refine each model's picture for N steps (repeat for several N)")
+    parser.add_argument(
+        "--refine",
+        type=int,
+        action="append",
+        default=[],
+        metavar="N",
+        help="also refine each model's picture for N steps (repeat for several N)",
+    )
     args = parser.parse_args()
     encoder = load_encoder()
     stylizers = {name: Stylizer(load_model(name), precision=args.precision, style_positions=4096) for name in args.model}
@@ -96,15 +103,22 @@ def main() -> None:
         if args.sheet and index < args.sheet_rows:
             height = 256
             tiles = [content, style, *outputs]
-            tiles = [torch.nn.functional.interpolate(t[None], size=(height, round(t.shape[-1] * height / t.shape[-2])), mode="bilinear", antialias=True)[0] for t in tiles]
+            tiles = [
+                torch.nn.functional.interpolate(
+                    t[None], size=(height, round(t.shape[-1] * height / t.shape[-2])), mode="bilinear", antialias=True
+                )[0]
+                for t in tiles
+            ]
             rows.append(tiles)
     print(f"`{' '.join(['python'] + sys.argv)}` — {len(pairs)} held-out pairs, longer side {args.size}\n")
     print("| model | style loss | content loss | local loss | Gram style loss | s/image |")
     print("|---|---|---|---|---|---|")
     for (name, steps), values in totals.items():
         label = f"{name} --refine {steps}" if steps else name
-        print(f"| {label} | {values['style']:.2f} | {values['content']:.3f} | {values['local']:.2f} | "
-              f"{values['gram']:.4g} | {values['seconds']:.1f} |")
+        print(
+            f"| {label} | {values['style']:.2f} | {values['content']:.3f} | {values['local']:.2f} | "
+            f"{values['gram']:.4g} | {values['seconds']:.1f} |"
+        )
     if args.sheet and rows:
         width = max(sum(t.shape[-1] for t in row) for row in rows)
         sheet = torch.ones(3, 256 * len(rows), width)

@@ -15,7 +15,8 @@ Variants (all with the bundled AdaAttN model, one image, model loaded before tim
   refineN    fast, then N steps of test-time refinement (`--refine N`; refine.py), e.g. refine25
 Each cell runs in its own process (so peak RSS is its own): median wall time of --repeats calls after one
 warm-up call (no warm-up with --repeats 1); with --rounds R every cell runs R times, the variants in a rotated
-order each round, and the table gives the medians (this shared machine's speed drifts by ~10 % over minutes). "s/image" encodes the style inside every timed call (one image,
+order each round, and the table gives the medians (this shared machine's speed drifts by ~10 % over minutes).
+"s/image" encodes the style inside every timed call (one image,
 cold); "style encoded once" is the per-image cost when the style is reused (a batch, a video, a blend), which
 the reference cannot do. Max abs diff and PSNR compare each output with the reference's (or, where the
 reference is not run, with fp32's).
@@ -68,7 +69,7 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
         calls = {"cold": lambda: reference_stylize(model, content, style)}
     else:
         fast = variant in ("fast", "fast-direct") or variant.startswith("refine")
-        steps = int(variant[len("refine"):]) if variant.startswith("refine") else 0
+        steps = int(variant[len("refine") :]) if variant.startswith("refine") else 0
         if variant == "fast-direct":  # the fast path with every conv direct: what Winograd gains
             from adaattn_cli import functional
 
@@ -96,7 +97,7 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
 
 
 def _variant(name: str) -> str:
-    if name in ("reference", "fp32", "fast", "fast-direct") or (name.startswith("refine") and name[len("refine"):].isdigit()):
+    if name in ("reference", "fp32", "fast", "fast-direct") or (name.startswith("refine") and name[len("refine") :].isdigit()):
         return name
     raise argparse.ArgumentTypeError(f"unknown variant {name!r}")
 
@@ -111,8 +112,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--style-size", type=int, help="style side (default: the content's)")
-    parser.add_argument("--variants", nargs="+", default=["reference", "fp32", "fast"], type=_variant,
-                        help="reference, fp32, fast, fast-direct, refineN (see above)")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        default=["reference", "fp32", "fast"],
+        type=_variant,
+        help="reference, fp32, fast, fast-direct, refineN (see above)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1, help="run every cell this many times, interleaved; report medians")
     parser.add_argument("--model", default="adaattn")
@@ -127,9 +133,14 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    print(f"`{' '.join(['python'] + sys.argv)}` — torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"{platform.machine()}, {os.cpu_count()} CPUs\n")
-    print("| content | style | variant | s/image | vs reference | s/image, style encoded once | vs reference | peak RSS GiB | max abs diff | PSNR dB |")
+    print(
+        f"`{' '.join(['python'] + sys.argv)}` — torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{platform.machine()}, {os.cpu_count()} CPUs\n"
+    )
+    print(
+        "| content | style | variant | s/image | vs reference | s/image, style encoded once | vs reference | peak RSS GiB | "
+        "max abs diff | PSNR dB |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
         for size in args.sizes:
@@ -140,8 +151,20 @@ def main() -> None:
                 shift = round_index % len(args.variants)
                 for variant in args.variants[shift:] + args.variants[:shift]:
                     out = Path(tmp) / f"{variant}-{size}.pt"
-                    command = [sys.executable, __file__, "--cell", variant, str(size), str(out), "--repeats", str(args.repeats),
-                               "--model", args.model, "--style-size", str(style_size)]
+                    command = [
+                        sys.executable,
+                        __file__,
+                        "--cell",
+                        variant,
+                        str(size),
+                        str(out),
+                        "--repeats",
+                        str(args.repeats),
+                        "--model",
+                        args.model,
+                        "--style-size",
+                        str(style_size),
+                    ]
                     finished = subprocess.run(command, capture_output=True, text=True)
                     if finished.returncode != 0:
                         print(f"| {size}² | {style_size}² | {variant} | failed: {finished.stderr.strip().splitlines()[-1:]} | | | | | | |")
@@ -157,8 +180,11 @@ def main() -> None:
                 cold = statistics.median(r["cold"] for r in cells)
                 warm = statistics.median(r.get("warm", math.nan) for r in cells)
                 peak = max(r["peak_rss_gib"] for r in cells)
-                print(f"| {size}² | {style_size}² | {variant} | {cold:.2f} | {reference / cold:.2f}x | "
-                      f"{warm:.2f} | {reference / warm:.2f}x | {peak:.2f} | {diff:.4f} | {psnr:.1f} |", flush=True)
+                print(
+                    f"| {size}² | {style_size}² | {variant} | {cold:.2f} | {reference / cold:.2f}x | "
+                    f"{warm:.2f} | {reference / warm:.2f}x | {peak:.2f} | {diff:.4f} | {psnr:.1f} |",
+                    flush=True,
+                )
             if args.rounds > 1 and len(runs.get("reference", [])) == args.rounds:
                 for variant, cells in runs.items():  # the spread of the ratio, round by round (same round's reference)
                     if variant != "reference" and len(cells) == args.rounds:

@@ -51,7 +51,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     encoder = load_encoder()
-    print(f"`{' '.join(['python'] + sys.argv)}` — torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}\n")
+    print(
+        f"`{' '.join(['python'] + sys.argv)}` — torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{platform.processor() or platform.machine()}\n"
+    )
     print("| method | batch | plain fp32 s/step | fast (bf16, NHWC) s/step | speed-up | fast images/s |")
     print("|---|---|---|---|---|---|")
     for method in args.methods:

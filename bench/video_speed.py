@@ -8,7 +8,8 @@ once, batches of --batch as the CLI does); "end to end" = decode + stylise + H.2
 (what `adaattn video` does, without audio). adaattn-video runs with its default palette (the image model's: fitted
 once on the first frame, "palette fit" seconds, then a low-frequency recolouring of every frame); every model
 runs with `adaattn video`'s default --hold (temporal.StaticHold). fast = `adaattn video`'s default on this CPU (bf16, style
-positions capped at 1024); fp32 = `--precision fp32 --style-positions 0` (the model's own caps). A model that is not installed is built with random weights (the
+positions capped at 1024); fp32 = `--precision fp32 --style-positions 0` (the model's own caps). A model that is not
+installed is built with random weights (the
 time does not depend on the weights' values); the table says so.
 """
 
@@ -61,8 +62,10 @@ def main() -> None:
     size = fit_frame_size(info.size, size=args.size, max_size=None)
     frames = list(itertools.islice(read_frames(args.clip, size=size), args.frames))
     style = load_resized(args.style, size=512).rgb
-    print(f"`python bench/video_speed.py {shlex.join(sys.argv[1:])}`: {len(frames)} frames of {size[0]}x{size[1]}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(
+        f"`python bench/video_speed.py {shlex.join(sys.argv[1:])}`: {len(frames)} frames of {size[0]}x{size[1]}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads\n"
+    )
     print("| model | weights | precision | stylise frames/s | end to end frames/s | palette fit s |")
     print("|---|---|---|---:|---:|---:|")
     for name in args.models:

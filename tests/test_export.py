@@ -13,6 +13,8 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
+from tinymodels import spread_outputs  # noqa: E402
+
 from adaattn_cli import functional as fn  # noqa: E402
 from adaattn_cli.api import Stylizer  # noqa: E402
 from adaattn_cli.encoders import build_encoder  # noqa: E402
@@ -20,7 +22,6 @@ from adaattn_cli.errors import BadInputError  # noqa: E402
 from adaattn_cli.export import build_graph, export_onnx  # noqa: E402
 from adaattn_cli.models import build_model, use_plain_ops  # noqa: E402
 from adaattn_cli.weights import REPO_WEIGHTS, load_model  # noqa: E402
-from tinymodels import spread_outputs  # noqa: E402
 
 METHODS = ["adaattn", "adain", "sanet", "adaattn-video"]
 # Contents whose sides are not multiples of 16 (padded inside the graph); styles whose odd feature maps make the

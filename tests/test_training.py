@@ -35,9 +35,23 @@ def data(tmp_path_factory):
 
 def _config(data, tmp_path, method, **overrides):
     settings = dict(
-        method=method, content=str(data / "content"), style=str(data / "style"), output=str(tmp_path / "model.safetensors"),
-        workdir=str(tmp_path / "work"), max_steps=30, batch_size=2, crop_size=64, load_size=64, lr=1e-3, width_divisor=8,
-        workers=0, holdout=0, checkpoint_every=10, sample_every=1000, device="cpu", precision="fp32",  # bf16 is slower on tiny convs
+        method=method,
+        content=str(data / "content"),
+        style=str(data / "style"),
+        output=str(tmp_path / "model.safetensors"),
+        workdir=str(tmp_path / "work"),
+        max_steps=30,
+        batch_size=2,
+        crop_size=64,
+        load_size=64,
+        lr=1e-3,
+        width_divisor=8,
+        workers=0,
+        holdout=0,
+        checkpoint_every=10,
+        sample_every=1000,
+        device="cpu",
+        precision="fp32",  # bf16 is slower on tiny convs
     )
     settings.update(overrides)
     return TrainConfig(**settings)
@@ -98,7 +112,9 @@ def test_warp_consistency_loss_vanishes_only_for_an_output_that_moves_with_the_c
     from adaattn_cli.data import shifted_view
     from adaattn_cli.losses import warp_consistency_loss
 
-    smooth = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(0)), size=96, mode="bilinear")[0]
+    smooth = torch.nn.functional.interpolate(
+        torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(0)), size=96, mode="bilinear"
+    )[0]
     view, motion = shifted_view(smooth, np.random.default_rng(1))
     assert warp_consistency_loss(smooth[None], view[None], motion[None]) < 1e-4  # the view is the warped image
     assert warp_consistency_loss(smooth[None], smooth[None], motion[None]) > 0.02  # a static output does not follow
@@ -150,6 +166,7 @@ def _corrupt_checkpoint(path, kind):
     elif kind == "random":
         path.write_bytes(np.random.default_rng(0).bytes(4000))
     elif kind == "pickle":
+
         class Payload:
             def __reduce__(self):
                 return (os.system, (f"touch {path.parent / 'PWNED'}",))
@@ -160,9 +177,19 @@ def _corrupt_checkpoint(path, kind):
     elif kind == "list":
         torch.save([1, 2, 3], path)
     elif kind == "shapes":  # the right structure, another model's tensors
-        torch.save({"step": 3, "model": {"decoder.convs.0.weight": torch.zeros(1)}, "optimizer": {}, "scheduler": {},
-                    "rng": torch.get_rng_state(), "config": json.dumps({"method": "adain", "crop_size": 64, "batch_size": 2,
-                                                                       "seed": 0, "encoder": "vgg16-hed", "width_divisor": 8})}, path)
+        torch.save(
+            {
+                "step": 3,
+                "model": {"decoder.convs.0.weight": torch.zeros(1)},
+                "optimizer": {},
+                "scheduler": {},
+                "rng": torch.get_rng_state(),
+                "config": json.dumps(
+                    {"method": "adain", "crop_size": 64, "batch_size": 2, "seed": 0, "encoder": "vgg16-hed", "width_divisor": 8}
+                ),
+            },
+            path,
+        )
 
 
 @pytest.mark.parametrize("kind", ["truncated", "random", "pickle", "structure", "list", "shapes"])

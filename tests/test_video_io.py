@@ -9,10 +9,10 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
+from videoclips import make_clip
 
 from adaattn_cli.errors import BadInputError
 from adaattn_cli.video_io import VideoWriter, check_output, probe, read_frames
-from videoclips import make_clip
 
 
 def textured_frames(count=12, size=(64, 48), step=2):

@@ -5,13 +5,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from test_training import _config, data  # noqa: F401  (the training fixture)
 
 from adaattn_cli.api import Stylizer
 from adaattn_cli.errors import BadInputError
 from adaattn_cli.models import build_model
 from adaattn_cli.weights import load_model, read_model_header, save_model
-
-from test_training import _config, data  # noqa: F401  (the training fixture)
 
 _spec = importlib.util.spec_from_file_location("warm_start", Path(__file__).parents[1] / "tools" / "warm_start.py")
 warm_start = importlib.util.module_from_spec(_spec)
@@ -75,7 +74,9 @@ def test_video_warm_start_takes_the_image_models_relu3_1_block_and_decoder_tail(
         # with a zero relu4_1/relu5_1 path the image decoder's input conv sees the skip only
         skip = torch.rand(1, 256, 12, 16)
         image_convs = image_model.decoder.convs
-        image_first = torch.nn.functional.conv2d(torch.nn.functional.pad(skip, (1,) * 4, mode="reflect"), image_convs[1].weight[:, 256:], image_convs[1].bias)
+        image_first = torch.nn.functional.conv2d(
+            torch.nn.functional.pad(skip, (1,) * 4, mode="reflect"), image_convs[1].weight[:, 256:], image_convs[1].bias
+        )
         assert torch.allclose(video.decoder.convs[0](skip), image_first, atol=1e-5)
 
 

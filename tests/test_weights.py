@@ -48,17 +48,21 @@ def test_corrupt_model_file_is_refused(tmp_path, models, encoder):
         W.load_model(path, encoder=encoder)
 
 
-@pytest.mark.parametrize("lie, field", [
-    (lambda h: {**h, "config": {"width_divisor": 0}}, "config.width_divisor is 0"),
-    (lambda h: {**h, "config": {"width_divisor": "8"}}, "config.width_divisor is '8'"),
-    (lambda h: {**h, "config": {"width_divisor": 1, "levels": [4, 5]}}, "'levels', which adain models"),
-    (lambda h: {**h, "config": [1, 2]}, "config is [1, 2]"),
-    (lambda h: {**h, "method": "cyclegan"}, "method is 'cyclegan'"),
-    (lambda h: {k: v for k, v in h.items() if k != "encoder_sha256"}, "no 'encoder_sha256'"),
-    (lambda h: {**h, "encoder": 7}, "encoder is 7"),
-    (lambda h: {**h, "provenance": "trained"}, "provenance is 'trained'"),
-    (lambda h: [h], "JSON list"),
-], ids=["zero", "string", "unknown-key", "config-list", "method", "no-encoder-hash", "encoder-type", "provenance", "list"])
+@pytest.mark.parametrize(
+    "lie, field",
+    [
+        (lambda h: {**h, "config": {"width_divisor": 0}}, "config.width_divisor is 0"),
+        (lambda h: {**h, "config": {"width_divisor": "8"}}, "config.width_divisor is '8'"),
+        (lambda h: {**h, "config": {"width_divisor": 1, "levels": [4, 5]}}, "'levels', which adain models"),
+        (lambda h: {**h, "config": [1, 2]}, "config is [1, 2]"),
+        (lambda h: {**h, "method": "cyclegan"}, "method is 'cyclegan'"),
+        (lambda h: {k: v for k, v in h.items() if k != "encoder_sha256"}, "no 'encoder_sha256'"),
+        (lambda h: {**h, "encoder": 7}, "encoder is 7"),
+        (lambda h: {**h, "provenance": "trained"}, "provenance is 'trained'"),
+        (lambda h: [h], "JSON list"),
+    ],
+    ids=["zero", "string", "unknown-key", "config-list", "method", "no-encoder-hash", "encoder-type", "provenance", "list"],
+)
 def test_a_lying_model_header_is_refused_naming_the_field(tmp_path, models, encoder, lie, field):
     from safetensors import safe_open
     from safetensors.torch import save_file
@@ -124,7 +128,9 @@ def _official_checkpoint(folder):
         for p, c in (("f", keys), ("g", keys), ("h", 512)):
             transformer[f"attn_adain_{layer}.{p}.weight"], transformer[f"attn_adain_{layer}.{p}.bias"] = rand(c, c, 1, 1), rand(c)
     decoder = {"decoder_layer_1.1.weight": rand(256, 512, 3, 3), "decoder_layer_1.1.bias": rand(256)}
-    for index, (cin, cout) in zip((1, 4, 7, 10, 14, 17, 21, 24), ((512, 256), (256, 256), (256, 256), (256, 128), (128, 128), (128, 64), (64, 64), (64, 3))):
+    for index, (cin, cout) in zip(
+        (1, 4, 7, 10, 14, 17, 21, 24), ((512, 256), (256, 256), (256, 256), (256, 128), (128, 128), (128, 64), (64, 64), (64, 3))
+    ):
         decoder[f"decoder_layer_2.{index}.weight"], decoder[f"decoder_layer_2.{index}.bias"] = rand(cout, cin, 3, 3), rand(cout)
     for name, state in (("decoder", decoder), ("transformer", transformer), ("adaattn_3", adaattn_3)):
         torch.save(state, folder / f"latest_net_{name}.pth")

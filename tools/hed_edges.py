@@ -20,11 +20,15 @@ from adaattn_cli.encoders import CAFFE_BGR_MEAN_HED
 def main(h5_path: str, image_path: str, out_path: str) -> None:
     layers, heads = {}, {}
     with h5py.File(h5_path, "r") as h5:
+
         def visit(name, item):
             if isinstance(item, h5py.Group) and name.endswith("vars") and "0" in item:
                 kernel = torch.from_numpy(item["0"][()]).permute(3, 2, 0, 1).float()
                 bias = torch.from_numpy(item["1"][()]).float()
-                (heads if not name.startswith("block") else layers)[item.attrs.get("name") if name.startswith("block") else name.split("/")[0]] = (kernel, bias)
+                (heads if not name.startswith("block") else layers)[
+                    item.attrs.get("name") if name.startswith("block") else name.split("/")[0]
+                ] = (kernel, bias)
+
         h5.visititems(visit)
     rgb = torch.from_numpy(np.asarray(Image.open(image_path).convert("RGB"), dtype=np.float32)).permute(2, 0, 1)[None]
     x = rgb[:, [2, 1, 0]] - torch.tensor(CAFFE_BGR_MEAN_HED).view(1, 3, 1, 1)

@@ -10,8 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from .. import __version__
-from . import _common
-from . import blend, export, models, stylize, train, video, weights
+from . import _common, blend, export, models, stylize, train, video, weights
 
 # Registered in this order; a new command is one more row (and its module in the import above).
 COMMANDS = [

@@ -364,7 +364,12 @@ def fit_masks(masks: list[tuple[Path, torch.Tensor]], content: torch.Tensor) -> 
 def _progress_bar(*extra_columns, hidden: bool = False):
     """A transient Rich bar on stderr: label, bar, done/total, elapsed, ETA; off with -q or without a terminal."""
     from rich.progress import (
-        BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
     )
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),

@@ -10,8 +10,23 @@ import typer
 from ..errors import BadInputError
 from . import _common as common
 from ._common import (
-    AlphaOption, ContentArgument, DeviceOption, MaskOption, MaxPixelsOption, MaxSizeOption, MethodOption, ModelOption,
-    OutputOption, OverwriteOption, PrecisionOption, RefineOption, SeedOption, SizeOption, StylePositionsOption, StyleSizeOption, TileOption,
+    AlphaOption,
+    ContentArgument,
+    DeviceOption,
+    MaskOption,
+    MaxPixelsOption,
+    MaxSizeOption,
+    MethodOption,
+    ModelOption,
+    OutputOption,
+    OverwriteOption,
+    PrecisionOption,
+    RefineOption,
+    SeedOption,
+    SizeOption,
+    StylePositionsOption,
+    StyleSizeOption,
+    TileOption,
 )
 
 TILE_HEIGHT = 256  # contact sheet tiles are scaled to this height

@@ -9,8 +9,23 @@ import typer
 from ..errors import BadInputError
 from . import _common as common
 from ._common import (
-    AlphaOption, ContentArgument, DeviceOption, MaskOption, MaxPixelsOption, MaxSizeOption, MethodOption, ModelOption,
-    OutputOption, OverwriteOption, PrecisionOption, RefineOption, SeedOption, SizeOption, StylePositionsOption, StyleSizeOption, TileOption,
+    AlphaOption,
+    ContentArgument,
+    DeviceOption,
+    MaskOption,
+    MaxPixelsOption,
+    MaxSizeOption,
+    MethodOption,
+    ModelOption,
+    OutputOption,
+    OverwriteOption,
+    PrecisionOption,
+    RefineOption,
+    SeedOption,
+    SizeOption,
+    StylePositionsOption,
+    StyleSizeOption,
+    TileOption,
 )
 
 StyleOption = Annotated[

@@ -12,35 +12,81 @@ from . import _common
 
 
 def train(
-    content: Annotated[Path, typer.Option("--content", "-c", help="Folder of content photos (searched recursively).", file_okay=False, exists=True)],
-    style: Annotated[Path, typer.Option("--style", "-s", help="Folder of style artworks (searched recursively).", file_okay=False, exists=True)],
+    content: Annotated[
+        Path, typer.Option("--content", "-c", help="Folder of content photos (searched recursively).", file_okay=False, exists=True)
+    ],
+    style: Annotated[
+        Path, typer.Option("--style", "-s", help="Folder of style artworks (searched recursively).", file_okay=False, exists=True)
+    ],
     method: Annotated[_common.Method, typer.Option(help="What to train.")] = _common.Method.adaattn,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Final model file. \\[default: WORKDIR/<method>.safetensors]", show_default=False)] = None,
-    workdir: Annotated[Path, typer.Option(help="Checkpoints, log.jsonl, losses.png, samples/ and latest.safetensors.")] = Path("runs/train"),
+    output: Annotated[
+        Optional[Path],
+        typer.Option("--output", "-o", help="Final model file. \\[default: WORKDIR/<method>.safetensors]", show_default=False),
+    ] = None,
+    workdir: Annotated[Path, typer.Option(help="Checkpoints, log.jsonl, losses.png, samples/ and latest.safetensors.")] = Path(
+        "runs/train"
+    ),
     max_steps: Annotated[int, typer.Option(min=1, help="Optimiser steps in all (the official AdaAttN recipe: ~52k at batch 8).")] = 52000,
     batch_size: Annotated[int, typer.Option(min=1, help="Images per step.")] = 8,
     crop_size: Annotated[int, typer.Option(min=32, help="Random crop side (a multiple of 16).")] = 256,
     load_size: Annotated[int, typer.Option(min=32, help="Shorter side images are resized to before cropping.")] = 512,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-4,
     schedule: Annotated[str, typer.Option(help="LR schedule: auto, step (AdaAttN recipe), inverse (AdaIN/SANet), constant.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with avx512_bf16/AMX, else fp32), fp32 or bf16.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with avx512_bf16/AMX, else fp32), fp32 or bf16.")
+    ] = "auto",
     device: _common.DeviceOption = "auto",
     seed: Annotated[int, typer.Option(help="Seeds model init, data order, crops and style sampling.")] = 0,
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,
     holdout: Annotated[int, typer.Option(help="Images held out of each folder for validation samples (-1: min(40, 10 %)).")] = -1,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
     sample_every: Annotated[int, typer.Option(min=1, help="Steps between sample sheets.")] = 1000,
-    style_weight: Annotated[Optional[float], typer.Option(help="Global style loss weight. \\[default: per method]", show_default=False)] = None,
+    style_weight: Annotated[
+        Optional[float], typer.Option(help="Global style loss weight. \\[default: per method]", show_default=False)
+    ] = None,
     local_weight: Annotated[Optional[float], typer.Option(help="AdaAttN local feature loss weight.", show_default=False)] = None,
-    style_layers: Annotated[Optional[str], typer.Option(help="Layers of the global style loss, e.g. 1,2,3,4,5 (relu1_1..relu5_1); LAYER:WEIGHT weights one (1:3,2:2,3,4,5). \\[default: per method]", metavar="LIST", show_default=False)] = None,
+    style_layers: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Layers of the global style loss, e.g. 1,2,3,4,5 (relu1_1..relu5_1); LAYER:WEIGHT weights one "
+            "(1:3,2:2,3,4,5). \\[default: per method]",
+            metavar="LIST",
+            show_default=False,
+        ),
+    ] = None,
     content_weight: Annotated[Optional[float], typer.Option(help="Content loss weight.", show_default=False)] = None,
-    identity_weights: Annotated[Optional[str], typer.Option(help="SANet identity loss weights, pixels,features (e.g. 50,1). \\[default: per method]", metavar="W1,W2", show_default=False)] = None,
+    identity_weights: Annotated[
+        Optional[str],
+        typer.Option(
+            help="SANet identity loss weights, pixels,features (e.g. 50,1). \\[default: per method]", metavar="W1,W2", show_default=False
+        ),
+    ] = None,
     similarity_weight: Annotated[Optional[float], typer.Option(help="Video image-similarity loss weight.", show_default=False)] = None,
-    warp_weight: Annotated[Optional[float], typer.Option(help="Video warp-consistency loss weight (synthetic motion).", show_default=False)] = None,
-    teacher: Annotated[Optional[str], typer.Option(help="Model file or name whose outputs the trained model's coarse colours (1/8 resolution) should match, e.g. the image model for a video model.", metavar="FILE|NAME", show_default=False)] = None,
-    teacher_weight: Annotated[Optional[float], typer.Option(min=0.0, help="Weight of the --teacher colour loss (mean abs difference, [0, 1] pixels). \\[default: 1e5 with --teacher]", show_default=False)] = None,
+    warp_weight: Annotated[
+        Optional[float], typer.Option(help="Video warp-consistency loss weight (synthetic motion).", show_default=False)
+    ] = None,
+    teacher: Annotated[
+        Optional[str],
+        typer.Option(
+            help="Model file or name whose outputs the trained model's coarse colours (1/8 resolution) should match, "
+            "e.g. the image model for a video model.",
+            metavar="FILE|NAME",
+            show_default=False,
+        ),
+    ] = None,
+    teacher_weight: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.0,
+            help="Weight of the --teacher colour loss (mean abs difference, [0, 1] pixels). \\[default: 1e5 with --teacher]",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from WORKDIR/checkpoint.pt exactly where it stopped.")] = False,
-    init: Annotated[Optional[str], typer.Option(help="Start from the weights of this model file or name (fine-tuning).", metavar="FILE|NAME", show_default=False)] = None,
+    init: Annotated[
+        Optional[str],
+        typer.Option(help="Start from the weights of this model file or name (fine-tuning).", metavar="FILE|NAME", show_default=False),
+    ] = None,
 ) -> None:
     """Train a style-transfer model on folders of photos and artworks.
 
@@ -56,7 +102,13 @@ def train(
     from ..training import Interrupted, TrainConfig, Trainer
 
     losses = LossConfig.for_method(method.value)
-    for name, value in (("style", style_weight), ("local", local_weight), ("content", content_weight), ("similarity", similarity_weight), ("warp", warp_weight)):
+    for name, value in (
+        ("style", style_weight),
+        ("local", local_weight),
+        ("content", content_weight),
+        ("similarity", similarity_weight),
+        ("warp", warp_weight),
+    ):
         if value is not None:
             setattr(losses, name, value)
     if teacher_weight is not None and teacher is None:
@@ -68,10 +120,27 @@ def train(
     if identity_weights is not None:
         losses.identity1, losses.identity2 = _identity_weights(identity_weights)
     config = TrainConfig(
-        method=method.value, content=str(content), style=str(style), output=str(output or workdir / f"{method.value}.safetensors"),
-        workdir=str(workdir), max_steps=max_steps, batch_size=batch_size, crop_size=crop_size, load_size=load_size, lr=lr,
-        schedule=schedule, precision=precision, device=device, seed=seed, workers=workers, holdout=holdout,
-        checkpoint_every=checkpoint_every, sample_every=sample_every, losses=losses, init=init, teacher=teacher,
+        method=method.value,
+        content=str(content),
+        style=str(style),
+        output=str(output or workdir / f"{method.value}.safetensors"),
+        workdir=str(workdir),
+        max_steps=max_steps,
+        batch_size=batch_size,
+        crop_size=crop_size,
+        load_size=load_size,
+        lr=lr,
+        schedule=schedule,
+        precision=precision,
+        device=device,
+        seed=seed,
+        workers=workers,
+        holdout=holdout,
+        checkpoint_every=checkpoint_every,
+        sample_every=sample_every,
+        losses=losses,
+        init=init,
+        teacher=teacher,
     )
     trainer = Trainer(config, resume=resume)
     _common.info(
@@ -98,7 +167,7 @@ def _identity_weights(text: str) -> tuple[float, float]:
 
 
 def _layers(text: str) -> tuple[tuple[int, ...], tuple[float, ...]]:
-    """"1:3,2,3" -> ((1, 2, 3), (3.0, 1.0, 1.0)): relu indices 1..5, each with an optional weight (default 1);
+    """ "1:3,2,3" -> ((1, 2, 3), (3.0, 1.0, 1.0)): relu indices 1..5, each with an optional weight (default 1);
     the weights come back empty when none was given."""
     try:
         pairs = [(int(layer), float(weight or 1)) for layer, _, weight in (part.partition(":") for part in text.split(","))]

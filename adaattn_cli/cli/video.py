@@ -15,8 +15,17 @@ import typer
 from ..errors import BadInputError
 from . import _common as common
 from ._common import (
-    AlphaOption, DeviceOption, MaxPixelsOption, MaxSizeOption, Method, ModelOption, OverwriteOption, PrecisionOption,
-    SeedOption, SizeOption, StyleSizeOption,
+    AlphaOption,
+    DeviceOption,
+    MaxPixelsOption,
+    MaxSizeOption,
+    Method,
+    ModelOption,
+    OverwriteOption,
+    PrecisionOption,
+    SeedOption,
+    SizeOption,
+    StyleSizeOption,
 )
 from .stylize import StyleOption
 

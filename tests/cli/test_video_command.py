@@ -7,13 +7,13 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
+from tinymodels import spread_outputs
+from videoclips import audio_seconds, make_clip, make_vfr_clip
 
 from adaattn_cli.api import Stylizer
 from adaattn_cli.models import build_model
 from adaattn_cli.video_io import probe
 from adaattn_cli.weights import load_encoder, load_model, save_model
-from tinymodels import spread_outputs
-from videoclips import audio_seconds, make_clip, make_vfr_clip
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 import torch
 
-from adaattn_cli.encoders import ENCODERS, _BLOCKS, _CHANNELS, conv_names
+from adaattn_cli.encoders import _BLOCKS, _CHANNELS, ENCODERS, conv_names
 from adaattn_cli.weights import load_encoder
 
 
