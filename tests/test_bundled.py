@@ -8,6 +8,8 @@ from adaattn_cli.api import Stylizer
 from adaattn_cli.image_io import load_image, resize_max_side
 from adaattn_cli.weights import REPO_WEIGHTS, load_model
 
+pytestmark = pytest.mark.slow  # the shipped weights
+
 
 @pytest.fixture(scope="module")
 def bundled():

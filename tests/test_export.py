@@ -23,6 +23,8 @@ from adaattn_cli.export import build_graph, export_onnx  # noqa: E402
 from adaattn_cli.models import build_model, use_plain_ops  # noqa: E402
 from adaattn_cli.weights import REPO_WEIGHTS, load_model  # noqa: E402
 
+pytestmark = pytest.mark.slow  # each export traces the model (10-50 s)
+
 METHODS = ["adaattn", "adain", "sanet", "adaattn-video"]
 # Contents whose sides are not multiples of 16 (padded inside the graph); styles whose odd feature maps make the
 # shallow keys' nearest resizing uneven (70 -> 18 columns at relu3_1).

@@ -57,6 +57,7 @@ def _config(data, tmp_path, method, **overrides):
     return TrainConfig(**settings)
 
 
+@pytest.mark.slow  # a training run
 @pytest.mark.parametrize("method", ["adaattn", "adaattn-video", "adain", "sanet"])
 def test_loss_decreases_and_the_model_loads_in_stylize(data, tmp_path, method):
     losses = LossConfig.for_method(method)
@@ -76,6 +77,7 @@ def test_loss_decreases_and_the_model_loads_in_stylize(data, tmp_path, method):
     assert len(list((tmp_path / "work" / "samples").glob("*.png"))) == 1
 
 
+@pytest.mark.slow  # a training run
 def test_resume_after_interrupt_reproduces_the_uninterrupted_run(data, tmp_path):
     whole = Trainer(_config(data, tmp_path / "a", "adaattn", max_steps=8, log_every=1))
     whole.run()
@@ -142,6 +144,7 @@ def test_colour_distillation_loss_sees_coarse_colour_not_fine_texture():
     assert colour_distillation_loss(teacher + 0.1, teacher, 8) == pytest.approx(0.1, rel=1e-5)
 
 
+@pytest.mark.slow  # a training run
 def test_a_teacher_models_colours_are_distilled(data, tmp_path):
     teacher_run = Trainer(_config(data, tmp_path / "teacher", "adaattn", max_steps=1))
     teacher_path = teacher_run.run()

@@ -52,9 +52,18 @@ def test_method_choices_match_the_model_registry():
     assert {m.value for m in Method} == set(MODELS)
 
 
-def test_step_progress_takes_steps_and_values():
-    with step_progress(10, start=2) as advance:  # hidden without a terminal, but the calls must work
+def test_step_progress_shows_steps_and_values(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from adaattn_cli.cli import _common
+
+    screen = io.StringIO()
+    monkeypatch.setattr(_common, "console", Console(file=screen, force_terminal=True, width=160))
+    with step_progress(10, start=2) as advance:
         advance(3, {"loss": 1.25, "lr": 1e-4, "step": 3})
+    assert "3/10" in screen.getvalue() and "loss 1.25  lr 0.0001  step 3" in screen.getvalue()
 
 
 def test_gather_contents(tmp_path):

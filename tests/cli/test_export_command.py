@@ -5,6 +5,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each export traces the model (10-50 s)
+
 
 def test_export_with_a_baked_style_writes_a_named_graph(cli, make_image, weights_dir, tmp_path):
     onnx = pytest.importorskip("onnx")

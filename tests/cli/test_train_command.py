@@ -1,9 +1,12 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from adaattn_cli.weights import read_model_header
+
+pytestmark = pytest.mark.slow  # training runs
 
 
 def _folder(path, count, seed):
