@@ -216,12 +216,7 @@ class Stylizer:
         refine_progress(done, total) is called after each step.
         """
         content = check_image(content, "content image").to(self.device)
-        if not styles:
-            raise BadInputError("at least one style is needed")
-        if not 0.0 <= alpha <= 1.0:
-            raise BadInputError(f"alpha must be between 0 and 1, got {alpha}")
-        weights = _normalised_weights(weights, len(styles))
-        masks = _checked_masks(masks, len(styles), content.shape[-2:])
+        weights, masks = _checked_mix(styles, weights, alpha, masks, content.shape[-2:])
         height, width = content.shape[-2:]
         padded = pad_to_multiple(content, self.model.size_multiple)
         if preserve_color:
@@ -271,8 +266,7 @@ class Stylizer:
         picture = check_image(picture, "picture")
         if picture.shape != content.shape:
             raise BadInputError(f"the picture is {tuple(picture.shape[1:])} but the content is {tuple(content.shape[1:])}")
-        weights = _normalised_weights(weights, len(styles))
-        masks = _checked_masks(masks, len(styles), content.shape[-2:])
+        weights, masks = _checked_mix(styles, weights, alpha, masks, content.shape[-2:])
         styles = [s if isinstance(s, Style) else self.encode_style(s, seed=seed) for s in styles]
         mix, self_weight = self._mixing_weights(styles, weights, alpha, masks, content.shape[-2:])
         return self._refine(content, picture, mix, self_weight, steps, progress, previous).squeeze(0)
@@ -341,6 +335,15 @@ class Stylizer:
         has_self = self_weight > 0 if isinstance(self_weight, float) else bool((self_weight > 0).any())
         terms = [(style, weight) for style, weight in terms if not (isinstance(weight, float) and weight == 0.0)]
         return terms, (self_weight if has_self else None)
+
+
+def _checked_mix(styles, weights, alpha: float, masks, size) -> tuple[list[float], list[torch.Tensor | None]]:
+    """The checks of a mix of styles (stylize and refine): the weights normalised, the masks one per style."""
+    if not styles:
+        raise BadInputError("at least one style is needed")
+    if not 0.0 <= alpha <= 1.0:
+        raise BadInputError(f"alpha must be between 0 and 1, got {alpha}")
+    return _normalised_weights(weights, len(styles)), _checked_masks(masks, len(styles), size)
 
 
 def _normalised_weights(weights, count: int) -> list[float]:

@@ -153,3 +153,9 @@ def test_a_still_clip_stays_exactly_still_and_a_change_is_repainted(stylizer, pi
     changed = (outputs[3] - outputs[2]).abs().mean(0)
     assert changed[8:24, 8:24].mean() > 0.05
     assert torch.equal(outputs[3][:, 40:, 40:], outputs[2][:, 40:, 40:])  # far from the square: still
+
+
+def test_refine_checks_alpha_like_stylize(stylizer, pictures):
+    content, red, _ = pictures
+    with pytest.raises(BadInputError, match="alpha"):
+        stylizer.refine(content, content, [red], steps=1, alpha=1.5)
