@@ -175,38 +175,37 @@ class Refiner:
         levels = [(coarse_scale, coarse_steps), (work_scale, steps - coarse_steps)]
         levels = [(scale, count) for scale, count in levels if count > 0]
         done = 0
-        start = start.to(self.device).float()
+
+        def step_done() -> None:
+            nonlocal done
+            done += 1
+            if progress is not None:
+                progress(done, steps)
+
+        start, photo = start.to(self.device).float(), content.to(self.device).float()
         if settings.start_blur:
             sigma = settings.start_blur * max(height, width) / 512
             start = fn.gaussian_blur(start, sigma)
             if settings.photo_detail:
-                photo = content.to(self.device).float()
                 start = start + settings.photo_detail * (photo - fn.gaussian_blur(photo, sigma))
         current = None  # the picture at the previous level's size
         for scale, count in levels:
             size = _scaled_size((height, width), scale)
             base = _resize(start, size)
             if current is not None:  # the coarse change carried onto this level's copy of the start
-                image = base + _resize(current - _resize(start, current.shape[-2:]), size)
+                image = _with_change(start, current, size)
             elif previous is not None:
                 held, weight, step_scale = (_resize(t.to(self.device).float(), size) for t in
                                             (previous.picture, previous.weight, previous.step_scale))
                 image = torch.lerp(base, held, weight)
             else:
                 image = base
-            objective = self.objective(_resize(content.to(self.device).float(), size), terms, self_weight, scale)
+            objective = self.objective(_resize(photo, size), terms, self_weight, scale)
             if previous is not None:
                 objective = _with_temporal_term(objective, held, weight, settings.temporal_weight)
-
-            def step_done() -> None:
-                nonlocal done
-                done += 1
-                if progress is not None:
-                    progress(done, steps)
-
             current = self._optimise(image.clamp(0, 1), objective, count, step_done, None if previous is None else step_scale)
         if current.shape[-2:] != (height, width):  # the working size's change carried up to full resolution
-            current = start + _resize(current - _resize(start, current.shape[-2:]), (height, width))
+            current = _with_change(start, current, (height, width))
         return current.clamp(0, 1)
 
     def _optimise(self, image: torch.Tensor, objective, count: int, step_done, step_scale=None) -> torch.Tensor:
@@ -280,6 +279,11 @@ class Refiner:
         mean, std = fn.attention_mean_std(query, key, value, matmul_dtype=matmul_dtype)
         mean, std = (t.transpose(1, 2).reshape(batch, channels, height, width) for t in (mean, std))
         return std * fn.mean_variance_norm(feature) + mean
+
+
+def _with_change(start: torch.Tensor, current: torch.Tensor, size) -> torch.Tensor:
+    """`start` at `size` plus the change that `current` (a refined copy of it at another size) made to it."""
+    return _resize(start, size) + _resize(current - _resize(start, current.shape[-2:]), size)
 
 
 def _with_temporal_term(objective, held: torch.Tensor, still: torch.Tensor, weight: float):
