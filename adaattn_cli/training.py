@@ -15,7 +15,9 @@ import json
 import math
 import os
 import pickle
+import signal
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -93,6 +95,13 @@ class _StepLosses(torch.nn.Module):
 
     def forward(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
         return training_losses(self.model[0], batch, self.losses, generator)[0]
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Data-loader workers leave Ctrl-C and torchrun's SIGTERM to the training process, which shuts them down
+    when it stops; killed by the signal, they would fail the step that is being finished."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def lr_factor(schedule: str, step: int, max_steps: int) -> float:
@@ -198,6 +207,9 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.step_losses: torch.nn.Module = _StepLosses(self.model, config.losses)
         if self.world.size > 1:
+            # The 1x1 kernels' gradients come back with other strides than the channels_last parameters' in the
+            # size-1 dimensions only: the same memory, so DDP's one copy per step is all this warning costs.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             self.step_losses = torch.nn.parallel.DistributedDataParallel(
                 self.step_losses, device_ids=[self.device] if self.device.type == "cuda" else None
             )
@@ -272,6 +284,7 @@ class Trainer:
             batch_size=config.batch_size // self.world.size,
             sampler=sampler,
             num_workers=config.workers,
+            worker_init_fn=_ignore_stop_signals,
             pin_memory=self.device.type == "cuda",
             persistent_workers=False,
         )

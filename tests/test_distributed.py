@@ -121,9 +121,9 @@ def test_a_two_process_run_resumed_with_one_goes_on_as_one_run(data, tmp_path):
 @pytest.mark.slow  # torchrun and a training run
 def test_ctrl_c_saves_once_and_stops_every_process(data, tmp_path):
     workdir = tmp_path / "stopped"
-    (tmp_path / "long.json").write_text(json.dumps([_settings(data, workdir, max_steps=100000, crop_size=64, load_size=64)]))
+    (tmp_path / "long.json").write_text(json.dumps([_settings(data, workdir, max_steps=100000, crop_size=64, load_size=64, workers=1)]))
     command, environment = _torchrun(2, WORKER, tmp_path / "long.json")
-    # A terminal's Ctrl-C: SIGINT to torchrun and its workers, one process group apart from pytest's.
+    # A terminal's Ctrl-C: SIGINT to torchrun (which passes it on to its workers as SIGTERM), apart from pytest.
     run = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 120

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
+from .. import __version__, distributed
 from . import _common, blend, export, models, stylize, train, video, weights
 
 # Registered in this order; a new command is one more row (and its module in the import above).
@@ -33,7 +33,8 @@ def _usage_exit(error) -> BaseException:
     (click signals that with a UsageError subclass, which Typer recognises by name too)."""
     if type(error).__name__ == "NoArgsIsHelpError":
         return error
-    _common.print_error(_common.usage_message(error))
+    if distributed.current_world().is_main:  # under torchrun every process parses the same arguments
+        _common.print_error(_common.usage_message(error))
     return typer.Exit(code=2)
 
 
