@@ -83,7 +83,7 @@ class Interrupted(Exception):
     """Training stopped by Ctrl-C after saving a checkpoint."""
 
 
-class _StepLosses(torch.nn.Module):
+class StepLosses(torch.nn.Module):
     """The trainable parts of a model as one module whose forward is a training step's losses: what DDP
     wraps. The frozen encoder is used but not registered, so DDP neither broadcasts nor watches it."""
 
@@ -182,6 +182,7 @@ class Trainer:
         self.style, self.style_val = split_holdout(style, config.holdout)
         self.skipped = content_skipped + style_skipped
         dist.join(self.world, self.device)
+        global_rng = torch.get_rng_state()  # the initial weights come from the seed; the caller's RNG is left as it was
         torch.manual_seed(config.seed)  # every process builds the same model (DDP would copy process 0's anyway)
         if config.width_divisor > 1:
             from .encoders import build_encoder
@@ -198,6 +199,7 @@ class Trainer:
         self.model: StyleTransferModel = build_model(config.method, encoder, **model_config)
         if init is not None:
             self.model.load_state_dict(init.state_dict())
+        torch.set_rng_state(global_rng)
         self.teacher: StyleTransferModel | None = None
         if config.teacher:
             self.teacher = load_model(config.teacher, encoder=encoder).to(self.device, memory_format=torch.channels_last).eval()
@@ -205,7 +207,7 @@ class Trainer:
         # channels_last: oneDNN (CPU) and cuDNN run 3x3 convs faster on NHWC tensors (bench/train_speed.py)
         self.model.to(self.device, memory_format=torch.channels_last).train()
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.step_losses: torch.nn.Module = _StepLosses(self.model, config.losses)
+        self.step_losses: torch.nn.Module = StepLosses(self.model, config.losses)
         if self.world.size > 1:
             # The 1x1 kernels' gradients come back with other strides than the channels_last parameters' in the
             # size-1 dimensions only: the same memory, so DDP's one copy per step is all this warning costs.

@@ -79,6 +79,13 @@ def test_shares_are_disjoint_and_cover_everything():
             parse_shard(bad)
 
 
+def test_a_trainer_leaves_the_global_rng_as_it_was(data, tmp_path):
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    Trainer(TrainConfig(**_settings(data, tmp_path / "rng")))
+    assert torch.equal(state, torch.get_rng_state())
+
+
 @pytest.mark.slow  # torchrun and training runs
 def test_two_processes_take_the_steps_of_one_with_the_whole_batch(data, tmp_path):
     """2 processes x 2 images = 1 process x 4 images, for every method (DDP would also fail on a parameter a
@@ -170,3 +177,16 @@ def _tiny_model(folder: Path) -> Path:
     torch.manual_seed(0)
     encoder = load_encoder(path=save_encoder(build_encoder("vgg16-hed"), folder / "vgg16-hed.safetensors"))
     return save_model(build_model("adain", encoder, width_divisor=8), folder / "adain.safetensors", provenance={})
+
+
+@pytest.mark.parametrize("rank, printed", [("0", 1), ("1", 0)])
+def test_commands_that_cannot_share_their_work_refuse_torchrun_once(monkeypatch, tmp_path, rank, printed):
+    from typer.testing import CliRunner
+
+    from adaattn_cli.cli import app
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+    result = CliRunner().invoke(app, ["video", str(tmp_path / "clip.mp4"), "-s", str(tmp_path / "s.jpg")], prog_name="adaattn")
+    assert result.exit_code == 2 and result.output.count("adaattn video runs in one process") == printed
+    assert not list(tmp_path.iterdir())

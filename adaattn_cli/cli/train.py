@@ -43,6 +43,7 @@ def train(
     holdout: Annotated[int, typer.Option(help="Images held out of each folder for validation samples (-1: min(40, 10 %)).")] = -1,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
     sample_every: Annotated[int, typer.Option(min=1, help="Steps between sample sheets.")] = 1000,
+    log_every: Annotated[int, typer.Option(min=1, help="Steps between lines of WORKDIR/log.jsonl.")] = 10,
     style_weight: Annotated[
         Optional[float], typer.Option(help="Global style loss weight. \\[default: per method]", show_default=False)
     ] = None,
@@ -141,6 +142,7 @@ def train(
         holdout=holdout,
         checkpoint_every=checkpoint_every,
         sample_every=sample_every,
+        log_every=log_every,
         losses=losses,
         init=init,
         teacher=teacher,
