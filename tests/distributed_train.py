@@ -3,10 +3,13 @@
     torchrun --nproc-per-node 2 tests/distributed_train.py configs.json [--resume]
 
 Each process prints "trained <workdir> <steps>" or "interrupted <workdir> <message>"; process 0 writes the files.
+Each process writes its process id to <the configs' folder>/pid<RANK> (for the tests that interrupt one).
 """
 
 import json
+import os
 import sys
+from pathlib import Path
 
 from adaattn_cli.training import Interrupted, TrainConfig, Trainer
 
@@ -14,6 +17,7 @@ from adaattn_cli.training import Interrupted, TrainConfig, Trainer
 def main() -> None:
     configs = json.loads(open(sys.argv[1]).read())
     resume = "--resume" in sys.argv[2:]
+    Path(sys.argv[1]).with_name(f"pid{os.environ.get('RANK', 0)}").write_text(str(os.getpid()))
     for settings in configs:
         trainer = Trainer(TrainConfig(**settings), resume=resume)
         print(f"resumed-from {trainer.resumed_from_processes}", flush=True)

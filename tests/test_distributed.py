@@ -126,18 +126,23 @@ def test_a_two_process_run_resumed_with_one_goes_on_as_one_run(data, tmp_path):
 
 
 @pytest.mark.slow  # torchrun and a training run
-def test_ctrl_c_saves_once_and_stops_every_process(data, tmp_path):
+@pytest.mark.parametrize("target", ["torchrun", "process 1"])
+def test_ctrl_c_saves_once_and_stops_every_process(data, tmp_path, target):
     workdir = tmp_path / "stopped"
     (tmp_path / "long.json").write_text(json.dumps([_settings(data, workdir, max_steps=100000, crop_size=64, load_size=64, workers=1)]))
     command, environment = _torchrun(2, WORKER, tmp_path / "long.json")
-    # A terminal's Ctrl-C: SIGINT to torchrun (which passes it on to its workers as SIGTERM), apart from pytest.
+    # A terminal's Ctrl-C: SIGINT to torchrun (which passes it on to its workers as SIGTERM); its own session, so
+    # that pytest does not get it.
     run = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 120
         while not (workdir / "log.jsonl").is_file() or len((workdir / "log.jsonl").read_text().splitlines()) < 2:
             assert time.time() < deadline and run.poll() is None, "training did not start"
             time.sleep(0.2)
-        os.killpg(run.pid, signal.SIGINT)
+        if target == "torchrun":
+            os.killpg(run.pid, signal.SIGINT)
+        else:  # one worker alone: it tells the others in the step's all-reduce
+            os.kill(int((tmp_path / "pid1").read_text()), signal.SIGINT)
         stdout, stderr = run.communicate(timeout=60)
     finally:
         if run.poll() is None:
