@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from . import functional as fn
 from .errors import BadInputError
+from .layers import version_stamp
 
 
 @dataclass
@@ -96,7 +97,7 @@ class AdaAttN(nn.Module):
         has 4x the positions of the capped style). Cached until the weights change (new storage or in-place update).
         """
         params = (self.query.weight, self.query.bias, self.key.weight, self.key.bias)
-        stamp = fn.version_stamp(*params)
+        stamp = version_stamp(*params)
         if self._folded[0] != stamp:
             dtype = params[0].dtype
             w_q, b_q, w_k, b_k = (p.to(torch.promote_types(dtype, torch.float32)) for p in params)  # products in >= fp32

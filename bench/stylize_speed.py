@@ -71,9 +71,9 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
         fast = variant in ("fast", "fast-direct") or variant.startswith("refine")
         steps = int(variant[len("refine") :]) if variant.startswith("refine") else 0
         if variant == "fast-direct":  # the fast path with every conv direct: what Winograd gains
-            from adaattn_cli import functional
+            from adaattn_cli import kernels
 
-            functional.WINOGRAD_MIN_CHANNELS = sys.maxsize
+            kernels.WINOGRAD_MIN_CHANNELS = sys.maxsize
         stylizer = Stylizer(model, precision="bf16" if fast else "fp32", style_positions=DEFAULT_STYLE_POSITIONS if fast else None)
         encoded = stylizer.encode_style(style[0])
         calls = {
