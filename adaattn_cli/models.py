@@ -193,7 +193,8 @@ class AdaAttNModel(StyleTransferModel):
 
 
 class AdaAttNVideoModel(StyleTransferModel):
-    """Video variant (spec §3): one cosine-attention AdaAttN block at relu3_1, decoder from relu3_1."""
+    """Video variant (the released video model of Huage001/AdaAttN's inference_frame.py): one cosine-attention
+    AdaAttN block at relu3_1, decoder from relu3_1."""
 
     method = "adaattn-video"
     depth = 3

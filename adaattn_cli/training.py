@@ -63,7 +63,7 @@ class TrainConfig:
         if self.losses is None:
             self.losses = LossConfig.for_method(self.method)
         elif isinstance(self.losses, dict):
-            self.losses = LossConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.losses.items()})
+            self.losses = LossConfig.from_dict(self.losses)
         if self.schedule == "auto":
             self.schedule = "step" if self.method.startswith("adaattn") else "inverse"
         if bool(self.teacher) != bool(self.losses.teacher):

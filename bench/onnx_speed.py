@@ -92,9 +92,9 @@ def main() -> None:
     parser.add_argument("--onnx", help="two-input graph to use (exported here if the file is missing)")
     parser.add_argument("--baked", help="baked-style graph to use (exported here with 4,096 positions if the file is missing)")
     args = parser.parse_args()
-    from adaattn_cli.api import tune_process
+    from adaattn_cli.api import tune_cpu_for_inference
 
-    tune_process()
+    tune_cpu_for_inference()
     import onnxruntime as ort
 
     content = square_image(ROOT / "examples/bedroom.jpg", args.size)

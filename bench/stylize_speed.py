@@ -124,9 +124,9 @@ def main() -> None:
     parser.add_argument("--model", default="adaattn")
     parser.add_argument("--cell", nargs=3, metavar=("VARIANT", "SIZE", "OUT"), help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
-    from adaattn_cli.api import tune_process
+    from adaattn_cli.api import tune_cpu_for_inference
 
-    tune_process()  # as the CLI does (every variant, the reference too)
+    tune_cpu_for_inference()  # as the CLI does (every variant, the reference too)
     if args.cell:
         variant, size, out = args.cell
         result = run_cell(variant, int(size), args.style_size or int(size), args.repeats, args.model, Path(out))

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from adaattn_cli.api import Stylizer, tune_process
+from adaattn_cli.api import Stylizer, tune_cpu_for_inference
 from adaattn_cli.cli._common import load_resized
 from adaattn_cli.cli.video import HOLD_THRESHOLD, VIDEO_STYLE_POSITIONS, fit_frame_size, fit_palette, stylize_frames
 from adaattn_cli.errors import WeightsError
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "fast"], choices=["fp32", "fast"])
     parser.add_argument("--style-positions", type=int, default=VIDEO_STYLE_POSITIONS, help="cap of the fast runs (0 = all)")
     args = parser.parse_args()
-    tune_process()  # as the CLI does
+    tune_cpu_for_inference()  # as the CLI does
 
     info = probe(args.clip)
     size = fit_frame_size(info.size, size=args.size, max_size=None)

@@ -300,12 +300,12 @@ def load_stylizer(
     tile_size: int | None = None,
 ) -> Stylizer:
     """The model from --model, else the bundled one named by --method (adaattn by default)."""
-    from ..api import Stylizer, tune_process
+    from ..api import Stylizer, tune_cpu_for_inference
     from ..weights import load_model
 
     if method is not None and model is not None:
         raise BadInputError("--method and --model exclude each other; give one")
-    tune_process()
+    tune_cpu_for_inference()
     loaded = load_model(model or (method or Method.adaattn).value)
     stylizer = Stylizer(
         loaded, device=device, precision=Precision(precision).value, style_positions=style_positions, tile_size=tile_size

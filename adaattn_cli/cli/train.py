@@ -118,7 +118,7 @@ def train(
     if style_layers is not None:
         losses.style_layers, losses.style_layer_weights = _layers(style_layers)
     if identity_weights is not None:
-        losses.identity1, losses.identity2 = _identity_weights(identity_weights)
+        losses.identity_pixels, losses.identity_features = _identity_weights(identity_weights)
     config = TrainConfig(
         method=method.value,
         content=str(content),
