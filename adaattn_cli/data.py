@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import BadInputError
+from .functional import warp
 from .image_io import load_image
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,6 @@ def shifted_view(image: torch.Tensor, rng: np.random.Generator, *, max_shift=0.0
     cos, sin = math.cos(angle) / scale, math.sin(angle) / scale
     motion = torch.tensor([[cos, -sin, shift[0]], [sin, cos, shift[1]]], dtype=torch.float32)
     return warp(image[None], motion[None], padding_mode="reflection")[0].clamp(0, 1), motion
-
-
-def warp(images: torch.Tensor, motion: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
-    """[B, C, H, W] resampled (bilinear) by [B, 2, 3] affine_grid matrices."""
-    grid = F.affine_grid(motion.to(images.dtype), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
 class StyleTransferData(torch.utils.data.Dataset):

@@ -1,5 +1,5 @@
-"""Pure tensor maths shared by the models, the losses and the video pipeline: statistics, normalisation, attention
-and colour.
+"""Pure tensor maths shared by the models, the losses, the training data and the video pipeline: statistics,
+normalisation, attention, colour and image warping.
 
 Everything here is stateless: tensors in, tensors out, no device or RNG choices. The fast convolution kernels
 are in kernels.py.
@@ -209,6 +209,12 @@ def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torc
     matrix, offset = colour_transform(source, target, eps)
     recoloured = matrix @ source.reshape(3, -1).double() + offset
     return recoloured.reshape(source.shape).to(source.dtype).clamp(0, 1)
+
+
+def warp(images: torch.Tensor, motion: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
+    """[B, C, H, W] resampled (bilinear) by [B, 2, 3] affine_grid matrices."""
+    grid = F.affine_grid(motion.to(images.dtype), list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
 
 
 def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -14,7 +14,6 @@ import torch.nn.functional as F
 
 from . import functional as fn
 from .attention import select_positions
-from .data import warp
 from .models import StyleTransferModel
 
 
@@ -84,9 +83,9 @@ def warp_consistency_loss(output: torch.Tensor, second_output: torch.Tensor, mot
     """Mean |O2 - warp(O1)| where the second content is the first warped by a known `motion` (data.shifted_view):
     the synthetic-flow temporal loss of ReReVST (Wang et al. 2020), i.e. the warping error of bench/temporal.py
     with exact flow. Pixels whose source falls outside the first frame (reflected in the view) are not counted."""
-    valid = warp(torch.ones_like(output[:, :1]), motion) > 0.999
+    valid = fn.warp(torch.ones_like(output[:, :1]), motion) > 0.999
     output, second_output = output.float(), second_output.float()
-    difference = (second_output - warp(output, motion)).abs().mean(dim=1, keepdim=True)
+    difference = (second_output - fn.warp(output, motion)).abs().mean(dim=1, keepdim=True)
     return (difference * valid).sum() / valid.sum().clamp_min(1)
 
 

@@ -110,6 +110,14 @@ class StyleTransferModel(nn.Module):
         pieces_stats = None if stats is None else [stats[(tap, level)] for tap in range(1, level + 1)]
         return fn.shallow_deep_key(features[:level], pieces_stats, plain=plain)
 
+    def configure_inference(self, *, matmul_dtype: torch.dtype, style_positions: int | None = None) -> None:
+        """Inference settings of the transfer blocks: the dtype of their attention matmuls, and the cap on the style
+        positions each attends to (None: the model's own caps, as configured; 0: every position)."""
+        own_caps = self.config.get("max_style_positions") or [None] * len(self.blocks)
+        for block, own_cap in zip(self.blocks, own_caps):
+            cap = own_cap if style_positions is None else (style_positions or None)
+            block.configure_inference(matmul_dtype=matmul_dtype, max_style_positions=cap)
+
     def normalised_maps(self) -> list[tuple[int, int]]:
         """(tap, level) of every map the model normalises with its own statistics (see Encoded.stats)."""
         keys = {(tap, level) for level in self.key_levels for tap in range(1, level + 1)}

@@ -66,7 +66,7 @@ def whole_image_pass(
     plan = []  # per block: (level, sampled flat indices at that level or None for all, gathered taps)
     if content_as_style_generator is not None:
         for block, level in zip(model.blocks, model.block_levels):
-            if not hasattr(block, "max_style_positions"):  # AdaIN: the statistics are its whole memory
+            if not block.attends_to_positions:  # AdaIN: the whole-image statistics are its whole memory
                 plan.append(None)
                 continue
             count = (height >> (level - 1)) * (width >> (level - 1))

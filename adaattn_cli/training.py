@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from . import __version__
-from .api import pick_device, resolve_precision
 from .data import SampleRange, StyleTransferData, find_images
+from .devices import pick_device, resolve_precision
 from .errors import BadInputError
 from .losses import LossConfig, training_losses
 from .models import MODELS, StyleTransferModel, build_model

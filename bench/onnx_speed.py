@@ -49,7 +49,8 @@ def ort_session(path: Path, threads: int):
 
 def variants(args, tmp: Path, content: torch.Tensor, style: torch.Tensor) -> dict:
     """name -> (cold call or None, warm call or None, baseline name); every call returns [1, 3, H, W] float."""
-    from adaattn_cli.api import DEFAULT_STYLE_POSITIONS, Stylizer, resolve_precision
+    from adaattn_cli.api import DEFAULT_STYLE_POSITIONS, Stylizer
+    from adaattn_cli.devices import resolve_precision
     from adaattn_cli.export import export_onnx
     from adaattn_cli.weights import load_model
 
@@ -92,7 +93,7 @@ def main() -> None:
     parser.add_argument("--onnx", help="two-input graph to use (exported here if the file is missing)")
     parser.add_argument("--baked", help="baked-style graph to use (exported here with 4,096 positions if the file is missing)")
     args = parser.parse_args()
-    from adaattn_cli.api import tune_cpu_for_inference
+    from adaattn_cli.devices import tune_cpu_for_inference
 
     tune_cpu_for_inference()
     import onnxruntime as ort

@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--model", default="adaattn")
     parser.add_argument("--cell", nargs=3, metavar=("VARIANT", "SIZE", "OUT"), help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
-    from adaattn_cli.api import tune_cpu_for_inference
+    from adaattn_cli.devices import tune_cpu_for_inference
 
     tune_cpu_for_inference()  # as the CLI does (every variant, the reference too)
     if args.cell:

@@ -25,9 +25,10 @@ from pathlib import Path
 
 import torch
 
-from adaattn_cli.api import Stylizer, tune_cpu_for_inference
+from adaattn_cli.api import Stylizer
 from adaattn_cli.cli._common import load_resized
 from adaattn_cli.cli.video import HOLD_THRESHOLD, VIDEO_STYLE_POSITIONS, fit_frame_size, fit_palette, stylize_frames
+from adaattn_cli.devices import tune_cpu_for_inference
 from adaattn_cli.errors import WeightsError
 from adaattn_cli.models import build_model
 from adaattn_cli.temporal import StaticHold

@@ -300,7 +300,8 @@ def load_stylizer(
     tile_size: int | None = None,
 ) -> Stylizer:
     """The model from --model, else the bundled one named by --method (adaattn by default)."""
-    from ..api import Stylizer, tune_cpu_for_inference
+    from ..api import Stylizer
+    from ..devices import tune_cpu_for_inference
     from ..weights import load_model
 
     if method is not None and model is not None:
