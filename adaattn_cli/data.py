@@ -93,13 +93,22 @@ class StyleTransferData(torch.utils.data.Dataset):
 
 
 class SampleRange(torch.utils.data.Sampler):
-    """Global sample numbers start..stop: resuming at step s starts at s * batch_size."""
+    """The global sample numbers of steps start..stop-1 that process `rank` of `processes` loads.
 
-    def __init__(self, start: int, stop: int):
-        self.start, self.stop = start, stop
+    Step s uses samples s * batch_size .. (s + 1) * batch_size - 1, and process r takes the r-th of equal
+    slices of them. So a step sees the same samples whatever the number of processes, and a run resumed at
+    step s, with as many processes or another number, goes on with the samples the whole run would have seen."""
+
+    def __init__(self, start: int, stop: int, batch_size: int, *, rank: int = 0, processes: int = 1):
+        if batch_size % processes:
+            raise BadInputError(f"--batch-size {batch_size} does not split evenly over {processes} processes")
+        self.start, self.stop, self.batch_size, self.rank, self.processes = start, stop, batch_size, rank, processes
 
     def __iter__(self):
-        return iter(range(self.start, self.stop))
+        share = self.batch_size // self.processes
+        for step in range(self.start, self.stop):
+            first = step * self.batch_size + self.rank * share
+            yield from range(first, first + share)
 
     def __len__(self) -> int:
-        return self.stop - self.start
+        return (self.stop - self.start) * (self.batch_size // self.processes)

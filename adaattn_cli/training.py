@@ -3,6 +3,10 @@
 Owns the device and precision choices. Reproducible: model init from the seed, data sample i from
 (seed, i), style-position sampling of step s from (seed, s); a checkpoint holds model, optimiser,
 scheduler and step, so a resumed run continues exactly as if it had never stopped.
+
+Under torchrun (distributed.py) every process trains a replica on its slice of each step's batch
+(`batch_size` is the global batch) and DistributedDataParallel averages the gradients, so N processes
+take the steps one process would; process 0 alone writes the log, samples, checkpoints and models.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ import json
 import math
 import os
 import pickle
+import signal
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -20,6 +26,7 @@ import numpy as np
 import torch
 
 from . import __version__
+from . import distributed as dist
 from .data import SampleRange, StyleTransferData, find_images
 from .devices import pick_device, resolve_precision
 from .errors import BadInputError
@@ -74,6 +81,27 @@ class TrainConfig:
 
 class Interrupted(Exception):
     """Training stopped by Ctrl-C after saving a checkpoint."""
+
+
+class StepLosses(torch.nn.Module):
+    """The trainable parts of a model as one module whose forward is a training step's losses: what DDP
+    wraps. The frozen encoder is used but not registered, so DDP neither broadcasts nor watches it."""
+
+    def __init__(self, model: StyleTransferModel, losses: LossConfig):
+        super().__init__()
+        self.trainable = torch.nn.ModuleDict({name: part for name, part in model.named_children() if name != "encoder"})
+        self.model = [model]  # a list: not a submodule
+        self.losses = losses
+
+    def forward(self, batch: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        return training_losses(self.model[0], batch, self.losses, generator)[0]
+
+
+def _ignore_stop_signals(worker_id: int) -> None:
+    """Data-loader workers leave Ctrl-C and torchrun's SIGTERM to the training process, which shuts them down
+    when it stops; killed by the signal, they would fail the step that is being finished."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 def lr_factor(schedule: str, step: int, max_steps: int) -> float:
@@ -141,14 +169,21 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, resume: bool = False):
         self.config = config
         self.workdir = Path(config.workdir)
-        self.device = pick_device(config.device)
+        self.world = dist.current_world()
+        self.device = dist.rank_device(pick_device(config.device), self.world)
+        if config.batch_size % self.world.size:
+            raise BadInputError(
+                f"--batch-size {config.batch_size} is the global batch and must split evenly over {self.world.size} processes"
+            )
         self.precision = resolve_precision(config.precision, self.device)
         content, content_skipped = find_images(config.content)
         style, style_skipped = find_images(config.style)
         self.content, self.content_val = split_holdout(content, config.holdout)
         self.style, self.style_val = split_holdout(style, config.holdout)
         self.skipped = content_skipped + style_skipped
-        torch.manual_seed(config.seed)
+        dist.join(self.world, self.device)
+        global_rng = torch.get_rng_state()  # the initial weights come from the seed; the caller's RNG is left as it was
+        torch.manual_seed(config.seed)  # every process builds the same model (DDP would copy process 0's anyway)
         if config.width_divisor > 1:
             from .encoders import build_encoder
 
@@ -164,6 +199,7 @@ class Trainer:
         self.model: StyleTransferModel = build_model(config.method, encoder, **model_config)
         if init is not None:
             self.model.load_state_dict(init.state_dict())
+        torch.set_rng_state(global_rng)
         self.teacher: StyleTransferModel | None = None
         if config.teacher:
             self.teacher = load_model(config.teacher, encoder=encoder).to(self.device, memory_format=torch.channels_last).eval()
@@ -171,25 +207,39 @@ class Trainer:
         # channels_last: oneDNN (CPU) and cuDNN run 3x3 convs faster on NHWC tensors (bench/train_speed.py)
         self.model.to(self.device, memory_format=torch.channels_last).train()
         params = [p for p in self.model.parameters() if p.requires_grad]
+        self.step_losses: torch.nn.Module = StepLosses(self.model, config.losses)
+        if self.world.size > 1:
+            # The 1x1 kernels' gradients come back with other strides than the channels_last parameters' in the
+            # size-1 dimensions only: the same memory, so DDP's one copy per step is all this warning costs.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+            self.step_losses = torch.nn.parallel.DistributedDataParallel(
+                self.step_losses, device_ids=[self.device] if self.device.type == "cuda" else None
+            )
         self.optimizer = torch.optim.Adam(params, lr=config.lr, betas=tuple(config.betas))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(config.schedule, s, config.max_steps))
         self.step = 0
+        self.resumed_from_processes: int | None = None  # the checkpoint's number of processes, after --resume
         self.history: list[dict] = []
         if resume:
             self._load_checkpoint()
         # Written only now: a start that fails (no images, a bad checkpoint) leaves no workdir and changes nothing.
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        (self.workdir / "validation.json").write_text(
-            json.dumps({"content": [str(p) for p in self.content_val], "style": [str(p) for p in self.style_val]}, indent=1)
-        )
+        if self.world.is_main:
+            self.workdir.mkdir(parents=True, exist_ok=True)
+            (self.workdir / "validation.json").write_text(
+                json.dumps({"content": [str(p) for p in self.content_val], "style": [str(p) for p in self.style_val]}, indent=1)
+            )
 
     @property
     def checkpoint_path(self) -> Path:
         return self.workdir / "checkpoint.pt"
 
     def save_checkpoint(self) -> Path:
+        """Process 0 writes; every process returns the path."""
+        if not self.world.is_main:
+            return self.checkpoint_path
         state = {
             "step": self.step,
+            "processes": self.world.size,
             "model": self.model.trainable_state(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
@@ -214,8 +264,9 @@ class Trainer:
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
             raise BadInputError(f"{path}: does not fit this model and optimiser ({_first_line(error)}); nothing was changed") from None
         self.step = state["step"]
+        self.resumed_from_processes = int(state.get("processes", 1))
         log_path = self.workdir / "log.jsonl"
-        if log_path.is_file():  # drop lines written after the checkpoint
+        if log_path.is_file() and self.world.is_main:  # drop lines written after the checkpoint
             self.history = [r for r in map(json.loads, log_path.read_text().splitlines()) if r["step"] <= self.step]
             log_path.write_text("".join(json.dumps(r) + "\n" for r in self.history))
 
@@ -229,12 +280,13 @@ class Trainer:
             crop_size=config.crop_size,
             view_pairs=config.method == "adaattn-video",
         )
-        sampler = SampleRange(self.step * config.batch_size, config.max_steps * config.batch_size)
+        sampler = SampleRange(self.step, config.max_steps, config.batch_size, rank=self.world.rank, processes=self.world.size)
         return torch.utils.data.DataLoader(
             data,
-            batch_size=config.batch_size,
+            batch_size=config.batch_size // self.world.size,
             sampler=sampler,
             num_workers=config.workers,
+            worker_init_fn=_ignore_stop_signals,
             pin_memory=self.device.type == "cuda",
             persistent_workers=False,
         )
@@ -251,46 +303,74 @@ class Trainer:
             with torch.no_grad(), autocast:
                 teacher_generator = torch.Generator().manual_seed(step_seed)
                 batch["teacher"] = self.teacher(batch["content"], batch["style"], generator=teacher_generator).float().clamp(0, 1)
+        # Every process draws the same style positions: sampling is per batch, not per image, so N processes
+        # with slices of the batch compute what one process computes with all of it.
         with autocast:
-            losses, _ = training_losses(self.model, batch, self.config.losses, generator)
+            losses = self.step_losses(batch, generator)
         self.optimizer.zero_grad(set_to_none=True)
         losses["total"].backward()
         self.optimizer.step()
         self.scheduler.step()
-        return {k: float(v.detach()) for k, v in losses.items()}
+        return {k: v.detach() for k, v in losses.items()}
+
+    def _agree(self, losses: dict[str, torch.Tensor], stop: bool) -> tuple[dict[str, float], bool]:
+        """The step's losses averaged over the processes (each has an equal slice of the batch), and whether
+        any of them was asked to stop: one all-reduce."""
+        names = list(losses)
+        values = dist.sum_over_processes([float(losses[n]) for n in names] + [float(stop)], self.world)
+        return {n: v / self.world.size for n, v in zip(names, values)}, values[-1] > 0
 
     def run(self, progress: Callable[[int, int, dict], None] | None = None) -> Path:
-        """Train to max_steps (checkpoints, samples, log along the way) and write the model file."""
+        """Train to max_steps (checkpoints, samples, log along the way) and write the model file.
+
+        Ctrl-C: one process stops at once; several finish the step they are in and stop together (a second
+        Ctrl-C stops them at once, without saving)."""
         config = self.config
-        log_file = open(self.workdir / "log.jsonl", "a")
+        log_file = open(self.workdir / "log.jsonl", "a") if self.world.is_main else None
         started = time.time()
+        stop = False
         try:
-            for batch in self._loader():
-                losses = self._train_step(batch)
-                self.step += 1
-                record = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], "time": round(time.time() - started, 2), **losses}
-                self.history.append(record)
-                if self.step % config.log_every == 0 or self.step == config.max_steps:
-                    log_file.write(json.dumps(record) + "\n")
-                    log_file.flush()
-                if progress:
-                    progress(self.step, config.max_steps, losses)
-                if self.step % config.checkpoint_every == 0:
-                    self.save_checkpoint()
-                    self.save_model(self.workdir / "latest.safetensors")  # usable at once, even if the run dies
-                if self.step % config.sample_every == 0:
-                    self.write_samples()
+            with dist.StopRequests(enabled=self.world.size > 1) as stop_requests:
+                for batch in self._loader():
+                    losses, stop = self._agree(self._train_step(batch), stop_requests.requested)
+                    self.step += 1
+                    record = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], "time": round(time.time() - started, 2), **losses}
+                    self.history.append(record)
+                    if log_file and (self.step % config.log_every == 0 or self.step == config.max_steps):
+                        log_file.write(json.dumps(record) + "\n")
+                        log_file.flush()
+                    if progress:
+                        progress(self.step, config.max_steps, losses)
+                    if stop:
+                        raise KeyboardInterrupt
+                    if self.step % config.checkpoint_every == 0:
+                        self.save_checkpoint()
+                        self.save_model(self.workdir / "latest.safetensors")  # usable at once, even if the run dies
+                    if self.step % config.sample_every == 0:
+                        self.write_samples()
         except KeyboardInterrupt:
+            if self.world.size > 1 and not stop:  # in the middle of a step: the others may wait in an all-reduce
+                message = f"stopped in step {self.step + 1} without saving; {self.checkpoint_path} holds the last checkpoint"
+                raise Interrupted(message) from None
             self.save_checkpoint()
+            dist.wait_for_all(self.world)  # nobody exits before the checkpoint is written
             raise Interrupted(f"stopped at step {self.step}; checkpoint saved in {self.checkpoint_path}; continue with --resume") from None
         finally:
-            log_file.close()
+            if log_file:
+                log_file.close()
         self.save_checkpoint()
         self.write_samples()
-        plot_losses(self.history, self.workdir / "losses.png")
-        return self.save_model()
+        if self.world.is_main:
+            plot_losses(self.history, self.workdir / "losses.png")
+        path = self.save_model()
+        dist.wait_for_all(self.world)
+        return path
 
     def save_model(self, path: str | Path | None = None) -> Path:
+        """Process 0 writes; every process returns the path."""
+        path = Path(path or self.config.output)
+        if not self.world.is_main:
+            return path
         recent = self.history[-100:]
         provenance = {
             "trained_by": f"adaattn {__version__}",
@@ -302,6 +382,7 @@ class Trainer:
             "held_out": {"content": len(self.content_val), "style": len(self.style_val)},
             "steps": self.step,
             "batch_size": self.config.batch_size,
+            "processes": self.world.size,
             "crop_size": self.config.crop_size,
             "load_size": self.config.load_size,
             "lr": self.config.lr,
@@ -315,14 +396,16 @@ class Trainer:
             if recent
             else {},
         }
-        return save_model(self.model, path or self.config.output, provenance=provenance)
+        return save_model(self.model, path, provenance=provenance)
 
     @torch.no_grad()
-    def write_samples(self, count: int = 4) -> Path:
-        """Sample sheet: held-out content | style | output rows (training images if nothing is held out)."""
+    def write_samples(self, count: int = 4) -> Path | None:
+        """Sample sheet: held-out content | style | output rows (training images if nothing is held out); process 0 only."""
         from .data import random_crop
         from .image_io import load_image, save_image
 
+        if not self.world.is_main:
+            return None
         contents = (self.content_val or self.content)[:count]
         styles = (self.style_val or self.style)[:count]
         rng = np.random.default_rng(0)

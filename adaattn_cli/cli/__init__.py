@@ -9,7 +9,8 @@ from typing import Annotated, Optional
 import typer
 from typer.core import TyperGroup
 
-from .. import __version__
+from .. import __version__, distributed
+from ..errors import BadInputError
 from . import _common, blend, export, models, stylize, train, video, weights
 
 # Registered in this order; a new command is one more row (and its module in the import above).
@@ -22,6 +23,8 @@ COMMANDS = [
     ("export", export.export),
 ]
 SUBAPPS = [("weights", weights.app)]
+# Commands that split their work over torchrun's processes; the others would each do all of it.
+DISTRIBUTED_COMMANDS = {"stylize", "blend-styles", "train"}
 
 
 # click's UsageError as the installed Typer raises it (Typer 0.2x vendors click; older ones use click itself).
@@ -33,7 +36,8 @@ def _usage_exit(error) -> BaseException:
     (click signals that with a UsageError subclass, which Typer recognises by name too)."""
     if type(error).__name__ == "NoArgsIsHelpError":
         return error
-    _common.print_error(_common.usage_message(error))
+    if distributed.current_world().is_main:  # under torchrun every process parses the same arguments
+        _common.print_error(_common.usage_message(error))
     return typer.Exit(code=2)
 
 
@@ -79,6 +83,7 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[
         Optional[bool],
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
@@ -99,6 +104,11 @@ def _main(
       adaattn models
     """
     _common.configure(quiet=quiet, verbose=verbose)
+    if distributed.current_world().size > 1 and ctx.invoked_subcommand not in DISTRIBUTED_COMMANDS:
+        raise BadInputError(
+            f"adaattn {ctx.invoked_subcommand} runs in one process; under torchrun only {', '.join(sorted(DISTRIBUTED_COMMANDS))} "
+            "share their work"
+        )
 
 
 for _name, _command in COMMANDS:

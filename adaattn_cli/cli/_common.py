@@ -21,6 +21,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from .. import distributed
 from ..errors import AdaattnError, BadInputError, WeightsError
 
 if TYPE_CHECKING:
@@ -51,7 +52,8 @@ def configure(*, quiet: bool, verbose: bool) -> None:
     """Apply -q/-v: progress and info lines off with -q; library logging and tracebacks on with -v."""
     from rich.logging import RichHandler
 
-    settings.quiet, settings.verbose = quiet, verbose
+    # Under torchrun, process 0 shows progress and summaries; the others only their own files' errors.
+    settings.quiet, settings.verbose = quiet or (not distributed.current_world().is_main and not verbose), verbose
     package_log = logging.getLogger("adaattn_cli")
     package_log.setLevel(logging.INFO if verbose else logging.NOTSET)  # NOTSET: the root logger decides (warnings)
     if not any(isinstance(handler, RichHandler) for handler in package_log.handlers):
@@ -69,7 +71,11 @@ def exit_code(error: BaseException) -> int:
 
 
 def report_error(error: BaseException, *, subject: Path | None = None) -> None:
-    """One red line on stderr (prefixed with `subject` unless the message names it); traceback with -v."""
+    """One red line on stderr (prefixed with `subject` unless the message names it); traceback with -v.
+
+    Under torchrun, input errors that are not about one file are the same in every process: process 0 reports them."""
+    if subject is None and exit_code(error) == 2 and not distributed.current_world().is_main:
+        return
     message = str(error) if isinstance(error, AdaattnError) else f"{type(error).__name__}: {error}"
     if subject is not None and str(subject) not in message:
         message = f"{subject}: {message}"
@@ -211,6 +217,12 @@ TileOption = Annotated[
                  help="Run contents larger than N px per side in N-px tiles: memory bounded by the tile, same result. "
                       "0 = never. \\[default: 2048-px tiles above 4096x4096 pixels]"),
 ]
+ShardOption = Annotated[
+    Optional[str],
+    typer.Option(metavar="K/N", show_default=False,
+                 help="Only the K-th of N shares of the contents (1 <= K <= N; the same split every time): one job of an "
+                      "array. Under torchrun the share is split again over the processes."),
+]
 MaxPixelsOption = Annotated[
     Optional[int],
     typer.Option(min=1, help="Refuse images with more pixels than this. \\[default: Pillow's limit, about 89 million]",
@@ -283,16 +295,22 @@ def plan_outputs(contents: list[Path], output: str | Path | None, name: Callable
 
 def prepare_jobs(
     content: list[str], output: str | None, name: Callable[[Path], str], *,
-    size: int | None, max_size: int | None, max_pixels: int | None,
+    size: int | None, max_size: int | None, max_pixels: int | None, shard: str | None = None,
 ) -> list[tuple[Path, Path]]:
-    """Checks that need no model, then the (content, output) pairs: a typo fails before the model loads."""
+    """Checks that need no model, then this process's (content, output) pairs: a typo fails before the model loads.
+
+    Every process plans all the outputs (so a clash is refused the same way everywhere), then takes its
+    share: the --shard K/N, and under torchrun its rank's part of that."""
     if size is not None and max_size is not None:
         raise BadInputError("--size and --max-size exclude each other; give one")
+    part, parts = distributed.parse_shard(shard) if shard else (0, 1)
     if max_pixels is not None:
         from ..image_io import set_pixel_limit
 
         set_pixel_limit(max_pixels)
-    return plan_outputs(gather_contents(content), output, name)
+    jobs = distributed.share(plan_outputs(gather_contents(content), output, name), part, parts)
+    world = distributed.current_world()
+    return distributed.share(jobs, world.rank, world.size)
 
 
 def load_stylizer(
@@ -301,15 +319,18 @@ def load_stylizer(
 ) -> Stylizer:
     """The model from --model, else the bundled one named by --method (adaattn by default)."""
     from ..api import Stylizer
-    from ..devices import tune_cpu_for_inference
+    from ..devices import pick_device, tune_cpu_for_inference
     from ..weights import load_model
 
     if method is not None and model is not None:
         raise BadInputError("--method and --model exclude each other; give one")
+    world = distributed.current_world()
+    target = distributed.rank_device(pick_device(device), world)  # under torchrun: one GPU per process
+    distributed.join(world, target)
     tune_cpu_for_inference()
     loaded = load_model(model or (method or Method.adaattn).value)
     stylizer = Stylizer(
-        loaded, device=device, precision=Precision(precision).value, style_positions=style_positions, tile_size=tile_size
+        loaded, device=str(target), precision=Precision(precision).value, style_positions=style_positions, tile_size=tile_size
     )
     log.info("model %s (%s) on %s, %s", model or loaded.method, loaded.method, stylizer.device, stylizer.precision)
     return stylizer
@@ -444,9 +465,10 @@ def run_batch(
     overwrite: bool,
 ) -> None:
     """Load each content, render it, write the result atomically. A failing input is reported and
-    skipped; the exit code is 2 at the end if any failed."""
+    skipped; the exit code is 2 at the end if any failed (in any process, under torchrun)."""
     from ..image_io import save_image
 
+    batch_start = time.perf_counter()
     failed = 0
     with _progress(len(jobs)) as advance:
         for content_path, output_path in jobs:
@@ -464,7 +486,11 @@ def run_batch(
             else:
                 info(f"wrote {output_path} ({time.perf_counter() - start:.1f} s)")
             advance()
+    world = distributed.current_world()
+    failed, total = (int(n) for n in distributed.sum_over_processes([failed, len(jobs)], world))
+    if world.size > 1 and world.is_main:
+        info(f"{total - failed} of {total} images written by {world.size} processes ({time.perf_counter() - batch_start:.1f} s)")
     if failed:
-        if len(jobs) > 1:
-            console.print(f"[red]error:[/] {failed} of {len(jobs)} images failed", highlight=False)
+        if total > 1 and world.is_main:
+            console.print(f"[red]error:[/] {failed} of {total} images failed", highlight=False)
         raise typer.Exit(code=2)

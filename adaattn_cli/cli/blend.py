@@ -23,6 +23,7 @@ from ._common import (
     PrecisionOption,
     RefineOption,
     SeedOption,
+    ShardOption,
     SizeOption,
     StylePositionsOption,
     StyleSizeOption,
@@ -83,6 +84,7 @@ def blend_styles(
     max_pixels: MaxPixelsOption = None,
     tile: TileOption = None,
     refine: RefineOption = 0,
+    shard: ShardOption = None,
 ) -> None:
     """Stylise content images with a weighted mix of two or more styles.
 
@@ -107,7 +109,7 @@ def blend_styles(
             return f"{path.stem}_blend_grid.png"
         return f"{path.stem}_blend_{'+'.join(s.stem for s in style)}{common.output_suffix(path)}"
 
-    jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels)
+    jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=shard)
     stylizer = common.load_stylizer(method, model, device, precision, style_positions, tile)
     style_images = [common.load_resized(path, size=style_size or None).rgb for path in style]
     encoded = [stylizer.encode_style(image, seed=seed) for image in style_images]  # once, reused by every tile

@@ -22,6 +22,7 @@ from ._common import (
     PrecisionOption,
     RefineOption,
     SeedOption,
+    ShardOption,
     SizeOption,
     StylePositionsOption,
     StyleSizeOption,
@@ -56,6 +57,7 @@ def stylize(
     max_pixels: MaxPixelsOption = None,
     tile: TileOption = None,
     refine: RefineOption = 0,
+    shard: ShardOption = None,
 ) -> None:
     """Stylise content images with one style image.
 
@@ -68,6 +70,7 @@ def stylize(
       adaattn stylize photo.jpg --style starry.jpg -o photo_starry.jpg
       adaattn stylize photos/ "more/*.png" -s starry.jpg --alpha 0.8 --max-size 1024 -o out/
       adaattn stylize photo.jpg -s starry.jpg --refine 50      # slower, painted rather than embossed
+      torchrun --nproc-per-node 4 -m adaattn_cli stylize photos/ -s starry.jpg -o out/   # 4 GPUs
     """
     if mask and len(mask) > 1:
         raise BadInputError("stylize takes one --mask (one per style); use blend-styles for several styles")
@@ -75,7 +78,7 @@ def stylize(
     def name(path: Path) -> str:
         return f"{path.stem}_stylized_{style.stem}{common.output_suffix(path)}"
 
-    jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels)
+    jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=shard)
     stylizer = common.load_stylizer(method, model, device, precision, style_positions, tile)
     style_image = common.load_resized(style, size=style_size or None).rgb
     masks = common.load_masks(mask)

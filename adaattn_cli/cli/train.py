@@ -27,7 +27,9 @@ def train(
         "runs/train"
     ),
     max_steps: Annotated[int, typer.Option(min=1, help="Optimiser steps in all (the official AdaAttN recipe: ~52k at batch 8).")] = 52000,
-    batch_size: Annotated[int, typer.Option(min=1, help="Images per step.")] = 8,
+    batch_size: Annotated[
+        int, typer.Option(min=1, help="Images per step, in all: under torchrun each process takes an equal share.")
+    ] = 8,
     crop_size: Annotated[int, typer.Option(min=32, help="Random crop side (a multiple of 16).")] = 256,
     load_size: Annotated[int, typer.Option(min=32, help="Shorter side images are resized to before cropping.")] = 512,
     lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-4,
@@ -41,6 +43,7 @@ def train(
     holdout: Annotated[int, typer.Option(help="Images held out of each folder for validation samples (-1: min(40, 10 %)).")] = -1,
     checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
     sample_every: Annotated[int, typer.Option(min=1, help="Steps between sample sheets.")] = 1000,
+    log_every: Annotated[int, typer.Option(min=1, help="Steps between lines of WORKDIR/log.jsonl.")] = 10,
     style_weight: Annotated[
         Optional[float], typer.Option(help="Global style loss weight. \\[default: per method]", show_default=False)
     ] = None,
@@ -95,8 +98,9 @@ def train(
       adaattn train --content coco/ --style wikiart/
       adaattn train -c coco/ -s wikiart/ --method adain --max-steps 160000 --workdir runs/adain
       adaattn train -c coco/ -s wikiart/ --workdir runs/adaattn --resume
+      torchrun --nproc-per-node 4 -m adaattn_cli train -c coco/ -s wikiart/ --batch-size 32   # 4 GPUs, 8 each
 
-    Ctrl-C saves a checkpoint; run the same command with --resume to go on.
+    Ctrl-C saves a checkpoint; run the same command with --resume to go on (with any number of processes).
     """
     from ..losses import LossConfig
     from ..training import Interrupted, TrainConfig, Trainer
@@ -138,15 +142,23 @@ def train(
         holdout=holdout,
         checkpoint_every=checkpoint_every,
         sample_every=sample_every,
+        log_every=log_every,
         losses=losses,
         init=init,
         teacher=teacher,
     )
     trainer = Trainer(config, resume=resume)
+    processes = trainer.world.size
+    where = f"{processes} processes ({batch_size // processes} images each)" if processes > 1 else str(trainer.device)
     _common.info(
         f"training {method.value}: {len(trainer.content)} content / {len(trainer.style)} style images"
-        f" ({trainer.skipped} unreadable skipped), step {trainer.step} of {max_steps} on {trainer.device}, {trainer.precision}"
+        f" ({trainer.skipped} unreadable skipped), step {trainer.step} of {max_steps} on {where}, {trainer.precision}"
     )
+    if trainer.resumed_from_processes not in (None, processes):
+        _common.info(
+            f"resuming a run of {_processes(trainer.resumed_from_processes)} with {_processes(processes)}: the batch stays {batch_size} "
+            "images per step, so the run goes on as it would have"
+        )
     try:
         with _common.step_progress(max_steps, start=trainer.step) as advance:
             path = trainer.run(progress=lambda step, total, values: advance(step, values))
@@ -154,6 +166,10 @@ def train(
         _common.info(str(stop))
         raise typer.Exit(code=130) from None
     _common.info(f"wrote {path}")
+
+
+def _processes(count: int) -> str:
+    return f"{count} process" if count == 1 else f"{count} processes"
 
 
 def _identity_weights(text: str) -> tuple[float, float]:
