@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from . import functional as fn
 from . import tiling
 from .attention import StyleMemory
+from .config import DEFAULT_STYLE_POSITIONS
 from .devices import pick_device, resolve_precision
 from .errors import BadInputError
 from .models import StyleTransferModel
@@ -27,10 +28,6 @@ from .refine import Carried, Refiner, RefineSettings, StyleTargets
 from .weights import load_model
 
 MIN_SIDE = 32  # relu5_1 is 1/16 of the input; reflection-padded convs there need at least 2 pixels
-# Default cap on the style positions each attention block attends to. The released AdaAttN caps relu3_1 at
-# 64x64 = 4096; using the same cap at every block keeps the time linear in the content's pixels whatever the
-# style's size (a 512x512 style has exactly 4096 relu4_1 positions, so nothing is sampled there).
-DEFAULT_STYLE_POSITIONS = 4096
 # Contents above this many pixels run in tiles of AUTO_TILE px (tiling.py: same result, memory bounded by the
 # tile): one pass's peak memory grows with the image, 2048-px tiles keep it at a few GiB whatever the image size
 # (see docs/performance.md, "Large images").

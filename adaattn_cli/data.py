@@ -17,10 +17,9 @@ from PIL import Image
 
 from .errors import BadInputError
 from .functional import warp
-from .image_io import load_image
+from .image_io import IMAGE_EXTENSIONS, load_image
 
 log = logging.getLogger(__name__)
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
 def find_images(folder: str | Path) -> tuple[list[Path], int]:
@@ -68,7 +67,7 @@ def shifted_view(image: torch.Tensor, rng: np.random.Generator, *, max_shift=0.0
 class StyleTransferData(torch.utils.data.Dataset):
     """Sample i -> {content, style[, content2, motion]}: independent random content and style, seeded by (seed, i)."""
 
-    def __init__(self, content: list[Path], style: list[Path], *, seed: int, load_size=512, crop_size=256, flip=True, view_pairs=False):
+    def __init__(self, content: list[Path], style: list[Path], *, seed: int, load_size: int, crop_size: int, flip=True, view_pairs=False):
         self.content, self.style = content, style
         self.seed, self.load_size, self.crop_size, self.flip, self.view_pairs = seed, load_size, crop_size, flip, view_pairs
 

@@ -23,6 +23,8 @@ _SAVE_FORMATS = {
     ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
 }
 SAVE_EXTENSIONS = tuple(_SAVE_FORMATS)
+# Image inputs by extension (folders of contents, training folders); GIF is read (its first frame) but written as PNG.
+IMAGE_EXTENSIONS = (*SAVE_EXTENSIONS, ".gif")
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 _ICC_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
 _HIGH_BIT_GREY = {"I;16", "I;16L", "I;16B", "I;16N", "I"}

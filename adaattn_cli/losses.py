@@ -16,6 +16,9 @@ from . import functional as fn
 from .attention import select_positions
 from .models import StyleTransferModel
 
+# Style positions the local feature loss attends to at each layer (a random subset beyond it), as in the authors' code.
+LOCAL_MAX_POSITIONS = 4096
+
 
 def global_style_loss(output: list[torch.Tensor], style: list[torch.Tensor], layers, weights=()) -> torch.Tensor:
     """sum over layers of w * (MSE(mu(out), mu(style)) + MSE(sigma(out), sigma(style))), w = 1 unless `weights`
@@ -34,7 +37,8 @@ def normalised_content_loss(output: list[torch.Tensor], content: list[torch.Tens
 
 
 def local_feature_loss(
-    output: list[torch.Tensor], content: list[torch.Tensor], style: list[torch.Tensor], layers, *, max_positions=4096, generator=None
+    output: list[torch.Tensor], content: list[torch.Tensor], style: list[torch.Tensor], layers, *,
+    max_positions=LOCAL_MAX_POSITIONS, generator=None,
 ) -> torch.Tensor:
     """AdaAttN's local feature loss: the output's features should equal a parameter-free AdaAttN of the
     encoder features (keys = normalised shallow+deep features, values = raw style features)."""
@@ -119,7 +123,7 @@ class LossConfig:
     local_layers: tuple = (2, 3, 4, 5)
     content_layers: tuple = (4, 5)
     similarity_layers: tuple = (2, 3, 4)
-    local_max_positions: int = 4096
+    local_max_positions: int = LOCAL_MAX_POSITIONS
     similarity_max_positions: int = 1024
 
     @classmethod

@@ -35,11 +35,11 @@ import torch.nn.functional as F
 
 from . import functional as fn
 from .attention import select_positions
+from .losses import LOCAL_MAX_POSITIONS  # the local loss's cap on attended style positions, as in training
 
 STYLE_LAYERS = (1, 2, 3, 4, 5)
 LOCAL_LAYERS = (3, 4, 5)
 CONTENT_LAYERS = (4, 5)
-LOCAL_STYLE_POSITIONS = 4096  # the local loss's cap on attended style positions (as in training)
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Refiner:
         keys, values = [], []
         for layer in LOCAL_LAYERS:
             value, key = select_positions(
-                [features[layer - 1], fn.shallow_deep_key(features[:layer])], cap=LOCAL_STYLE_POSITIONS,
+                [features[layer - 1], fn.shallow_deep_key(features[:layer])], cap=LOCAL_MAX_POSITIONS,
                 generator=generator, mask=None,
             )
             keys.append(key)

@@ -26,6 +26,7 @@ import torch
 from adaattn_cli.api import Stylizer
 from adaattn_cli.cli._common import load_resized
 from adaattn_cli.cli.video import HOLD_THRESHOLD, fit_frame_size, fit_palette, stylize_frames
+from adaattn_cli.config import STYLE_SIZE
 from adaattn_cli.temporal import STYLE_LAYERS, FrameRefiner, StaticHold, style_loss_by_layer, warping_error
 from adaattn_cli.video_io import probe, read_frames
 from adaattn_cli.weights import load_encoder, load_model
@@ -40,7 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", action="append", dest="models", help="model file (repeatable)")
     parser.add_argument("--max-frames", type=int, default=60)
     parser.add_argument("--size", type=int, default=256, help="shorter side of the frames (0 = as is)")
-    parser.add_argument("--style-size", type=int, default=512)
+    parser.add_argument("--style-size", type=int, default=STYLE_SIZE)
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="auto")

@@ -28,6 +28,7 @@ import torch
 from adaattn_cli.api import Stylizer
 from adaattn_cli.cli._common import load_resized
 from adaattn_cli.cli.video import HOLD_THRESHOLD, VIDEO_STYLE_POSITIONS, fit_frame_size, fit_palette, stylize_frames
+from adaattn_cli.config import STYLE_SIZE
 from adaattn_cli.devices import tune_cpu_for_inference
 from adaattn_cli.errors import WeightsError
 from adaattn_cli.models import build_model
@@ -62,7 +63,7 @@ def main() -> None:
     info = probe(args.clip)
     size = fit_frame_size(info.size, size=args.size, max_size=None)
     frames = list(itertools.islice(read_frames(args.clip, size=size), args.frames))
-    style = load_resized(args.style, size=512).rgb
+    style = load_resized(args.style, size=STYLE_SIZE).rgb
     print(
         f"`python bench/video_speed.py {shlex.join(sys.argv[1:])}`: {len(frames)} frames of {size[0]}x{size[1]}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads\n"

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import distributed
+from ..config import DEFAULT_STYLE_POSITIONS
 from ..errors import AdaattnError, BadInputError, WeightsError
 
 if TYPE_CHECKING:
@@ -32,9 +33,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("adaattn_cli.cli")
 console = Console(stderr=True)  # progress, "wrote ..." lines and errors; stdout is for command output
-
-# Inputs by extension; GIF is read (first frame) but written as PNG.
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 
 
 @dataclass
@@ -235,27 +233,25 @@ MaxPixelsOption = Annotated[
 
 def gather_contents(items: list[str]) -> list[Path]:
     """Files as given, images inside folders (sorted) and glob matches; an item that yields nothing is an error."""
+    from ..image_io import IMAGE_EXTENSIONS
+
     found: list[Path] = []
     for item in items:
         path = Path(item)
         if path.is_dir():
-            matches = sorted(p for p in path.iterdir() if p.is_file() and _is_image_name(p))
+            matches = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
             if not matches:
                 raise BadInputError(f"{path}: no images ({' '.join(IMAGE_EXTENSIONS)}) in this folder")
         elif path.exists():
             matches = [path]
         elif glob.has_magic(item):
-            matches = sorted(p for p in map(Path, glob.glob(item)) if p.is_file() and _is_image_name(p))
+            matches = sorted(p for p in map(Path, glob.glob(item)) if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
             if not matches:
                 raise BadInputError(f"{item}: no images match this pattern")
         else:
             raise BadInputError(f"{path}: file not found")
         found += [p for p in matches if p not in found]
     return found
-
-
-def _is_image_name(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_EXTENSIONS
 
 
 def output_suffix(content: Path) -> str:
@@ -314,7 +310,8 @@ def prepare_jobs(
 
 
 def load_stylizer(
-    method: Method | None, model: str | None, device: str, precision: Precision = Precision.auto, style_positions: int = 4096,
+    method: Method | None, model: str | None, device: str, precision: Precision = Precision.auto,
+    style_positions: int = DEFAULT_STYLE_POSITIONS,
     tile_size: int | None = None,
 ) -> Stylizer:
     """The model from --model, else the bundled one named by --method (adaattn by default)."""

@@ -7,6 +7,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
 from ..errors import BadInputError
 from . import _common as common
 from ._common import (
@@ -74,11 +75,11 @@ def blend_styles(
     model: ModelOption = None,
     size: SizeOption = None,
     max_size: MaxSizeOption = None,
-    style_size: StyleSizeOption = 512,
+    style_size: StyleSizeOption = STYLE_SIZE,
     mask: MaskOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
-    style_positions: StylePositionsOption = 4096,
+    style_positions: StylePositionsOption = DEFAULT_STYLE_POSITIONS,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = None,

@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
 from ._common import OverwriteOption, StyleSizeOption, info
 
 ModelArgument = Annotated[
@@ -44,9 +45,9 @@ def export(
     model: ModelArgument,
     output: OutputOption = None,
     style: StyleOption = None,
-    style_size: StyleSizeOption = 512,
+    style_size: StyleSizeOption = STYLE_SIZE,
     alpha: AlphaOption = 1.0,
-    style_positions: StylePositionsOption = 4096,
+    style_positions: StylePositionsOption = DEFAULT_STYLE_POSITIONS,
     seed: SeedOption = 0,
     opset: OpsetOption = 18,
     overwrite: OverwriteOption = False,

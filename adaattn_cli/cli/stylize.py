@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
 from ..errors import BadInputError
 from . import _common as common
 from ._common import (
@@ -46,12 +47,12 @@ def stylize(
     model: ModelOption = None,
     size: SizeOption = None,
     max_size: MaxSizeOption = None,
-    style_size: StyleSizeOption = 512,
+    style_size: StyleSizeOption = STYLE_SIZE,
     preserve_color: PreserveColorOption = False,
     mask: MaskOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
-    style_positions: StylePositionsOption = 4096,
+    style_positions: StylePositionsOption = DEFAULT_STYLE_POSITIONS,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = None,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Iterable, Iterator, Optional
 
 import typer
 
+from ..config import STYLE_SIZE
 from ..errors import BadInputError
 from . import _common as common
 from ._common import (
@@ -153,7 +154,7 @@ def video(
     model: ModelOption = None,
     size: SizeOption = None,
     max_size: MaxSizeOption = None,
-    style_size: StyleSizeOption = 512,
+    style_size: StyleSizeOption = STYLE_SIZE,
     fps: FpsOption = None,
     start: StartOption = None,
     duration: DurationOption = None,
