@@ -81,6 +81,14 @@ def resize_max_side(t: torch.Tensor, max_size: int) -> torch.Tensor:
     return y.squeeze(0) if t.dim() == 3 else y
 
 
+def resize(image: torch.Tensor, size: tuple[int, int], *, mode: str = "bicubic") -> torch.Tensor:
+    """[C, H, W] in [0, 1] -> [C, *size] ((height, width)), antialiased when shrinking, clamped to [0, 1]."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    resized = F.interpolate(image[None], size=size, mode=mode, antialias=True, align_corners=False)
+    return resized[0].clamp(0, 1)
+
+
 def _has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
 
@@ -147,6 +155,20 @@ def load_image(path: str | os.PathLike, *, max_size: int | None = None) -> Loade
     if icc is not None and icc[16:20] != b"RGB ":
         icc = None
     return LoadedImage(rgb=rgb, alpha=alpha, icc_profile=icc, path=path)
+
+
+def load_resized(path: str | os.PathLike, *, size: int | None = None, max_size: int | None = None) -> LoadedImage:
+    """load_image, then `size`: the shorter side becomes `size` (refused above the pixel limit); `max_size`: the
+    longer side at most `max_size` (load_image's)."""
+    image = load_image(path, max_size=max_size)
+    if size:
+        height, width = image.rgb.shape[-2:]
+        scale = size / min(height, width)
+        target = (max(1, round(height * scale)), max(1, round(width * scale)))
+        check_pixel_limit(target[1], target[0], f"{path} with its shorter side at {size}")
+        image.rgb = resize(image.rgb, target)
+        image.alpha = None if image.alpha is None else resize(image.alpha, target)
+    return image
 
 
 def _to_uint8(t: torch.Tensor) -> np.ndarray:

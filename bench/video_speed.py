@@ -26,13 +26,13 @@ from pathlib import Path
 import torch
 
 from adaattn_cli.api import Stylizer
-from adaattn_cli.cli._common import load_resized
-from adaattn_cli.cli.video import HOLD_THRESHOLD, VIDEO_STYLE_POSITIONS, fit_frame_size, fit_palette, stylize_frames
-from adaattn_cli.config import STYLE_SIZE
+from adaattn_cli.config import HOLD_THRESHOLD, STYLE_SIZE, VIDEO_STYLE_POSITIONS
 from adaattn_cli.devices import tune_cpu_for_inference
 from adaattn_cli.errors import WeightsError
+from adaattn_cli.image_io import load_resized
 from adaattn_cli.models import build_model
 from adaattn_cli.temporal import StaticHold
+from adaattn_cli.video import fit_frame_size, fit_palette, stylize_frames
 from adaattn_cli.video_io import VideoWriter, probe, read_frames
 from adaattn_cli.weights import load_encoder, load_model
 

@@ -333,38 +333,17 @@ def load_stylizer(
     return stylizer
 
 
-def _resize(image: torch.Tensor, size: tuple[int, int], mode: str = "bicubic") -> torch.Tensor:
-    """[C, H, W] in [0, 1] -> [C, *size], antialiased when shrinking."""
-    import torch.nn.functional as F
-
-    if tuple(image.shape[-2:]) == tuple(size):
-        return image
-    resized = F.interpolate(image[None], size=size, mode=mode, antialias=True, align_corners=False)
-    return resized[0].clamp(0, 1)
-
-
-def load_resized(path: Path, *, size: int | None = None, max_size: int | None = None) -> LoadedImage:
-    """Load an image; `size`: shorter side becomes `size`; `max_size`: longer side at most `max_size`."""
-    from ..image_io import check_pixel_limit, load_image
-
-    image = load_image(path, max_size=max_size)
-    if size:
-        height, width = image.rgb.shape[-2:]
-        scale = size / min(height, width)
-        target = (max(1, round(height * scale)), max(1, round(width * scale)))
-        check_pixel_limit(target[1], target[0], f"{path} with its shorter side at {size}")
-        image.rgb = _resize(image.rgb, target)
-        image.alpha = None if image.alpha is None else _resize(image.alpha, target)
-    return image
-
-
 def load_masks(paths: list[Path] | None) -> list[tuple[Path, torch.Tensor]]:
     """Greyscale masks [H, W] in [0, 1] with their paths (colour masks are averaged over their channels)."""
-    return [(path, load_resized(path).rgb.mean(dim=0)) for path in paths or []]
+    from ..image_io import load_image
+
+    return [(path, load_image(path).rgb.mean(dim=0)) for path in paths or []]
 
 
 def fit_masks(masks: list[tuple[Path, torch.Tensor]], content: torch.Tensor) -> list[torch.Tensor] | None:
     """Each mask resized to the content [3, H, W] (None without masks); aspect ratios must match within a pixel."""
+    from ..image_io import resize
+
     height, width = content.shape[-2:]
     fitted = []
     for path, mask in masks:
@@ -373,7 +352,7 @@ def fit_masks(masks: list[tuple[Path, torch.Tensor]], content: torch.Tensor) -> 
             raise BadInputError(
                 f"{path} is {mask_w}x{mask_h} but the content is {width}x{height}; a mask needs the content's aspect ratio"
             )
-        fitted.append(_resize(mask[None], (height, width), mode="bilinear")[0])
+        fitted.append(resize(mask[None], (height, width), mode="bilinear")[0])
     return fitted or None
 
 
@@ -463,7 +442,7 @@ def run_batch(
 ) -> None:
     """Load each content, render it, write the result atomically. A failing input is reported and
     skipped; the exit code is 2 at the end if any failed (in any process, under torchrun)."""
-    from ..image_io import save_image
+    from ..image_io import load_resized, save_image
 
     batch_start = time.perf_counter()
     failed = 0

@@ -98,6 +98,8 @@ def blend_styles(
       adaattn blend-styles photo.jpg -s starry.jpg -s scream.jpg --weights 0.7,0.3
       adaattn blend-styles photo.jpg -s starry.jpg -s scream.jpg --grid -o sheet.png
     """
+    from ..image_io import load_resized
+
     if len(style) < 2:
         raise BadInputError("blend-styles needs two or more --style images; use stylize for one")
     if weights is not None and len(weights) != len(style):
@@ -112,7 +114,7 @@ def blend_styles(
 
     jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=shard)
     stylizer = common.load_stylizer(method, model, device, precision, style_positions, tile)
-    style_images = [common.load_resized(path, size=style_size or None).rgb for path in style]
+    style_images = [load_resized(path, size=style_size or None).rgb for path in style]
     encoded = [stylizer.encode_style(image, seed=seed) for image in style_images]  # once, reused by every tile
     masks = common.load_masks(mask)
 

@@ -78,7 +78,7 @@ def export(
     start = time.perf_counter()
     style_image = None
     if style is not None:
-        from ._common import load_resized
+        from ..image_io import load_resized
 
         style_image = load_resized(style, size=style_size or None).rgb
     path = export_onnx(model, output, alpha=alpha, style=style_image, style_name=style and style.name,

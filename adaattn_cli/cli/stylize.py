@@ -73,6 +73,8 @@ def stylize(
       adaattn stylize photo.jpg -s starry.jpg --refine 50      # slower, painted rather than embossed
       torchrun --nproc-per-node 4 -m adaattn_cli stylize photos/ -s starry.jpg -o out/   # 4 GPUs
     """
+    from ..image_io import load_resized
+
     if mask and len(mask) > 1:
         raise BadInputError("stylize takes one --mask (one per style); use blend-styles for several styles")
 
@@ -81,7 +83,7 @@ def stylize(
 
     jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=shard)
     stylizer = common.load_stylizer(method, model, device, precision, style_positions, tile)
-    style_image = common.load_resized(style, size=style_size or None).rgb
+    style_image = load_resized(style, size=style_size or None).rgb
     masks = common.load_masks(mask)
     # Encoded once for the whole batch; with --preserve-color the style is recoloured per content instead.
     encoded = style_image if preserve_color else stylizer.encode_style(style_image, seed=seed)
