@@ -31,11 +31,9 @@ import time
 from pathlib import Path
 
 import torch
+from stylize_speed import compare, square_image  # bench/ is on sys.path: this file runs as a script
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-
-from stylize_speed import compare, square_image  # noqa: E402
 
 
 def ort_session(path: Path, threads: int):

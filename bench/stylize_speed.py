@@ -5,7 +5,7 @@
     python bench/stylize_speed.py --sizes 4096 --style-size 1024 --variants fast fp32 --repeats 1
 
 Variants (all with the bundled AdaAttN model, one image, model loaded before timing):
-  reference  bench/reference.py: the official formulation in plain fp32 NCHW, full attention, the style
+  reference  adaattn_cli/reference.py: the official formulation in plain fp32 NCHW, full attention, the style
              encoded per call, the model's own position caps (4096 at relu3_1, 65536 elsewhere)
   fp32       ours, exact: fp32, chunked attention, channels_last, the model's own caps (same maths as the reference)
   fast       ours as the CLI runs it by default: bf16 convs and attention matmuls (moments in fp32),
@@ -41,7 +41,6 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def square_image(path: Path, size: int) -> torch.Tensor:
@@ -63,7 +62,7 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
     style = square_image(ROOT / "examples/vangogh-wheat-field.jpg", style_size)
     model = load_model(model_name)
     if variant == "reference":
-        from reference import plain_copy, reference_stylize
+        from adaattn_cli.reference import plain_copy, reference_stylize
 
         model = plain_copy(model)
         calls = {"cold": lambda: reference_stylize(model, content, style)}
