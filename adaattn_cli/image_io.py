@@ -171,6 +171,23 @@ def load_resized(path: str | os.PathLike, *, size: int | None = None, max_size: 
     return image
 
 
+def load_mask(path: str | os.PathLike) -> torch.Tensor:
+    """A greyscale mask [H, W] in [0, 1] (a colour image is averaged over its channels)."""
+    return load_image(path).rgb.mean(dim=0)
+
+
+def fit_mask(mask: torch.Tensor, size: tuple[int, int], what: str | os.PathLike) -> torch.Tensor:
+    """A mask [h, w] resized (bilinear) to `size` (height, width), whose aspect ratio it must have within a pixel;
+    `what` names the mask in the error."""
+    height, width = size
+    mask_h, mask_w = mask.shape
+    if abs(round(mask_h * width / mask_w) - height) > 1:
+        raise BadInputError(
+            f"{what} is {mask_w}x{mask_h} but the content is {width}x{height}; a mask needs the content's aspect ratio"
+        )
+    return resize(mask[None], (height, width), mode="bilinear")[0]
+
+
 def _to_uint8(t: torch.Tensor) -> np.ndarray:
     """[C,H,W] float in [0,1] -> [H,W,C] uint8 with proper rounding (NaN -> 0)."""
     t = torch.nan_to_num(t.detach().to("cpu", torch.float32), nan=0.0).clamp(0, 1)

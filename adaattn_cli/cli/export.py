@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
-from ._common import OverwriteOption, StyleSizeOption, info
+from .console import info
+from .options import OverwriteOption, StyleSizeOption
 
 ModelArgument = Annotated[
     str,

@@ -9,7 +9,9 @@ import typer
 
 from ..config import TrainConfig
 from ..errors import BadInputError
-from . import _common
+from .console import info
+from .options import DeviceOption, Method
+from .progress import step_progress
 
 
 def train(
@@ -19,7 +21,7 @@ def train(
     style: Annotated[
         Path, typer.Option("--style", "-s", help="Folder of style artworks (searched recursively).", file_okay=False, exists=True)
     ],
-    method: Annotated[_common.Method, typer.Option(help="What to train.")] = _common.Method.adaattn,
+    method: Annotated[Method, typer.Option(help="What to train.")] = Method.adaattn,
     output: Annotated[
         Optional[Path],
         typer.Option("--output", "-o", help="Final model file. \\[default: WORKDIR/<method>.safetensors]", show_default=False),
@@ -42,7 +44,7 @@ def train(
     precision: Annotated[
         str, typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with avx512_bf16/AMX, else fp32), fp32 or bf16.")
     ] = TrainConfig.precision,
-    device: _common.DeviceOption = TrainConfig.device,
+    device: DeviceOption = TrainConfig.device,
     seed: Annotated[int, typer.Option(help="Seeds model init, data order, crops and style sampling.")] = TrainConfig.seed,
     workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = TrainConfig.workers,
     holdout: Annotated[
@@ -157,22 +159,22 @@ def train(
     trainer = Trainer(config, resume=resume)
     processes = trainer.world.size
     where = f"{processes} processes ({batch_size // processes} images each)" if processes > 1 else str(trainer.device)
-    _common.info(
+    info(
         f"training {method.value}: {len(trainer.content)} content / {len(trainer.style)} style images"
         f" ({trainer.skipped} unreadable skipped), step {trainer.step} of {max_steps} on {where}, {trainer.precision}"
     )
     if trainer.resumed_from_processes not in (None, processes):
-        _common.info(
+        info(
             f"resuming a run of {_processes(trainer.resumed_from_processes)} with {_processes(processes)}: the batch stays {batch_size} "
             "images per step, so the run goes on as it would have"
         )
     try:
-        with _common.step_progress(max_steps, start=trainer.step) as advance:
+        with step_progress(max_steps, start=trainer.step) as advance:
             path = trainer.run(progress=lambda step, total, values: advance(step, values))
     except Interrupted as stop:
-        _common.info(str(stop))
+        info(str(stop))
         raise typer.Exit(code=130) from None
-    _common.info(f"wrote {path}")
+    info(f"wrote {path}")
 
 
 def _processes(count: int) -> str:

@@ -12,8 +12,9 @@ import typer
 
 from ..config import HOLD_THRESHOLD, STYLE_SIZE, VIDEO_STYLE_POSITIONS
 from ..errors import BadInputError
-from . import _common as common
-from ._common import (
+from .console import info
+from .inputs import load_stylizer
+from .options import (
     AlphaOption,
     DeviceOption,
     MaxPixelsOption,
@@ -25,7 +26,9 @@ from ._common import (
     SeedOption,
     SizeOption,
     StyleSizeOption,
+    check_fraction,
 )
+from .progress import frame_progress
 from .stylize import StyleOption
 
 
@@ -35,7 +38,7 @@ def _default_video_method() -> Method:
 
     if find_weights(f"{Method.adaattn_video.value}.safetensors"):
         return Method.adaattn_video
-    common.info("no adaattn-video model installed; using the adaattn image model per frame")
+    info("no adaattn-video model installed; using the adaattn image model per frame")
     return Method.adaattn
 
 
@@ -107,7 +110,7 @@ PaletteOption = Annotated[
 ]
 HoldOption = Annotated[
     float,
-    typer.Option(callback=common.check_fraction, metavar="CHANGE",
+    typer.Option(callback=check_fraction, metavar="CHANGE",
                  help="Keep the previous stylised pixel where the input pixel has changed by less than this since it "
                       "was stylised (mean RGB difference, 0-1; full hold up to half of it): still parts of the scene "
                       "stop flickering, anything that moves is stylised anew. 0 = off, every frame on its own."),
@@ -175,21 +178,21 @@ def video(
     output = output or Path(f"{clip.stem}_stylized_{style.stem}.mp4")
     plan = plan_video(clip, output, size=size, max_size=max_size, fps=fps, start=start, duration=duration, overwrite=overwrite)
     for note in plan.notes:
-        common.info(note)
+        info(note)
 
     began = time.perf_counter()
     try:
-        stylizer = common.load_stylizer(method or (None if model else _default_video_method()), model, device, precision, style_positions)
+        stylizer = load_stylizer(method or (None if model else _default_video_method()), model, device, precision, style_positions)
         style_image = load_resized(style, size=style_size or None).rgb
         encoded = stylizer.encode_style(style_image, seed=seed)  # once: every frame attends to the same style positions
         palette = _check_palette(palette, stylizer.model.method)
-        with common.frame_progress(plan.expected_frames) as advance:
+        with frame_progress(plan.expected_frames) as advance:
             frames = stylize_video(stylizer, encoded, plan, alpha=alpha, seed=seed, batch=batch, palette=palette.value,
                                    style_image=style_image, hold=hold, refine=refine, codec=codec, crf=crf, progress=advance)
     except KeyboardInterrupt:
-        common.info(f"interrupted; {output} was not written")
+        info(f"interrupted; {output} was not written")
         raise typer.Exit(code=130) from None
-    common.info(f"wrote {output} ({frames} frames at {float(plan.rate):.4g} fps, {time.perf_counter() - began:.1f} s)")
+    info(f"wrote {output} ({frames} frames at {float(plan.rate):.4g} fps, {time.perf_counter() - began:.1f} s)")
 
 
 def _check_palette(palette: Palette | None, method: str) -> Palette:
@@ -198,7 +201,7 @@ def _check_palette(palette: Palette | None, method: str) -> Palette:
     if palette is None:  # the default: the image model's palette where it applies and is installed
         wanted = method == Method.adaattn_video.value
         if wanted and not find_weights(f"{Method.adaattn.value}.safetensors"):
-            common.info("no adaattn image model installed; the video model keeps its own palette")
+            info("no adaattn image model installed; the video model keeps its own palette")
             wanted = False
         return Palette.image if wanted else Palette.own
     if palette is Palette.image and method != Method.adaattn_video.value:
