@@ -1,4 +1,4 @@
-"""Devices and processes: which device and precision a run uses, and the CPU settings for inference.
+"""Devices and processes: the device and precision of a run, and the CPU settings for inference.
 
 Shared by inference (api.Stylizer, the CLI, the benches) and training (training.Trainer).
 """

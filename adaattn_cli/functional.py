@@ -1,8 +1,7 @@
-"""Pure tensor maths shared by the models, the losses, the training data and the video pipeline: statistics,
-normalisation, attention, colour and image warping.
+"""Pure tensor maths: statistics, normalisation, attention, colour and image warping.
 
-Everything here is stateless: tensors in, tensors out, no device or RNG choices. The fast convolution kernels
-are in kernels.py.
+Shared by the models, the losses, the training data and the video pipeline. Everything here is stateless:
+tensors in, tensors out, no device or RNG choices. The fast convolution kernels are in kernels.py.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Fast kernels behind the layers (layers.py, the encoder and decoder): 2x2 pooling, 3x3 convolutions with
-reflected borders, Winograd F(2x2, 3x3), and nearest x2 upsampling fused into the next convolution.
+"""Fast kernels behind the conv layers: 2x2 pooling, reflected 3x3 convs, Winograd, fused upsampling.
+
+Used by layers.py (the encoders' and decoders' conv layers), the encoder's pooling and the decoder's fused tail.
 
 Each one equals the plain PyTorch operation it replaces up to rounding (tests/test_kernels.py); Winograd and
 the fused decoder tail run at inference only, and models.use_plain_ops turns them all off for ONNX export.

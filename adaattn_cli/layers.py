@@ -1,4 +1,4 @@
-"""The convolution layers the encoders and decoders share, and the cache key of kernels derived from weights.
+"""The conv layers encoders and decoders share, and the cache key of kernels derived from weights.
 
 Conv3x3 is VGG's layer (encoders.py); ReflectConv2d, its reflection-padded form with the decoder's fused
 upsampling and skip, is the decoders' and the merge convs' layer (models.py). Both pick the fast kernels of

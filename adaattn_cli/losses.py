@@ -1,6 +1,7 @@
-"""Training losses (AdaAttN's global style and local feature losses, its video variant's image similarity, the
-content, style and identity losses of AdaIN and SANet, warp consistency, colour distillation) and, per method, the
-losses of one training step.
+"""Training losses of the four methods and, per method, the losses of one training step.
+
+AdaAttN's global style and local feature losses, its video variant's image similarity, the content, style and
+identity losses of AdaIN and SANet, warp consistency and colour distillation.
 
 Layers are given as relu indices: 1 = relu1_1 ... 5 = relu5_1.
 """

@@ -1,4 +1,4 @@
-"""Reference AdaAttN forward: the official implementation's formulation, in plain fp32. Not used by the CLI.
+"""Reference AdaAttN forward (the official formulation in plain fp32), for the tests and the benches.
 
 Full n x n attention matrices (kept alongside their softmax copy, as the official code does), V and V^2
 multiplied separately, std = sqrt(relu(E[V^2] - M^2)), NCHW tensors, style features computed per call.

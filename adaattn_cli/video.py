@@ -1,4 +1,4 @@
-"""Stylising a clip: decode -> stylise -> recolour (palette) -> hold or refine -> encode, streamed; no Typer or Rich here.
+"""The video pipeline, streamed: decode -> stylise -> palette -> hold or refine -> encode.
 
     stylizer = Stylizer.load("adaattn-video")
     style = stylizer.encode_style(style_image, seed=0)        # once: every frame attends to the same positions
@@ -7,7 +7,8 @@
 
 Frames go from ffmpeg's decoder to its encoder one batch at a time (video_io), so memory does not grow with the
 clip; the output appears only once every frame is written, and an exception or Ctrl-C leaves none
-(video_io.VideoWriter). How the palette, the hold and the refinement were tuned: docs/video.md.
+(video_io.VideoWriter). No Typer or Rich here: progress is a callback, as in api.py. How the palette, the
+hold and the refinement were tuned: docs/video.md.
 """
 
 from __future__ import annotations

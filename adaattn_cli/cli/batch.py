@@ -1,4 +1,4 @@
-"""The batch loop of stylize and blend-styles: each content loaded, rendered and written, failures reported.
+"""The batch loop of stylize and blend-styles: load, render and write each content; report failures.
 
 Nothing here imports torch at module level (see cli/__init__.py).
 """

@@ -1,4 +1,6 @@
-"""The CLI's console: -q/-v, info lines, one-line errors and usage lines, exit codes; stdout is for command output.
+"""The CLI's console on stderr: -q/-v, info lines, one-line errors and usage lines, exit codes.
+
+stdout is for command output.
 
 Nothing here imports torch (see cli/__init__.py).
 """

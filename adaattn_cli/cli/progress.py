@@ -1,4 +1,6 @@
-"""Progress bars: transient Rich bars on stderr, for images, parts of an image, video frames and training steps.
+"""Progress bars on stderr: images, tiles and refinement steps, video frames, training steps.
+
+Transient Rich bars, off with -q or without a terminal.
 
 Nothing here imports torch (see cli/__init__.py).
 """
