@@ -11,12 +11,8 @@ of the content). alpha=1 without masks is exactly the plain model; alpha=0 its r
 
 from __future__ import annotations
 
-import ctypes
-import re
-import sys
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -24,77 +20,18 @@ import torch.nn.functional as F
 from . import functional as fn
 from . import tiling
 from .attention import StyleMemory
+from .config import DEFAULT_STYLE_POSITIONS
+from .devices import pick_device, resolve_precision
 from .errors import BadInputError
 from .models import StyleTransferModel
 from .refine import Carried, Refiner, RefineSettings, StyleTargets
 from .weights import load_model
 
 MIN_SIDE = 32  # relu5_1 is 1/16 of the input; reflection-padded convs there need at least 2 pixels
-# Default cap on the style positions each attention block attends to. The released AdaAttN caps relu3_1 at
-# 64x64 = 4096; using the same cap at every block keeps the time linear in the content's pixels whatever the
-# style's size (a 512x512 style has exactly 4096 relu4_1 positions, so nothing is sampled there).
-DEFAULT_STYLE_POSITIONS = 4096
 # Contents above this many pixels run in tiles of AUTO_TILE px (tiling.py: same result, memory bounded by the
-# tile): one pass at 4096x4096 peaks at ~13 GiB on CPU, 2048-px tiles at ~5-7 GiB whatever the image size.
+# tile): one pass's peak memory grows with the image, 2048-px tiles keep it at a few GiB whatever the image size
+# (see docs/performance.md, "Large images").
 AUTO_TILE_PIXELS, AUTO_TILE = 4096 * 4096, 2048
-
-
-def pick_device(device: str = "auto") -> torch.device:
-    if device == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise BadInputError("--device cuda: no CUDA GPU is available")
-    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise BadInputError("--device mps: Apple MPS is not available")
-    if device not in ("cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", device):
-        raise BadInputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
-    if device.startswith("cuda:"):  # checked here: torch only fails at the first tensor moved there
-        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
-        if int(device[5:]) >= count:
-            have = f"GPUs cuda:0 to cuda:{count - 1}" if count > 1 else "one GPU, cuda:0" if count else "no CUDA GPU"
-            raise BadInputError(f"--device {device}: no such GPU; this machine has {have}")
-    return torch.device(device)
-
-
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """bf16 where it is measured faster (CUDA with bf16, CPUs with avx512_bf16/AMX; bench/), else fp32."""
-    if precision in ("fp32", "bf16"):
-        return precision
-    if precision != "auto":
-        raise BadInputError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        try:
-            flags = Path("/proc/cpuinfo").read_text()
-        except OSError:
-            return "fp32"
-        return "bf16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "fp32"
-    return "fp32"
-
-
-def tune_process() -> None:
-    """Process-wide CPU settings for inference (the CLI and the benches call this once).
-
-    Subnormal floats change nothing visible in an image but make x86 convolutions several times slower.
-    glibc hands every freed block above its mmap threshold back to the OS, so each large intermediate
-    tensor is page-faulted in again: keeping freed memory in the heap takes ~25 % off the time of a video
-    frame (bench/video_speed.py). Blocks over 32 MiB are still returned, so the peak memory does not change.
-    """
-    torch.set_flush_denormal(True)
-    if sys.platform.startswith("linux"):
-        try:
-            mallopt = ctypes.CDLL("libc.so.6").mallopt
-        except (OSError, AttributeError):  # not glibc
-            return
-        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-        mallopt(m_mmap_threshold, 32 << 20)
-        mallopt(m_trim_threshold, 1 << 30)
-        mallopt(m_top_pad, 64 << 20)
 
 
 def check_image(image: torch.Tensor, what: str) -> torch.Tensor:
@@ -154,15 +91,11 @@ class Stylizer:
         self.device = pick_device(device) if isinstance(device, str) else device
         self.precision = resolve_precision(precision, self.device)
         # channels_last: oneDNN and cuDNN run 3x3 convs faster on NHWC tensors, in fp32 too. bf16 weights when
-        # fast: autocast would cast them to bf16 at every call anyway (same results, ~25 ms less per 512² image).
+        # fast: autocast would cast them to bf16 at every call anyway (same results, less time: docs/performance.md).
         dtype = torch.bfloat16 if self.precision == "bf16" else None
         self.model = model.to(self.device, dtype=dtype, memory_format=torch.channels_last).eval()
-        own_caps = self.model.config.get("max_style_positions") or [None] * len(self.model.blocks)
-        for block, own_cap in zip(self.model.blocks, own_caps):
-            if hasattr(block, "matmul_dtype"):
-                block.matmul_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
-            if hasattr(block, "max_style_positions"):
-                block.max_style_positions = own_cap if style_positions is None else (style_positions or None)
+        matmul_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        self.model.configure_inference(matmul_dtype=matmul_dtype, style_positions=style_positions)
         self.refiner = Refiner(self.model.encoder, precision=self.precision, settings=refine_settings)
 
     @classmethod
@@ -224,24 +157,24 @@ class Stylizer:
                 raise BadInputError("preserve_color works on one content image at a time")
             styles = [fn.coral(s.image if isinstance(s, Style) else s, content[0].cpu()) for s in styles]
         styles = [s if isinstance(s, Style) else self.encode_style(s, seed=seed) for s in styles]
-        mix, self_weight = self._mixing_weights(styles, weights, alpha, masks, padded.shape[-2:])
+        mix, content_as_style_weight = self._mixing_weights(styles, weights, alpha, masks, padded.shape[-2:])
         terms = [(style.memory, weight) for style, weight in mix]
-        self_generator = None if self_weight is None else torch.Generator().manual_seed(seed)
+        content_as_style_generator = None if content_as_style_weight is None else torch.Generator().manual_seed(seed)
         tile = self._tile_for(padded)
         with self._autocast():
             if tile is None:
                 encoded = self._encode(padded)
-                if self_generator is not None:
-                    terms.append((self.model.memorize(encoded, generator=self_generator), self_weight))
+                if content_as_style_generator is not None:
+                    terms.append((self.model.memorize(encoded, generator=content_as_style_generator), content_as_style_weight))
                 mixed = self.model.transfer_mixed(encoded, terms)
                 del encoded  # the shallow encoder taps are the largest tensors; free them before decoding
                 output = self.model.decode(mixed)
             else:
-                output = self._stylize_tiled(padded, terms, self_weight, self_generator, tile, progress)
+                output = self._stylize_tiled(padded, terms, content_as_style_weight, content_as_style_generator, tile, progress)
         output = output[..., :height, :width].float().clamp(0, 1).contiguous()
         if refine:
             output = torch.cat([
-                self._refine(c[None], o[None], mix, self_weight, refine, refine_progress) for c, o in zip(content, output)
+                self._refine(c[None], o[None], mix, content_as_style_weight, refine, refine_progress) for c, o in zip(content, output)
             ])
         return output.squeeze(0)
 
@@ -268,10 +201,10 @@ class Stylizer:
             raise BadInputError(f"the picture is {tuple(picture.shape[1:])} but the content is {tuple(content.shape[1:])}")
         weights, masks = _checked_mix(styles, weights, alpha, masks, content.shape[-2:])
         styles = [s if isinstance(s, Style) else self.encode_style(s, seed=seed) for s in styles]
-        mix, self_weight = self._mixing_weights(styles, weights, alpha, masks, content.shape[-2:])
-        return self._refine(content, picture, mix, self_weight, steps, progress, previous).squeeze(0)
+        mix, content_as_style_weight = self._mixing_weights(styles, weights, alpha, masks, content.shape[-2:])
+        return self._refine(content, picture, mix, content_as_style_weight, steps, progress, previous).squeeze(0)
 
-    def _refine(self, content, picture, mix, self_weight, steps: int, progress, previous=None) -> torch.Tensor:
+    def _refine(self, content, picture, mix, content_as_style_weight, steps: int, progress, previous=None) -> torch.Tensor:
         """Refine one [1, 3, H, W] picture; alpha = 0 (no style term) leaves the reconstruction as it is."""
         if steps < 0:
             raise BadInputError(f"refine steps must be 0 or more, got {steps}")
@@ -293,7 +226,7 @@ class Stylizer:
 
         with torch.inference_mode(False), torch.enable_grad():
             terms = [(targets_of(style), cropped(weight)) for style, weight in mix]
-            own = None if self_weight is None else cropped(self_weight)
+            own = None if content_as_style_weight is None else cropped(content_as_style_weight)
             return self.refiner.refine(content, picture, terms, own, steps, progress, previous).cpu()
 
     def _tile_for(self, padded: torch.Tensor) -> int | None:
@@ -304,15 +237,15 @@ class Stylizer:
             return None
         return -(-self.tile_size // tiling.ALIGN) * tiling.ALIGN
 
-    def _stylize_tiled(self, padded, terms, self_weight, self_generator, tile, progress) -> torch.Tensor:
+    def _stylize_tiled(self, padded, terms, content_as_style_weight, content_as_style_generator, tile, progress) -> torch.Tensor:
         def to_device(x: torch.Tensor) -> torch.Tensor:
             return x.to(self.device, memory_format=torch.channels_last)
 
-        stats, self_memory = tiling.whole_image_pass(
-            self.model, padded, tile, lambda x: self.model.encoder(to_device(x), self.model.depth), self_generator
+        stats, content_as_style_memory = tiling.whole_image_pass(
+            self.model, padded, tile, lambda x: self.model.encoder(to_device(x), self.model.depth), content_as_style_generator
         )
-        if self_memory is not None:
-            terms = terms + [(self_memory, self_weight)]
+        if content_as_style_memory is not None:
+            terms = terms + [(content_as_style_memory, content_as_style_weight)]
         return tiling.tiled_pass(
             self.model, padded, tile, stats, terms,
             run=lambda x, window_terms: self.model.decode(self.model.transfer_mixed(self.model.encode(to_device(x), stats), window_terms)),
@@ -323,7 +256,7 @@ class Stylizer:
         """The (style, weight) terms, and the weight of the content as its own style (None: no such term)."""
         if all(m is None for m in masks):
             terms = [(s, alpha * w) for s, w in zip(styles, weights)]
-            self_weight = 1.0 - alpha
+            content_as_style_weight = 1.0 - alpha
         else:
             maps = torch.stack([_pad_mask(m, padded_size, self.device) for m in masks])  # [K, 1, 1, H, W]
             weight_column = torch.tensor(weights, device=self.device).view(-1, 1, 1, 1, 1)
@@ -331,10 +264,13 @@ class Stylizer:
             share = raw / raw.sum(dim=0, keepdim=True).clamp_min(1e-8)
             coverage = (maps * (weight_column > 0)).sum(dim=0).clamp(0, 1)  # a weight-0 style covers nothing
             terms = [(s, alpha * coverage * share[k]) for k, s in enumerate(styles)]
-            self_weight = 1.0 - alpha * coverage
-        has_self = self_weight > 0 if isinstance(self_weight, float) else bool((self_weight > 0).any())
+            content_as_style_weight = 1.0 - alpha * coverage
+        if isinstance(content_as_style_weight, float):
+            has_content_as_style = content_as_style_weight > 0
+        else:
+            has_content_as_style = bool((content_as_style_weight > 0).any())
         terms = [(style, weight) for style, weight in terms if not (isinstance(weight, float) and weight == 0.0)]
-        return terms, (self_weight if has_self else None)
+        return terms, (content_as_style_weight if has_content_as_style else None)
 
 
 def _checked_mix(styles, weights, alpha: float, masks, size) -> tuple[list[float], list[torch.Tensor | None]]:

@@ -2,7 +2,8 @@
 
 `memorize(style)` does all style-side work once (key/value projections, position sampling), so one
 style can serve a whole batch, every frame of a video, or one term of a blend. `forward(content, memory)`
-does the content side. Maths lives in functional.py.
+does the content side. What the models and the Stylizer may rely on is TransferBlock. Maths lives in
+functional.py.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 
 from . import functional as fn
 from .errors import BadInputError
+from .layers import version_stamp
 
 
 @dataclass
@@ -69,7 +71,23 @@ def pointwise(conv: nn.Conv2d, flat: torch.Tensor) -> torch.Tensor:
     return F.conv1d(flat, conv.weight[..., 0], conv.bias)
 
 
-class AdaAttN(nn.Module):
+class TransferBlock(nn.Module):
+    """A feature-transfer block: memorize(style, ...) -> StyleMemory, forward(content, ..., memory), and the two
+    things the rest of the code may ask of any block, below."""
+
+    # True: the style memory is made of style positions, a random subset of at most max_style_positions of them
+    # (attention blocks). False: it is the style's channel statistics (AdaIN), so a content that runs in tiles
+    # needs only its whole-image statistics to be its own style, not its gathered positions (tiling.py).
+    attends_to_positions = True
+    max_style_positions: int | None = None
+
+    def configure_inference(self, *, matmul_dtype: torch.dtype, max_style_positions: int | None) -> None:
+        """Inference settings: the dtype of the attention matmuls, the cap on attended style positions (None: all)."""
+        self.matmul_dtype = matmul_dtype
+        self.max_style_positions = max_style_positions
+
+
+class AdaAttN(TransferBlock):
     """Attention-weighted mean and std: S(x) * Norm(F_c)(x) + M(x), with shallow+deep keys."""
 
     def __init__(self, *, value_channels: int, key_channels: int, max_style_positions: int | None, attention: str = "softmax"):
@@ -96,7 +114,7 @@ class AdaAttN(nn.Module):
         has 4x the positions of the capped style). Cached until the weights change (new storage or in-place update).
         """
         params = (self.query.weight, self.query.bias, self.key.weight, self.key.bias)
-        stamp = fn.version_stamp(*params)
+        stamp = version_stamp(*params)
         if self._folded[0] != stamp:
             dtype = params[0].dtype
             w_q, b_q, w_k, b_k = (p.to(torch.promote_types(dtype, torch.float32)) for p in params)  # products in >= fp32
@@ -131,7 +149,7 @@ class AdaAttN(nn.Module):
         return torch.addcmul(mean, std, content_key[:, -channels:])
 
 
-class SANet(nn.Module):
+class SANet(TransferBlock):
     """Style-attentional block: F_c + out(softmax(f(Norm F_c) g(Norm F_s)) h(F_s))."""
 
     def __init__(self, *, channels: int, max_style_positions: int | None):
@@ -157,8 +175,13 @@ class SANet(nn.Module):
         return content + self.out(attended.transpose(1, 2).reshape(batch, channels, height, width))
 
 
-class AdaIN(nn.Module):
+class AdaIN(TransferBlock):
     """Parameter-free AdaIN; the memory holds the style's channel mean and std."""
+
+    attends_to_positions = False
+
+    def configure_inference(self, *, matmul_dtype: torch.dtype, max_style_positions: int | None) -> None:
+        """Nothing to set: no attention, and the memory is the statistics of every style position."""
 
     def memorize(self, style: torch.Tensor | None, *, generator=None, mask=None, stats=None) -> StyleMemory:
         """stats: the style's (mean, std) when they are known already (a content processed in tiles)."""

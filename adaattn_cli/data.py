@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from PIL import Image
 
 from .errors import BadInputError
-from .image_io import load_image
+from .functional import warp
+from .image_io import IMAGE_EXTENSIONS, load_image
 
 log = logging.getLogger(__name__)
-IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
 
 
 def find_images(folder: str | Path) -> tuple[list[Path], int]:
@@ -64,16 +64,10 @@ def shifted_view(image: torch.Tensor, rng: np.random.Generator, *, max_shift=0.0
     return warp(image[None], motion[None], padding_mode="reflection")[0].clamp(0, 1), motion
 
 
-def warp(images: torch.Tensor, motion: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
-    """[B, C, H, W] resampled (bilinear) by [B, 2, 3] affine_grid matrices."""
-    grid = F.affine_grid(motion.to(images.dtype), list(images.shape), align_corners=False)
-    return F.grid_sample(images, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
-
-
 class StyleTransferData(torch.utils.data.Dataset):
     """Sample i -> {content, style[, content2, motion]}: independent random content and style, seeded by (seed, i)."""
 
-    def __init__(self, content: list[Path], style: list[Path], *, seed: int, load_size=512, crop_size=256, flip=True, view_pairs=False):
+    def __init__(self, content: list[Path], style: list[Path], *, seed: int, load_size: int, crop_size: int, flip=True, view_pairs=False):
         self.content, self.style = content, style
         self.seed, self.load_size, self.crop_size, self.flip, self.view_pairs = seed, load_size, crop_size, flip, view_pairs
 

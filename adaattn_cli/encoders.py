@@ -14,8 +14,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import functional as fn
+from . import kernels
 from .errors import WeightsError
+from .layers import Conv3x3
 
 # Convs per block up to conv5_1 (the deepest layer any method taps).
 _BLOCKS = {"vgg16": (2, 2, 3, 3, 1), "vgg19": (2, 2, 4, 4, 1)}
@@ -64,42 +65,6 @@ def imagenet_input_affine() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.diag(1 / std).view(3, 3, 1, 1), -mean / std
 
 
-class Conv3x3(nn.Conv2d):
-    """VGG's layer: a 3x3 conv with one pixel of zero or reflected padding, with the fast inference paths.
-
-    Wide layers in bf16 on the CPU without autograd run as Winograd F(2x2, 3x3) (fn.winograd_conv3x3); the
-    transformed kernel is kept until the weights change (new storage or an in-place update).
-    `plain` (set by models.use_plain_ops, for ONNX export): one standard conv, reflection as a padded copy.
-    """
-
-    plain = False
-
-    def __init__(self, in_channels: int, out_channels: int, padding_mode: str = "zeros"):
-        super().__init__(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode)
-        self._winograd: tuple = (None, None)  # (weight's stamp, its Winograd kernel)
-
-    def winograd_kernel(self) -> torch.Tensor:
-        stamp = fn.version_stamp(self.weight)
-        if self._winograd[0] != stamp:
-            self._winograd = (stamp, fn.winograd_kernel(self.weight.detach()))
-        return self._winograd[1]
-
-    def forward(self, x: torch.Tensor, inputs: slice = slice(None)) -> torch.Tensor:
-        """inputs: the input channels x stands for when the layer's input is split in parts (the decoder's
-        skip concatenation); the bias comes with the part that starts at channel 0."""
-        weight = self.weight[:, inputs]
-        bias = self.bias if not inputs.start else None
-        reflect = self.padding_mode == "reflect"
-        if self.plain:
-            return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), weight, bias) if reflect else F.conv2d(x, weight, bias, padding=1)
-        if fn.winograd_pays(x, weight):
-            bias = None if bias is None else bias.to(x.dtype)
-            return fn.winograd_conv3x3(x, self.winograd_kernel()[:, inputs].to(x.dtype), bias, reflect=reflect)
-        if reflect:
-            return fn.conv3x3_reflect(x, weight, bias)
-        return F.conv2d(x, weight, bias, padding=1)
-
-
 class Encoder(nn.Module):
     """VGG up to relu5_1; `forward(image, depth)` returns [relu1_1, ..., relu{depth}_1].
 
@@ -137,7 +102,7 @@ class Encoder(nn.Module):
         for name, conv in self.convs.items():
             block, index = int(name[4]), int(name[6])
             if index == 1 and block > 1:
-                x = F.max_pool2d(x, 2, 2, ceil_mode=True) if self.plain else fn.max_pool2x2(x)
+                x = F.max_pool2d(x, 2, 2, ceil_mode=True) if self.plain else kernels.max_pool2x2(x)
             x = torch.relu_(conv(x))  # in place: the conv's output is not needed by its backward
             if index == 1:
                 taps.append(x)

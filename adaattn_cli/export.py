@@ -87,7 +87,7 @@ class FixedStyleGraph(_Graph):
 
     def __init__(self, model: StyleTransferModel, alpha: float, style: torch.Tensor, *, style_positions: int = 0, seed: int = 0):
         super().__init__(model, alpha)
-        caps = [(block, block.max_style_positions) for block in model.blocks if hasattr(block, "max_style_positions")]
+        caps = [(block, block.max_style_positions) for block in model.blocks if block.attends_to_positions]
         for block, _ in caps:  # the positions api.Stylizer.encode_style(style, seed=seed) draws with this cap
             block.max_style_positions = style_positions or None
         try:
@@ -122,11 +122,7 @@ def plain_copy(model: StyleTransferModel) -> StyleTransferModel:
     The caller's model is left as it is (a Stylizer may have moved it to bf16 or channels_last)."""
     plain = copy.deepcopy(model).to("cpu", dtype=torch.float32, memory_format=torch.contiguous_format).eval()
     plain.header = getattr(model, "header", None)
-    for block in plain.blocks:
-        if hasattr(block, "max_style_positions"):
-            block.max_style_positions = None  # deterministic graph: attend to all style positions
-        if hasattr(block, "matmul_dtype"):
-            block.matmul_dtype = torch.float32
+    plain.configure_inference(matmul_dtype=torch.float32, style_positions=0)  # deterministic: every style position
     return use_plain_ops(plain)
 
 

@@ -23,6 +23,8 @@ _SAVE_FORMATS = {
     ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
 }
 SAVE_EXTENSIONS = tuple(_SAVE_FORMATS)
+# Image inputs by extension (folders of contents, training folders); GIF is read (its first frame) but written as PNG.
+IMAGE_EXTENSIONS = (*SAVE_EXTENSIONS, ".gif")
 _ALPHA_FORMATS = {"PNG", "WEBP", "TIFF"}
 _ICC_FORMATS = {"JPEG", "PNG", "WEBP", "TIFF"}
 _HIGH_BIT_GREY = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
@@ -77,6 +79,14 @@ def resize_max_side(t: torch.Tensor, max_size: int) -> torch.Tensor:
                       align_corners=False, antialias=True)
     y = y.clamp(0, 1).to(t.dtype)
     return y.squeeze(0) if t.dim() == 3 else y
+
+
+def resize(image: torch.Tensor, size: tuple[int, int], *, mode: str = "bicubic") -> torch.Tensor:
+    """[C, H, W] in [0, 1] -> [C, *size] ((height, width)), antialiased when shrinking, clamped to [0, 1]."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    resized = F.interpolate(image[None], size=size, mode=mode, antialias=True, align_corners=False)
+    return resized[0].clamp(0, 1)
 
 
 def _has_alpha(img: Image.Image) -> bool:
@@ -145,6 +155,37 @@ def load_image(path: str | os.PathLike, *, max_size: int | None = None) -> Loade
     if icc is not None and icc[16:20] != b"RGB ":
         icc = None
     return LoadedImage(rgb=rgb, alpha=alpha, icc_profile=icc, path=path)
+
+
+def load_resized(path: str | os.PathLike, *, size: int | None = None, max_size: int | None = None) -> LoadedImage:
+    """load_image, then `size`: the shorter side becomes `size` (refused above the pixel limit); `max_size`: the
+    longer side at most `max_size` (load_image's)."""
+    image = load_image(path, max_size=max_size)
+    if size:
+        height, width = image.rgb.shape[-2:]
+        scale = size / min(height, width)
+        target = (max(1, round(height * scale)), max(1, round(width * scale)))
+        check_pixel_limit(target[1], target[0], f"{path} with its shorter side at {size}")
+        image.rgb = resize(image.rgb, target)
+        image.alpha = None if image.alpha is None else resize(image.alpha, target)
+    return image
+
+
+def load_mask(path: str | os.PathLike) -> torch.Tensor:
+    """A greyscale mask [H, W] in [0, 1] (a colour image is averaged over its channels)."""
+    return load_image(path).rgb.mean(dim=0)
+
+
+def fit_mask(mask: torch.Tensor, size: tuple[int, int], what: str | os.PathLike) -> torch.Tensor:
+    """A mask [h, w] resized (bilinear) to `size` (height, width), whose aspect ratio it must have within a pixel;
+    `what` names the mask in the error."""
+    height, width = size
+    mask_h, mask_w = mask.shape
+    if abs(round(mask_h * width / mask_w) - height) > 1:
+        raise BadInputError(
+            f"{what} is {mask_w}x{mask_h} but the content is {width}x{height}; a mask needs the content's aspect ratio"
+        )
+    return resize(mask[None], (height, width), mode="bilinear")[0]
 
 
 def _to_uint8(t: torch.Tensor) -> np.ndarray:

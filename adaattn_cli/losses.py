@@ -1,4 +1,7 @@
-"""Training losses (spec §2, §3.1, §4) and, per method, the losses of one training step.
+"""Training losses of the four methods and, per method, the losses of one training step.
+
+AdaAttN's global style and local feature losses, its video variant's image similarity, the content, style and
+identity losses of AdaIN and SANet, warp consistency and colour distillation.
 
 Layers are given as relu indices: 1 = relu1_1 ... 5 = relu5_1.
 """
@@ -12,8 +15,10 @@ import torch.nn.functional as F
 
 from . import functional as fn
 from .attention import select_positions
-from .data import warp
 from .models import StyleTransferModel
+
+# Style positions the local feature loss attends to at each layer (a random subset beyond it), as in the authors' code.
+LOCAL_MAX_POSITIONS = 4096
 
 
 def global_style_loss(output: list[torch.Tensor], style: list[torch.Tensor], layers, weights=()) -> torch.Tensor:
@@ -33,7 +38,8 @@ def normalised_content_loss(output: list[torch.Tensor], content: list[torch.Tens
 
 
 def local_feature_loss(
-    output: list[torch.Tensor], content: list[torch.Tensor], style: list[torch.Tensor], layers, *, max_positions=4096, generator=None
+    output: list[torch.Tensor], content: list[torch.Tensor], style: list[torch.Tensor], layers, *,
+    max_positions=LOCAL_MAX_POSITIONS, generator=None,
 ) -> torch.Tensor:
     """AdaAttN's local feature loss: the output's features should equal a parameter-free AdaAttN of the
     encoder features (keys = normalised shallow+deep features, values = raw style features)."""
@@ -61,7 +67,7 @@ def cosine_distance_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 def image_similarity_loss(
     content_pair: tuple[list, list], output_pair: tuple[list, list], layers, *, max_positions=1024, generator=None
 ) -> torch.Tensor:
-    """Temporal image-similarity loss (spec §3.1): the stylised pair must keep the content pair's relative
+    """Temporal image-similarity loss of AdaAttN's video variant: the stylised pair must keep the content pair's relative
     cosine-distance structure. D_ij = 1 - cos(F_u^i, F_v^j), normalised per column, compared by L1.
     Positions are subsampled (the same ones for content and output) so memory stays bounded."""
     total = 0.0
@@ -82,9 +88,9 @@ def warp_consistency_loss(output: torch.Tensor, second_output: torch.Tensor, mot
     """Mean |O2 - warp(O1)| where the second content is the first warped by a known `motion` (data.shifted_view):
     the synthetic-flow temporal loss of ReReVST (Wang et al. 2020), i.e. the warping error of bench/temporal.py
     with exact flow. Pixels whose source falls outside the first frame (reflected in the view) are not counted."""
-    valid = warp(torch.ones_like(output[:, :1]), motion) > 0.999
+    valid = fn.warp(torch.ones_like(output[:, :1]), motion) > 0.999
     output, second_output = output.float(), second_output.float()
-    difference = (second_output - warp(output, motion)).abs().mean(dim=1, keepdim=True)
+    difference = (second_output - fn.warp(output, motion)).abs().mean(dim=1, keepdim=True)
     return (difference * valid).sum() / valid.sum().clamp_min(1)
 
 
@@ -95,15 +101,20 @@ def colour_distillation_loss(output: torch.Tensor, teacher_output: torch.Tensor,
     return F.l1_loss(F.avg_pool2d(output.float(), scale, ceil_mode=True), F.avg_pool2d(teacher_output.float(), scale, ceil_mode=True))
 
 
+# Earlier names of renamed LossConfig fields: configs read back from JSON (a checkpoint's config, a model file's
+# provenance) written before the rename still load.
+_EARLIER_NAMES = {"identity1": "identity_pixels", "identity2": "identity_features"}
+
+
 @dataclass
 class LossConfig:
-    """Loss weights and layers for one method; defaults per method follow the spec's recipes."""
+    """Loss weights and layers for one method; the defaults per method follow each method's reference training code."""
 
     style: float = 10.0
     local: float = 0.0
     content: float = 0.0
-    identity1: float = 0.0
-    identity2: float = 0.0
+    identity_pixels: float = 0.0  # SANet's identity losses: the content (style) as its own style redraws its pixels
+    identity_features: float = 0.0  # ... and its encoder features
     similarity: float = 0.0
     warp: float = 0.0
     teacher: float = 0.0  # colour distillation from TrainConfig.teacher's outputs
@@ -113,24 +124,30 @@ class LossConfig:
     local_layers: tuple = (2, 3, 4, 5)
     content_layers: tuple = (4, 5)
     similarity_layers: tuple = (2, 3, 4)
-    local_max_positions: int = 4096
+    local_max_positions: int = LOCAL_MAX_POSITIONS
     similarity_max_positions: int = 1024
 
     @classmethod
     def for_method(cls, method: str) -> "LossConfig":
-        if method == "adaattn":  # OFF train_adaattn.sh: 10 global + 3 local, no content loss
+        if method == "adaattn":  # the authors' code (Huage001/AdaAttN, train_adaattn.sh): 10 global + 3 local, no content
             return cls(style=10.0, local=3.0)
         if method == "adaattn-video":
-            # VID-U's recipe (global + local + image similarity over relu2_1..relu4_1), the similarity rescaled:
-            # VID-U's x100 is ~0.3 % of the total at our loss scale and measurably changed nothing; x2e4 is ~20 %.
+            # The recipe of an unofficial AdaAttN video re-implementation (global + local + image similarity over
+            # relu2_1..relu4_1), the similarity rescaled: its x100 is ~0.3 % of the total at our loss scale and
+            # measurably changed nothing; x2e4 is ~20 %.
             # warp (train --warp-weight) is opt-in: it steadies frames and costs style the longer it trains (the
             # bundled model's recipe, with a stronger style term, is in weights/README.md).
             return cls(style=10.0, local=3.0, similarity=2e4, local_layers=(2, 3, 4))
-        if method == "adain":  # AIN-PT: content 1 (relu4_1, target = AdaIN features), style 10 over relu1_1..4_1
+        if method == "adain":  # naoto0804/pytorch-AdaIN: content 1 (relu4_1, target = AdaIN features), style 10 over relu1_1..4_1
             return cls(style=10.0, content=1.0, style_layers=(1, 2, 3, 4))
-        if method == "sanet":  # SAN notebook: content 1, style 3, identity 50 / 1
-            return cls(style=3.0, content=1.0, identity1=50.0, identity2=1.0, style_layers=(1, 2, 3, 4, 5))
+        if method == "sanet":  # GlebSBrykin/SANET's Train.ipynb (SANet has no official code): content 1, style 3, identity 50 / 1
+            return cls(style=3.0, content=1.0, identity_pixels=50.0, identity_features=1.0, style_layers=(1, 2, 3, 4, 5))
         raise ValueError(f"unknown method {method!r}")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "LossConfig":
+        """A LossConfig from its asdict() form read back from JSON (lists for tuples; earlier field names accepted)."""
+        return cls(**{_EARLIER_NAMES.get(k, k): tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 def training_losses(
@@ -158,12 +175,12 @@ def training_losses(
             terms["content"] = F.mse_loss(output_feats[3], transferred[0].detach())
         else:
             terms["content"] = normalised_content_loss(output_feats, content_feats, config.content_layers)
-    if config.identity1 or config.identity2:
+    if config.identity_pixels or config.identity_features:
         identity_content = model.decode(model.transfer(content_enc, model.memorize(content_enc, generator=generator)))
         identity_style = model.decode(model.transfer(style_enc, model.memorize(style_enc, generator=generator)))
-        terms["identity1"] = F.mse_loss(identity_content, content) + F.mse_loss(identity_style, style)
+        terms["identity_pixels"] = F.mse_loss(identity_content, content) + F.mse_loss(identity_style, style)
         pairs = ((encoder(identity_content, 5), content_feats), (encoder(identity_style, 5), style_feats))
-        terms["identity2"] = sum(F.mse_loss(a, b) for out, ref in pairs for a, b in zip(out, ref))
+        terms["identity_features"] = sum(F.mse_loss(a, b) for out, ref in pairs for a, b in zip(out, ref))
     if config.similarity or config.warp:
         second = batch["content2"]
         second_output = model.decode(model.transfer(model.encode(second), memory))
@@ -179,7 +196,8 @@ def training_losses(
         terms["warp"] = warp_consistency_loss(output, second_output, batch["motion"])
     if config.teacher:
         terms["teacher"] = colour_distillation_loss(output, batch["teacher"], config.teacher_scale)
-    weights = {"style": config.style, "local": config.local, "content": config.content, "identity1": config.identity1,
-               "identity2": config.identity2, "similarity": config.similarity, "warp": config.warp, "teacher": config.teacher}
+    weights = {"style": config.style, "local": config.local, "content": config.content, "identity_pixels": config.identity_pixels,
+               "identity_features": config.identity_features, "similarity": config.similarity, "warp": config.warp,
+               "teacher": config.teacher}
     total = sum(weights[name] * value for name, value in terms.items())
     return {"total": total, **terms}, output

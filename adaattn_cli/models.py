@@ -13,8 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import functional as fn
+from . import kernels
 from .attention import AdaAttN, AdaIN, SANet, StyleMemory
-from .encoders import Conv3x3, Encoder
+from .encoders import Encoder
+from .layers import ReflectConv2d
 
 # Decoder rows: an int is a 3x3 conv (reflection pad, ReLU unless last) with that many output channels,
 # "up" a nearest x2 upsampling, "skip" the concatenation of the relu3_1-level block output.
@@ -23,27 +25,6 @@ DECODERS = {
     "relu4_1+skip3": (256, "up", "skip", 256, 256, 256, 128, "up", 128, 64, "up", 64, 3),
     "relu3_1": (256, 256, 256, 128, "up", 128, 64, "up", 64, 3),
 }
-
-
-class ReflectConv2d(Conv3x3):
-    """The decoders' layer: 3x3 conv with one pixel of reflection padding (ReLU applied by the caller).
-
-    upsample: the input is first upsampled x2 (nearest), fused into the conv (fn.upsample_conv3x3_reflect).
-    skip: channels concatenated after the input's; their share of the kernel runs as a second conv, so the
-    concatenated copy is never built.
-    """
-
-    def __init__(self, in_channels: int, out_channels: int):
-        super().__init__(in_channels, out_channels, padding_mode="reflect")
-
-    def forward(self, x: torch.Tensor, *, upsample: bool = False, skip: torch.Tensor | None = None) -> torch.Tensor:
-        own = slice(0, x.shape[1])
-        if upsample and self.plain:  # ONNX export: the upsampled copy, then the conv
-            x, upsample = F.interpolate(x, scale_factor=2, mode="nearest"), False
-        out = fn.upsample_conv3x3_reflect(x, self.weight[:, own], self.bias) if upsample else super().forward(x, own)
-        if skip is not None:
-            out = out.add_(super().forward(skip, slice(x.shape[1], None)))
-        return out
 
 
 class Decoder(nn.Module):
@@ -66,7 +47,7 @@ class Decoder(nn.Module):
         convs = iter(self.convs)
         last = self.convs[-1]
         # Every row ends "up", conv, last conv: at inference the last conv reads the upsampling conv's four
-        # phases directly (fn.phases_conv3x3_reflect), so the full-size map before it is never built.
+        # phases directly (kernels.phases_conv3x3_reflect), so the full-size map before it is never built.
         fuse_tail = not torch.is_grad_enabled() and not self.plain and self.row[-3] == "up"
         upsample, extra = False, None  # "up" and "skip" are carried into the next conv, which fuses them
         for item in self.row:
@@ -77,8 +58,8 @@ class Decoder(nn.Module):
             else:
                 conv = next(convs)
                 if fuse_tail and conv is self.convs[-2]:
-                    phases = torch.relu_(fn.upsample_conv3x3_phases(x, conv.weight, conv.bias))
-                    return fn.phases_conv3x3_reflect(phases, last.weight, last.bias)
+                    phases = torch.relu_(kernels.upsample_conv3x3_phases(x, conv.weight, conv.bias))
+                    return kernels.phases_conv3x3_reflect(phases, last.weight, last.bias)
                 x = conv(x, upsample=upsample, skip=extra)
                 upsample, extra = False, None
                 if conv is not last:
@@ -128,6 +109,14 @@ class StyleTransferModel(nn.Module):
     def key(features: list[torch.Tensor], level: int, stats: dict | None = None, *, plain: bool = False) -> torch.Tensor:
         pieces_stats = None if stats is None else [stats[(tap, level)] for tap in range(1, level + 1)]
         return fn.shallow_deep_key(features[:level], pieces_stats, plain=plain)
+
+    def configure_inference(self, *, matmul_dtype: torch.dtype, style_positions: int | None = None) -> None:
+        """Inference settings of the transfer blocks: the dtype of their attention matmuls, and the cap on the style
+        positions each attends to (None: the model's own caps, as configured; 0: every position)."""
+        own_caps = self.config.get("max_style_positions") or [None] * len(self.blocks)
+        for block, own_cap in zip(self.blocks, own_caps):
+            cap = own_cap if style_positions is None else (style_positions or None)
+            block.configure_inference(matmul_dtype=matmul_dtype, max_style_positions=cap)
 
     def normalised_maps(self) -> list[tuple[int, int]]:
         """(tap, level) of every map the model normalises with its own statistics (see Encoded.stats)."""
@@ -212,7 +201,8 @@ class AdaAttNModel(StyleTransferModel):
 
 
 class AdaAttNVideoModel(StyleTransferModel):
-    """Video variant (spec §3): one cosine-attention AdaAttN block at relu3_1, decoder from relu3_1."""
+    """Video variant (the released video model of Huage001/AdaAttN's inference_frame.py): one cosine-attention
+    AdaAttN block at relu3_1, decoder from relu3_1."""
 
     method = "adaattn-video"
     depth = 3

@@ -35,11 +35,11 @@ import torch.nn.functional as F
 
 from . import functional as fn
 from .attention import select_positions
+from .losses import LOCAL_MAX_POSITIONS  # the local loss's cap on attended style positions, as in training
 
 STYLE_LAYERS = (1, 2, 3, 4, 5)
 LOCAL_LAYERS = (3, 4, 5)
 CONTENT_LAYERS = (4, 5)
-LOCAL_STYLE_POSITIONS = 4096  # the local loss's cap on attended style positions (as in training)
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Refiner:
         keys, values = [], []
         for layer in LOCAL_LAYERS:
             value, key = select_positions(
-                [features[layer - 1], fn.shallow_deep_key(features[:layer])], cap=LOCAL_STYLE_POSITIONS,
+                [features[layer - 1], fn.shallow_deep_key(features[:layer])], cap=LOCAL_MAX_POSITIONS,
                 generator=generator, mask=None,
             )
             keys.append(key)
@@ -152,16 +152,17 @@ class Refiner:
         content: torch.Tensor,
         start: torch.Tensor,
         terms: list[tuple[Callable[[float], StyleTargets], float | torch.Tensor]],
-        self_weight: float | torch.Tensor | None,
+        content_as_style_weight: float | torch.Tensor | None,
         steps: int,
         progress: Callable[[int, int], None] | None = None,
         previous: Carried | None = None,
     ) -> torch.Tensor:
         """Refine `start` [1, 3, H, W] (the model's picture of `content`) for `steps` steps.
 
-        terms: (targets of a style at a scale, weight) with float weights or [1, 1, H, W] maps; self_weight: the
-        content's own share (None: none). previous (video): what the frame takes over from the previous refined
-        frame; all steps then run at the working size. Returns [1, 3, H, W] in [0, 1].
+        terms: (targets of a style at a scale, weight) with float weights or [1, 1, H, W] maps;
+        content_as_style_weight: the share of the content as its own style (None: none). previous (video): what the
+        frame takes over from the previous refined frame; all steps then run at the working size. Returns
+        [1, 3, H, W] in [0, 1].
         """
         if steps <= 0:
             return start
@@ -200,7 +201,7 @@ class Refiner:
                 image = torch.lerp(base, held, weight)
             else:
                 image = base
-            objective = self.objective(_resize(photo, size), terms, self_weight, scale)
+            objective = self.objective(_resize(photo, size), terms, content_as_style_weight, scale)
             if previous is not None:
                 objective = _with_temporal_term(objective, held, weight, settings.temporal_weight)
             current = self._optimise(image.clamp(0, 1), objective, count, step_done, None if previous is None else step_scale)
@@ -225,7 +226,7 @@ class Refiner:
         return image.detach()
 
     @torch.no_grad()
-    def objective(self, content: torch.Tensor, terms, self_weight, scale: float):
+    def objective(self, content: torch.Tensor, terms, content_as_style_weight, scale: float):
         """The loss of a picture at this level: targets computed once here, only the picture's side per step."""
         settings = self.settings
         content_features = self.features(content)
@@ -239,8 +240,9 @@ class Refiner:
             for i, layer in enumerate(LOCAL_LAYERS):
                 target = self._local_target(content_features, layer, targets.keys[i], targets.values[i])
                 local_targets[i] = local_targets[i] + _layer_weight(weight, target) * target
-        if self_weight is not None:
-            weight = self_weight if isinstance(self_weight, float) else _resize(self_weight.to(self.device).float(), size)
+        if content_as_style_weight is not None:
+            weight = content_as_style_weight
+            weight = weight if isinstance(weight, float) else _resize(weight.to(self.device).float(), size)
             own = [_weighted_mean_std(f, weight) for f in content_features]
             stat_terms.append(([m for m, _ in own], [s for _, s in own], weight))
             for i, layer in enumerate(LOCAL_LAYERS):

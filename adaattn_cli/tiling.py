@@ -56,21 +56,21 @@ def whole_image_pass(
     image: torch.Tensor,
     tile: int,
     encode: Callable[[torch.Tensor], list[torch.Tensor]],
-    self_memory_generator: torch.Generator | None,
+    content_as_style_generator: torch.Generator | None,
 ) -> tuple[dict, list[StyleMemory] | None]:
     """Pass 1: the whole-image statistics of every normalised map, and the content's own style memory
-    (when `self_memory_generator` is given: drawn as model.memorize would draw it on the whole image)."""
+    (when `content_as_style_generator` is given: drawn as model.memorize would draw it on the whole image)."""
     batch, _, height, width = image.shape
     maps = model.normalised_maps()
     sums: dict = {}
     plan = []  # per block: (level, sampled flat indices at that level or None for all, gathered taps)
-    if self_memory_generator is not None:
+    if content_as_style_generator is not None:
         for block, level in zip(model.blocks, model.block_levels):
-            if not hasattr(block, "max_style_positions"):  # AdaIN: the statistics are its whole memory
+            if not block.attends_to_positions:  # AdaIN: the whole-image statistics are its whole memory
                 plan.append(None)
                 continue
             count = (height >> (level - 1)) * (width >> (level - 1))
-            index = sample_index(count, block.max_style_positions, self_memory_generator)
+            index = sample_index(count, block.max_style_positions, content_as_style_generator)
             index = torch.arange(count) if index is None else index
             taps = range(1, level + 1) if level in model.key_levels else (level,)
             plan.append((level, index, {tap: None for tap in taps}))
@@ -89,7 +89,7 @@ def whole_image_pass(
         mean = total / count
         var = (squares - total * mean) / max(1, count - 1)
         stats[key] = tuple(t.float().view(batch, -1, 1, 1) for t in (mean, (var.clamp_min(0) + fn.STD_EPS).sqrt()))
-    if self_memory_generator is None:
+    if content_as_style_generator is None:
         return stats, None
     return stats, model.memorize(_gathered_encoded(model, plan, stats))
 

@@ -18,7 +18,7 @@ import pickle
 import signal
 import time
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
@@ -27,56 +27,13 @@ import torch
 
 from . import __version__
 from . import distributed as dist
-from .api import pick_device, resolve_precision
+from .config import TrainConfig
 from .data import SampleRange, StyleTransferData, find_images
+from .devices import pick_device, resolve_precision
 from .errors import BadInputError
 from .losses import LossConfig, training_losses
-from .models import MODELS, StyleTransferModel, build_model
-from .weights import DEFAULT_ENCODER, load_encoder, load_model, save_model
-
-
-@dataclass
-class TrainConfig:
-    method: str
-    content: str
-    style: str
-    output: str
-    workdir: str
-    max_steps: int = 52000
-    batch_size: int = 8
-    crop_size: int = 256
-    load_size: int = 512
-    lr: float = 1e-4
-    betas: tuple = (0.9, 0.999)
-    schedule: str = "auto"  # step (AdaAttN recipe), inverse (AdaIN/SANet), constant
-    precision: str = "auto"  # fp32 | bf16 | auto (bf16 where it is measured faster: CUDA, CPUs with avx512_bf16/amx)
-    device: str = "auto"
-    seed: int = 0
-    workers: int = 2
-    holdout: int = -1  # images held out of each folder for validation; -1 = min(40, 10 %)
-    checkpoint_every: int = 500
-    sample_every: int = 1000
-    log_every: int = 10
-    encoder: str = DEFAULT_ENCODER
-    width_divisor: int = 1  # > 1 only for tests
-    init: str | None = None  # model file to start from (fine-tuning, or continuing a run without its checkpoint)
-    teacher: str | None = None  # model file whose outputs the losses' `teacher` term distils (frozen, same encoder)
-    losses: LossConfig | None = None
-    model_config: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        if self.method not in MODELS:
-            raise BadInputError(f"unknown method {self.method!r}; choose one of: {', '.join(MODELS)}")
-        if self.losses is None:
-            self.losses = LossConfig.for_method(self.method)
-        elif isinstance(self.losses, dict):
-            self.losses = LossConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in self.losses.items()})
-        if self.schedule == "auto":
-            self.schedule = "step" if self.method.startswith("adaattn") else "inverse"
-        if bool(self.teacher) != bool(self.losses.teacher):
-            raise BadInputError("a teacher model and a teacher loss weight go together: give both or neither")
-        if self.crop_size % 16 or self.crop_size < 32:
-            raise BadInputError(f"--crop-size must be a multiple of 16 and at least 32, got {self.crop_size}")
+from .models import StyleTransferModel, build_model
+from .weights import load_encoder, load_model, save_model
 
 
 class Interrupted(Exception):

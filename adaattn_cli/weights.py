@@ -317,7 +317,7 @@ def load_model(name_or_path: str | Path, *, encoder: Encoder | None = None, devi
     return model.to(device).eval()
 
 
-# --- official AdaAttN checkpoints (spec §1.8) -------------------------------------------------------
+# --- official AdaAttN checkpoints (the latest_net_*.pth files of the Huage001/AdaAttN release) -------
 
 OFFICIAL_PROJECTIONS = {"f": "query", "g": "key", "h": "value"}
 
@@ -364,7 +364,7 @@ def import_official_adaattn(folder: str | Path, out: str | Path) -> Path:
     state = official_adaattn_state(**parts)
     expected = model.trainable_state()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):
-        raise WeightsError(f"{folder}: official checkpoint does not match the AdaAttN layout (spec §1.8)")
+        raise WeightsError(f"{folder}: official checkpoint does not match the layout of the AdaAttN release")
     model.load_state_dict({**state, **{f"encoder.{k}": v for k, v in encoder.state_dict().items()}})
     provenance = {"source": "official AdaAttN release (Huage001/AdaAttN)", "imported_from": str(folder)}
     return save_model(model, out, provenance=provenance)

@@ -31,11 +31,9 @@ import time
 from pathlib import Path
 
 import torch
+from stylize_speed import compare, square_image  # bench/ is on sys.path: this file runs as a script
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-
-from stylize_speed import compare, square_image  # noqa: E402
 
 
 def ort_session(path: Path, threads: int):
@@ -49,7 +47,8 @@ def ort_session(path: Path, threads: int):
 
 def variants(args, tmp: Path, content: torch.Tensor, style: torch.Tensor) -> dict:
     """name -> (cold call or None, warm call or None, baseline name); every call returns [1, 3, H, W] float."""
-    from adaattn_cli.api import DEFAULT_STYLE_POSITIONS, Stylizer, resolve_precision
+    from adaattn_cli.api import DEFAULT_STYLE_POSITIONS, Stylizer
+    from adaattn_cli.devices import resolve_precision
     from adaattn_cli.export import export_onnx
     from adaattn_cli.weights import load_model
 
@@ -92,9 +91,9 @@ def main() -> None:
     parser.add_argument("--onnx", help="two-input graph to use (exported here if the file is missing)")
     parser.add_argument("--baked", help="baked-style graph to use (exported here with 4,096 positions if the file is missing)")
     args = parser.parse_args()
-    from adaattn_cli.api import tune_process
+    from adaattn_cli.devices import tune_cpu_for_inference
 
-    tune_process()
+    tune_cpu_for_inference()
     import onnxruntime as ort
 
     content = square_image(ROOT / "examples/bedroom.jpg", args.size)

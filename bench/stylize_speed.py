@@ -5,7 +5,7 @@
     python bench/stylize_speed.py --sizes 4096 --style-size 1024 --variants fast fp32 --repeats 1
 
 Variants (all with the bundled AdaAttN model, one image, model loaded before timing):
-  reference  bench/reference.py: the official formulation in plain fp32 NCHW, full attention, the style
+  reference  adaattn_cli/reference.py: the official formulation in plain fp32 NCHW, full attention, the style
              encoded per call, the model's own position caps (4096 at relu3_1, 65536 elsewhere)
   fp32       ours, exact: fp32, chunked attention, channels_last, the model's own caps (same maths as the reference)
   fast       ours as the CLI runs it by default: bf16 convs and attention matmuls (moments in fp32),
@@ -41,7 +41,6 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
 
 
 def square_image(path: Path, size: int) -> torch.Tensor:
@@ -63,7 +62,7 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
     style = square_image(ROOT / "examples/vangogh-wheat-field.jpg", style_size)
     model = load_model(model_name)
     if variant == "reference":
-        from reference import plain_copy, reference_stylize
+        from adaattn_cli.reference import plain_copy, reference_stylize
 
         model = plain_copy(model)
         calls = {"cold": lambda: reference_stylize(model, content, style)}
@@ -71,9 +70,9 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
         fast = variant in ("fast", "fast-direct") or variant.startswith("refine")
         steps = int(variant[len("refine") :]) if variant.startswith("refine") else 0
         if variant == "fast-direct":  # the fast path with every conv direct: what Winograd gains
-            from adaattn_cli import functional
+            from adaattn_cli import kernels
 
-            functional.WINOGRAD_MIN_CHANNELS = sys.maxsize
+            kernels.WINOGRAD_MIN_CHANNELS = sys.maxsize
         stylizer = Stylizer(model, precision="bf16" if fast else "fp32", style_positions=DEFAULT_STYLE_POSITIONS if fast else None)
         encoded = stylizer.encode_style(style[0])
         calls = {
@@ -124,9 +123,9 @@ def main() -> None:
     parser.add_argument("--model", default="adaattn")
     parser.add_argument("--cell", nargs=3, metavar=("VARIANT", "SIZE", "OUT"), help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args()
-    from adaattn_cli.api import tune_process
+    from adaattn_cli.devices import tune_cpu_for_inference
 
-    tune_process()  # as the CLI does (every variant, the reference too)
+    tune_cpu_for_inference()  # as the CLI does (every variant, the reference too)
     if args.cell:
         variant, size, out = args.cell
         result = run_cell(variant, int(size), args.style_size or int(size), args.repeats, args.model, Path(out))

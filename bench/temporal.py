@@ -24,9 +24,11 @@ import numpy as np
 import torch
 
 from adaattn_cli.api import Stylizer
-from adaattn_cli.cli._common import load_resized
-from adaattn_cli.cli.video import HOLD_THRESHOLD, fit_frame_size, fit_palette, stylize_frames
+from adaattn_cli.config import HOLD_THRESHOLD, STYLE_SIZE
+from adaattn_cli.devices import tune_cpu_for_inference
+from adaattn_cli.image_io import load_resized
 from adaattn_cli.temporal import STYLE_LAYERS, FrameRefiner, StaticHold, style_loss_by_layer, warping_error
+from adaattn_cli.video import fit_frame_size, fit_palette, stylize_frames
 from adaattn_cli.video_io import probe, read_frames
 from adaattn_cli.weights import load_encoder, load_model
 
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", action="append", dest="models", help="model file (repeatable)")
     parser.add_argument("--max-frames", type=int, default=60)
     parser.add_argument("--size", type=int, default=256, help="shorter side of the frames (0 = as is)")
-    parser.add_argument("--style-size", type=int, default=512)
+    parser.add_argument("--style-size", type=int, default=STYLE_SIZE)
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="auto")
@@ -57,6 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hold", type=float, default=HOLD_THRESHOLD,
                         help="threshold of the held rows (`adaattn video --hold`; 0 = no held rows)")
     args = parser.parse_args(argv)
+    tune_cpu_for_inference()  # as `adaattn video` does
     models = args.models or ["adaattn-video", "adaattn"]
 
     size = fit_frame_size(probe(args.clip).size, size=args.size or None, max_size=None)

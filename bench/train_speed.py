@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from adaattn_cli import distributed
-from adaattn_cli.api import pick_device, resolve_precision
+from adaattn_cli.devices import pick_device, resolve_precision
 from adaattn_cli.losses import LossConfig, training_losses
 from adaattn_cli.models import build_model
 from adaattn_cli.weights import load_encoder

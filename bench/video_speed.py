@@ -25,12 +25,14 @@ from pathlib import Path
 
 import torch
 
-from adaattn_cli.api import Stylizer, tune_process
-from adaattn_cli.cli._common import load_resized
-from adaattn_cli.cli.video import HOLD_THRESHOLD, VIDEO_STYLE_POSITIONS, fit_frame_size, fit_palette, stylize_frames
+from adaattn_cli.api import Stylizer
+from adaattn_cli.config import HOLD_THRESHOLD, STYLE_SIZE, VIDEO_STYLE_POSITIONS
+from adaattn_cli.devices import tune_cpu_for_inference
 from adaattn_cli.errors import WeightsError
+from adaattn_cli.image_io import load_resized
 from adaattn_cli.models import build_model
 from adaattn_cli.temporal import StaticHold
+from adaattn_cli.video import fit_frame_size, fit_palette, stylize_frames
 from adaattn_cli.video_io import VideoWriter, probe, read_frames
 from adaattn_cli.weights import load_encoder, load_model
 
@@ -56,12 +58,12 @@ def main() -> None:
     parser.add_argument("--precisions", nargs="+", default=["fp32", "fast"], choices=["fp32", "fast"])
     parser.add_argument("--style-positions", type=int, default=VIDEO_STYLE_POSITIONS, help="cap of the fast runs (0 = all)")
     args = parser.parse_args()
-    tune_process()  # as the CLI does
+    tune_cpu_for_inference()  # as the CLI does
 
     info = probe(args.clip)
     size = fit_frame_size(info.size, size=args.size, max_size=None)
     frames = list(itertools.islice(read_frames(args.clip, size=size), args.frames))
-    style = load_resized(args.style, size=512).rgb
+    style = load_resized(args.style, size=STYLE_SIZE).rgb
     print(
         f"`python bench/video_speed.py {shlex.join(sys.argv[1:])}`: {len(frames)} frames of {size[0]}x{size[1]}, "
         f"torch {torch.__version__}, {torch.get_num_threads()} threads\n"

@@ -88,7 +88,7 @@ def test_vgg_normalised_key_mapping_reproduces_the_official_slices():
     image = torch.rand(1, 3, 32, 48)
     ours = encoder(image)
     x, taps = image, []
-    for start, end in ((0, 4), (4, 11), (11, 18), (18, 31), (31, 44)):  # spec §1.1 slicing
+    for start, end in ((0, 4), (4, 11), (11, 18), (18, 31), (31, 44)):  # the official code's slices of the VGG Sequential
         x = official[start:end](x)
         taps.append(x)
     for name, a, b in zip(TAPS, ours, taps):

@@ -1,21 +1,17 @@
 """The performance paths change speed, not results: ours (fp32) equals the plain reference of
-bench/reference.py, and the bf16 fast path stays within bf16 tolerance of it."""
+adaattn_cli/reference.py, and the bf16 fast path stays within bf16 tolerance of it."""
 
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
+from tinymodels import spread_outputs
 
 from adaattn_cli import functional as fn
 from adaattn_cli.api import Stylizer
 from adaattn_cli.image_io import load_image
+from adaattn_cli.reference import plain_copy, reference_stylize
 from adaattn_cli.weights import REPO_WEIGHTS, load_model
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-from reference import plain_copy, reference_stylize  # noqa: E402
-from tinymodels import spread_outputs  # noqa: E402
 
 
 def example(name: str, size: tuple[int, int]) -> torch.Tensor:

@@ -104,6 +104,14 @@ def test_resume_refuses_a_different_setup(data, tmp_path):
         Trainer(_config(data, tmp_path, "adain", max_steps=4, crop_size=48), resume=True)
 
 
+def test_a_config_read_back_from_json_accepts_the_earlier_loss_names(data, tmp_path):
+    """Checkpoints and model files written before identity1/identity2 became identity_pixels/identity_features."""
+    saved = json.loads(json.dumps({**vars(LossConfig.for_method("sanet")), "identity_pixels": 5.0}))
+    saved["identity1"], saved["identity2"] = saved.pop("identity_pixels"), saved.pop("identity_features")
+    losses = _config(data, tmp_path, "sanet", losses=saved).losses
+    assert losses == LossConfig(**{**vars(LossConfig.for_method("sanet")), "identity_pixels": 5.0})
+
+
 def test_step_schedule_follows_the_official_recipe():
     # 5 "epochs" of 20 steps: x1, x1, x0.3, x0.09, x0.027
     factors = [lr_factor("step", s, 100) for s in (0, 39, 40, 59, 60, 80, 99)]

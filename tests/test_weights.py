@@ -117,7 +117,8 @@ def test_bundled_encoder_loads_and_is_sane():
 
 
 def _official_checkpoint(folder):
-    """Synthetic release with the key layout of spec §1.8 (decoder Sequentials include pad/ReLU/upsample slots)."""
+    """Synthetic release with the key layout of the official latest_net_*.pth files (decoder Sequentials include
+    pad/ReLU/upsample slots)."""
     torch.manual_seed(6)
     folder.mkdir()
     rand = lambda *shape: torch.randn(*shape) * 0.02  # noqa: E731

@@ -1,7 +1,8 @@
 """The `adaattn` command: the Typer app, global options, and the one place errors become exit codes.
 
 Commands live one per module and import torch lazily, inside their functions, so `adaattn --help` and
-`adaattn --version` stay fast.
+`adaattn --version` stay fast. What they share: console.py (output, errors), options.py (the shared options),
+inputs.py (contents, outputs, the model, masks), progress.py (bars) and batch.py (the batch loop).
 """
 
 from typing import Annotated, Optional
@@ -11,7 +12,7 @@ from typer.core import TyperGroup
 
 from .. import __version__, distributed
 from ..errors import BadInputError
-from . import _common, blend, export, models, stylize, train, video, weights
+from . import blend, console, export, models, stylize, train, video, weights
 
 # Registered in this order; a new command is one more row (and its module in the import above).
 COMMANDS = [
@@ -37,7 +38,7 @@ def _usage_exit(error) -> BaseException:
     if type(error).__name__ == "NoArgsIsHelpError":
         return error
     if distributed.current_world().is_main:  # under torchrun every process parses the same arguments
-        _common.print_error(_common.usage_message(error))
+        console.print_error(console.usage_message(error))
     return typer.Exit(code=2)
 
 
@@ -62,8 +63,8 @@ class _Group(TyperGroup):
         except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
             raise  # Typer's exits and usage errors; a closed pipe (`| head`) is Typer's to handle
         except Exception as error:
-            _common.report_error(error)
-            raise typer.Exit(code=_common.exit_code(error)) from None
+            console.report_error(error)
+            raise typer.Exit(code=console.exit_code(error)) from None
 
 
 app = typer.Typer(
@@ -103,7 +104,7 @@ def _main(
       adaattn blend-styles photo.jpg -s starry.jpg -s scream.jpg --weights 0.7,0.3
       adaattn models
     """
-    _common.configure(quiet=quiet, verbose=verbose)
+    console.configure(quiet=quiet, verbose=verbose)
     if distributed.current_world().size > 1 and ctx.invoked_subcommand not in DISTRIBUTED_COMMANDS:
         raise BadInputError(
             f"adaattn {ctx.invoked_subcommand} runs in one process; under torchrun only {', '.join(sorted(DISTRIBUTED_COMMANDS))} "

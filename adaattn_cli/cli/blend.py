@@ -7,9 +7,11 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
 from ..errors import BadInputError
-from . import _common as common
-from ._common import (
+from .batch import run_batch
+from .inputs import fit_masks, load_masks, load_stylizer, output_suffix, prepare_jobs
+from .options import (
     AlphaOption,
     ContentArgument,
     DeviceOption,
@@ -29,6 +31,7 @@ from ._common import (
     StyleSizeOption,
     TileOption,
 )
+from .progress import part_progress
 
 TILE_HEIGHT = 256  # contact sheet tiles are scaled to this height
 LABEL_HEIGHT = 18
@@ -74,11 +77,11 @@ def blend_styles(
     model: ModelOption = None,
     size: SizeOption = None,
     max_size: MaxSizeOption = None,
-    style_size: StyleSizeOption = 512,
+    style_size: StyleSizeOption = STYLE_SIZE,
     mask: MaskOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
-    style_positions: StylePositionsOption = 4096,
+    style_positions: StylePositionsOption = DEFAULT_STYLE_POSITIONS,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = None,
@@ -97,6 +100,8 @@ def blend_styles(
       adaattn blend-styles photo.jpg -s starry.jpg -s scream.jpg --weights 0.7,0.3
       adaattn blend-styles photo.jpg -s starry.jpg -s scream.jpg --grid -o sheet.png
     """
+    from ..image_io import load_resized
+
     if len(style) < 2:
         raise BadInputError("blend-styles needs two or more --style images; use stylize for one")
     if weights is not None and len(weights) != len(style):
@@ -107,17 +112,17 @@ def blend_styles(
     def name(path: Path) -> str:
         if grid:
             return f"{path.stem}_blend_grid.png"
-        return f"{path.stem}_blend_{'+'.join(s.stem for s in style)}{common.output_suffix(path)}"
+        return f"{path.stem}_blend_{'+'.join(s.stem for s in style)}{output_suffix(path)}"
 
-    jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=shard)
-    stylizer = common.load_stylizer(method, model, device, precision, style_positions, tile)
-    style_images = [common.load_resized(path, size=style_size or None).rgb for path in style]
+    jobs = prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=shard)
+    stylizer = load_stylizer(method, model, device, precision, style_positions, tile)
+    style_images = [load_resized(path, size=style_size or None).rgb for path in style]
     encoded = [stylizer.encode_style(image, seed=seed) for image in style_images]  # once, reused by every tile
-    masks = common.load_masks(mask)
+    masks = load_masks(mask)
 
     def blend(image, mix):
-        fitted = common.fit_masks(masks, image.rgb)
-        with common.part_progress("tiles") as progress, common.part_progress("refining") as refine_progress:
+        fitted = fit_masks(masks, image.rgb)
+        with part_progress("tiles") as progress, part_progress("refining") as refine_progress:
             return stylizer.stylize(
                 image.rgb, encoded, weights=mix, alpha=alpha, masks=fitted, seed=seed, progress=progress,
                 refine=refine, refine_progress=refine_progress,
@@ -131,7 +136,7 @@ def blend_styles(
         bottom = [(" / ".join(_short(w) for w in mix), blend(image, mix)) for mix in mixes]
         return dataclasses.replace(image, rgb=_contact_sheet([top, bottom]), alpha=None, icc_profile=None)
 
-    common.run_batch(jobs, render, size=size, max_size=max_size, overwrite=overwrite)
+    run_batch(jobs, render, size=size, max_size=max_size, overwrite=overwrite)
 
 
 def _grid_mixes(count: int, weights: Optional[List[float]]) -> List[List[float]]:

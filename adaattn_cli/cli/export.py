@@ -6,7 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ._common import OverwriteOption, StyleSizeOption, info
+from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
+from .console import info
+from .options import OverwriteOption, StyleSizeOption
 
 ModelArgument = Annotated[
     str,
@@ -44,9 +46,9 @@ def export(
     model: ModelArgument,
     output: OutputOption = None,
     style: StyleOption = None,
-    style_size: StyleSizeOption = 512,
+    style_size: StyleSizeOption = STYLE_SIZE,
     alpha: AlphaOption = 1.0,
-    style_positions: StylePositionsOption = 4096,
+    style_positions: StylePositionsOption = DEFAULT_STYLE_POSITIONS,
     seed: SeedOption = 0,
     opset: OpsetOption = 18,
     overwrite: OverwriteOption = False,
@@ -77,7 +79,7 @@ def export(
     start = time.perf_counter()
     style_image = None
     if style is not None:
-        from ._common import load_resized
+        from ..image_io import load_resized
 
         style_image = load_resized(style, size=style_size or None).rgb
     path = export_onnx(model, output, alpha=alpha, style=style_image, style_name=style and style.name,

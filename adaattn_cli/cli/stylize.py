@@ -6,9 +6,11 @@ from typing import Annotated
 
 import typer
 
+from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
 from ..errors import BadInputError
-from . import _common as common
-from ._common import (
+from .batch import run_batch
+from .inputs import fit_masks, load_masks, load_stylizer, output_suffix, prepare_jobs
+from .options import (
     AlphaOption,
     ContentArgument,
     DeviceOption,
@@ -28,6 +30,7 @@ from ._common import (
     StyleSizeOption,
     TileOption,
 )
+from .progress import part_progress
 
 StyleOption = Annotated[
     Path, typer.Option("--style", "-s", exists=True, dir_okay=False, metavar="FILE", help="Style image.", show_default=False)
@@ -46,12 +49,12 @@ def stylize(
     model: ModelOption = None,
     size: SizeOption = None,
     max_size: MaxSizeOption = None,
-    style_size: StyleSizeOption = 512,
+    style_size: StyleSizeOption = STYLE_SIZE,
     preserve_color: PreserveColorOption = False,
     mask: MaskOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
-    style_positions: StylePositionsOption = 4096,
+    style_positions: StylePositionsOption = DEFAULT_STYLE_POSITIONS,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = None,
@@ -72,26 +75,28 @@ def stylize(
       adaattn stylize photo.jpg -s starry.jpg --refine 50      # slower, painted rather than embossed
       torchrun --nproc-per-node 4 -m adaattn_cli stylize photos/ -s starry.jpg -o out/   # 4 GPUs
     """
+    from ..image_io import load_resized
+
     if mask and len(mask) > 1:
         raise BadInputError("stylize takes one --mask (one per style); use blend-styles for several styles")
 
     def name(path: Path) -> str:
-        return f"{path.stem}_stylized_{style.stem}{common.output_suffix(path)}"
+        return f"{path.stem}_stylized_{style.stem}{output_suffix(path)}"
 
-    jobs = common.prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=shard)
-    stylizer = common.load_stylizer(method, model, device, precision, style_positions, tile)
-    style_image = common.load_resized(style, size=style_size or None).rgb
-    masks = common.load_masks(mask)
+    jobs = prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=shard)
+    stylizer = load_stylizer(method, model, device, precision, style_positions, tile)
+    style_image = load_resized(style, size=style_size or None).rgb
+    masks = load_masks(mask)
     # Encoded once for the whole batch; with --preserve-color the style is recoloured per content instead.
     encoded = style_image if preserve_color else stylizer.encode_style(style_image, seed=seed)
 
     def render(image):
-        fitted = common.fit_masks(masks, image.rgb)
-        with common.part_progress("tiles") as progress, common.part_progress("refining") as refine_progress:
+        fitted = fit_masks(masks, image.rgb)
+        with part_progress("tiles") as progress, part_progress("refining") as refine_progress:
             stylized = stylizer.stylize(
                 image.rgb, [encoded], alpha=alpha, masks=fitted, preserve_color=preserve_color, seed=seed, progress=progress,
                 refine=refine, refine_progress=refine_progress,
             )
         return dataclasses.replace(image, rgb=stylized)
 
-    common.run_batch(jobs, render, size=size, max_size=max_size, overwrite=overwrite)
+    run_batch(jobs, render, size=size, max_size=max_size, overwrite=overwrite)

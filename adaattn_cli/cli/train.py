@@ -7,8 +7,11 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..config import TrainConfig
 from ..errors import BadInputError
-from . import _common
+from .console import info
+from .options import DeviceOption, Method
+from .progress import step_progress
 
 
 def train(
@@ -18,7 +21,7 @@ def train(
     style: Annotated[
         Path, typer.Option("--style", "-s", help="Folder of style artworks (searched recursively).", file_okay=False, exists=True)
     ],
-    method: Annotated[_common.Method, typer.Option(help="What to train.")] = _common.Method.adaattn,
+    method: Annotated[Method, typer.Option(help="What to train.")] = Method.adaattn,
     output: Annotated[
         Optional[Path],
         typer.Option("--output", "-o", help="Final model file. \\[default: WORKDIR/<method>.safetensors]", show_default=False),
@@ -26,24 +29,30 @@ def train(
     workdir: Annotated[Path, typer.Option(help="Checkpoints, log.jsonl, losses.png, samples/ and latest.safetensors.")] = Path(
         "runs/train"
     ),
-    max_steps: Annotated[int, typer.Option(min=1, help="Optimiser steps in all (the official AdaAttN recipe: ~52k at batch 8).")] = 52000,
+    max_steps: Annotated[
+        int, typer.Option(min=1, help="Optimiser steps in all (the official AdaAttN recipe: ~52k at batch 8).")
+    ] = TrainConfig.max_steps,
     batch_size: Annotated[
         int, typer.Option(min=1, help="Images per step, in all: under torchrun each process takes an equal share.")
-    ] = 8,
-    crop_size: Annotated[int, typer.Option(min=32, help="Random crop side (a multiple of 16).")] = 256,
-    load_size: Annotated[int, typer.Option(min=32, help="Shorter side images are resized to before cropping.")] = 512,
-    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = 1e-4,
-    schedule: Annotated[str, typer.Option(help="LR schedule: auto, step (AdaAttN recipe), inverse (AdaIN/SANet), constant.")] = "auto",
+    ] = TrainConfig.batch_size,
+    crop_size: Annotated[int, typer.Option(min=32, help="Random crop side (a multiple of 16).")] = TrainConfig.crop_size,
+    load_size: Annotated[int, typer.Option(min=32, help="Shorter side images are resized to before cropping.")] = TrainConfig.load_size,
+    lr: Annotated[float, typer.Option(min=0.0, help="Adam learning rate.")] = TrainConfig.lr,
+    schedule: Annotated[
+        str, typer.Option(help="LR schedule: auto, step (AdaAttN recipe), inverse (AdaIN/SANet), constant.")
+    ] = TrainConfig.schedule,
     precision: Annotated[
         str, typer.Option(help="auto (bf16 autocast on CUDA and on CPUs with avx512_bf16/AMX, else fp32), fp32 or bf16.")
-    ] = "auto",
-    device: _common.DeviceOption = "auto",
-    seed: Annotated[int, typer.Option(help="Seeds model init, data order, crops and style sampling.")] = 0,
-    workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = 2,
-    holdout: Annotated[int, typer.Option(help="Images held out of each folder for validation samples (-1: min(40, 10 %)).")] = -1,
-    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = 500,
-    sample_every: Annotated[int, typer.Option(min=1, help="Steps between sample sheets.")] = 1000,
-    log_every: Annotated[int, typer.Option(min=1, help="Steps between lines of WORKDIR/log.jsonl.")] = 10,
+    ] = TrainConfig.precision,
+    device: DeviceOption = TrainConfig.device,
+    seed: Annotated[int, typer.Option(help="Seeds model init, data order, crops and style sampling.")] = TrainConfig.seed,
+    workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = TrainConfig.workers,
+    holdout: Annotated[
+        int, typer.Option(help="Images held out of each folder for validation samples (-1: min(40, 10 %)).")
+    ] = TrainConfig.holdout,
+    checkpoint_every: Annotated[int, typer.Option(min=1, help="Steps between checkpoints.")] = TrainConfig.checkpoint_every,
+    sample_every: Annotated[int, typer.Option(min=1, help="Steps between sample sheets.")] = TrainConfig.sample_every,
+    log_every: Annotated[int, typer.Option(min=1, help="Steps between lines of WORKDIR/log.jsonl.")] = TrainConfig.log_every,
     style_weight: Annotated[
         Optional[float], typer.Option(help="Global style loss weight. \\[default: per method]", show_default=False)
     ] = None,
@@ -103,7 +112,7 @@ def train(
     Ctrl-C saves a checkpoint; run the same command with --resume to go on (with any number of processes).
     """
     from ..losses import LossConfig
-    from ..training import Interrupted, TrainConfig, Trainer
+    from ..training import Interrupted, Trainer
 
     losses = LossConfig.for_method(method.value)
     for name, value in (
@@ -122,7 +131,7 @@ def train(
     if style_layers is not None:
         losses.style_layers, losses.style_layer_weights = _layers(style_layers)
     if identity_weights is not None:
-        losses.identity1, losses.identity2 = _identity_weights(identity_weights)
+        losses.identity_pixels, losses.identity_features = _identity_weights(identity_weights)
     config = TrainConfig(
         method=method.value,
         content=str(content),
@@ -150,22 +159,22 @@ def train(
     trainer = Trainer(config, resume=resume)
     processes = trainer.world.size
     where = f"{processes} processes ({batch_size // processes} images each)" if processes > 1 else str(trainer.device)
-    _common.info(
+    info(
         f"training {method.value}: {len(trainer.content)} content / {len(trainer.style)} style images"
         f" ({trainer.skipped} unreadable skipped), step {trainer.step} of {max_steps} on {where}, {trainer.precision}"
     )
     if trainer.resumed_from_processes not in (None, processes):
-        _common.info(
+        info(
             f"resuming a run of {_processes(trainer.resumed_from_processes)} with {_processes(processes)}: the batch stays {batch_size} "
             "images per step, so the run goes on as it would have"
         )
     try:
-        with _common.step_progress(max_steps, start=trainer.step) as advance:
+        with step_progress(max_steps, start=trainer.step) as advance:
             path = trainer.run(progress=lambda step, total, values: advance(step, values))
     except Interrupted as stop:
-        _common.info(str(stop))
+        info(str(stop))
         raise typer.Exit(code=130) from None
-    _common.info(f"wrote {path}")
+    info(f"wrote {path}")
 
 
 def _processes(count: int) -> str:

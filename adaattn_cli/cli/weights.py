@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import BadInputError
-from ._common import info
+from .console import info
 
 app = typer.Typer(
     help="Import released checkpoints and encoder weights (written as .safetensors).\n\n"

@@ -6,7 +6,9 @@ import sys
 import pytest
 
 from adaattn_cli import __version__
-from adaattn_cli.cli._common import Method, gather_contents, plan_outputs, step_progress
+from adaattn_cli.cli.inputs import gather_contents, plan_outputs
+from adaattn_cli.cli.options import Method
+from adaattn_cli.cli.progress import step_progress
 from adaattn_cli.errors import BadInputError
 from adaattn_cli.models import MODELS
 
@@ -57,10 +59,10 @@ def test_step_progress_shows_steps_and_values(monkeypatch):
 
     from rich.console import Console
 
-    from adaattn_cli.cli import _common
+    from adaattn_cli.cli import console
 
     screen = io.StringIO()
-    monkeypatch.setattr(_common, "console", Console(file=screen, force_terminal=True, width=160))
+    monkeypatch.setattr(console, "console", Console(file=screen, force_terminal=True, width=160))
     with step_progress(10, start=2) as advance:
         advance(3, {"loss": 1.25, "lr": 1e-4, "step": 3})
     assert "3/10" in screen.getvalue() and "loss 1.25  lr 0.0001  step 3" in screen.getvalue()

@@ -27,8 +27,8 @@ def test_train_writes_a_model_that_stylize_loads(cli, tmp_path, make_image):
     assert result.exit_code == 0, result.output
     losses = read_model_header(tmp_path / "trained.safetensors")["provenance"]["losses"]
     assert losses["style"] == 20 and losses["style_layers"] == [1, 2, 3] and losses["style_layer_weights"] == [3, 1, 1]
-    assert losses["identity1"] == 5 and losses["identity2"] == 0.5
-    assert {"identity1", "identity2"} <= set(json.loads((tmp_path / "run" / "log.jsonl").read_text()))
+    assert losses["identity_pixels"] == 5 and losses["identity_features"] == 0.5
+    assert {"identity_pixels", "identity_features"} <= set(json.loads((tmp_path / "run" / "log.jsonl").read_text()))
     assert "1 unreadable skipped" in result.output
     assert len((tmp_path / "run" / "log.jsonl").read_text().splitlines()) == 1
     assert json.loads((tmp_path / "run" / "log.jsonl").read_text())["step"] == 2

@@ -156,8 +156,8 @@ def test_the_default_model_is_the_video_model_else_the_image_model(cli, make_ima
 
 
 def test_the_palette_gives_the_video_frames_the_image_models_colours(video_model, weights_dir, make_image, tmp_path):
-    from adaattn_cli.cli._common import load_resized
-    from adaattn_cli.cli.video import fit_palette, stylize_frames
+    from adaattn_cli.image_io import load_resized
+    from adaattn_cli.video import fit_palette, stylize_frames
     from adaattn_cli.video_io import read_frames
 
     frame = next(iter(read_frames(make_clip(tmp_path / "clip.mp4"))))
@@ -173,8 +173,8 @@ def test_the_palette_gives_the_video_frames_the_image_models_colours(video_model
 
 
 def test_the_palette_is_the_default_of_the_video_model_only(cli, make_image, video_model, tmp_path, weights_dir, monkeypatch, error_line):
+    from adaattn_cli import video as video_command
     from adaattn_cli import weights
-    from adaattn_cli.cli import video as video_command
 
     monkeypatch.setattr(weights, "weights_search_path", lambda: [weights_dir])  # the tiny image model
     fits = []

@@ -1,10 +1,11 @@
-"""Reference AdaAttN forward: the official implementation's formulation, in plain fp32.
+"""Reference AdaAttN forward (the official formulation in plain fp32), for the tests and the benches.
 
 Full n x n attention matrices (kept alongside their softmax copy, as the official code does), V and V^2
 multiplied separately, std = sqrt(relu(E[V^2] - M^2)), NCHW tensors, style features computed per call.
 It reuses the model's encoder and decoder weights, with its own maths everywhere (the official VGG
 nn.Sequential order with nn.MaxPool2d, nn.ReflectionPad2d + Conv2d decoder), so it checks ours
-(tests/test_fast_paths.py) and is the baseline of bench/stylize_speed.py.
+(tests/test_fast_paths.py) and is the baseline of bench/stylize_speed.py; it lives in the package so that
+both import it as adaattn_cli.reference.
 """
 
 from __future__ import annotations

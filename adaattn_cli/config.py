@@ -1,0 +1,83 @@
+"""Settings with their defaults, one definition each, for the library and the CLI alike.
+
+Nothing here imports torch, at the top or through another module: the CLI's options take their defaults from
+here, and `adaattn --help` must stay fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .errors import BadInputError
+
+if TYPE_CHECKING:
+    from .losses import LossConfig
+
+# Default cap on the style positions each attention block attends to. The released AdaAttN caps relu3_1 at
+# 64x64 = 4096; using the same cap at every block keeps the time linear in the content's pixels whatever the
+# style's size (a 512x512 style has exactly 4096 relu4_1 positions, so nothing is sampled there).
+DEFAULT_STYLE_POSITIONS = 4096
+# Style images are resized so that their shorter side has this many pixels (the CLI's --style-size; 0 keeps them).
+STYLE_SIZE = 512
+# Video frames attend to fewer style positions than images by default: the video model's cosine attention spreads
+# its weight over all positions, so 1,024 of them estimate its mean/std maps well, and attention then costs little
+# next to the convolutions (bench/video_speed.py). 0 (--style-positions 0) uses them all.
+VIDEO_STYLE_POSITIONS = 1024
+# The video hold's threshold (temporal.StaticHold, `adaattn video --hold`): ~4 of 255 levels, about the noise of a
+# compressed clip. Measured at 256 px on the three test clips (docs/video.md, "The hold's shape"): higher
+# thresholds also hold back slow movement and average stylisations (less style).
+HOLD_THRESHOLD = 0.015
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (training.Trainer), with its default: `adaattn train` takes the defaults of
+    its options from these fields."""
+
+    method: str
+    content: str
+    style: str
+    output: str
+    workdir: str
+    max_steps: int = 52000
+    batch_size: int = 8
+    crop_size: int = 256
+    load_size: int = 512
+    lr: float = 1e-4
+    betas: tuple = (0.9, 0.999)
+    schedule: str = "auto"  # step (AdaAttN recipe), inverse (AdaIN/SANet), constant
+    precision: str = "auto"  # fp32 | bf16 | auto (bf16 where it is measured faster: CUDA, CPUs with avx512_bf16/amx)
+    device: str = "auto"
+    seed: int = 0
+    workers: int = 2
+    holdout: int = -1  # images held out of each folder for validation; -1 = min(40, 10 %)
+    checkpoint_every: int = 500
+    sample_every: int = 1000
+    log_every: int = 10
+    encoder: str | None = None  # None: weights.DEFAULT_ENCODER
+    width_divisor: int = 1  # > 1 only for tests
+    init: str | None = None  # model file to start from (fine-tuning, or continuing a run without its checkpoint)
+    teacher: str | None = None  # model file whose outputs the losses' `teacher` term distils (frozen, same encoder)
+    losses: LossConfig | None = None
+    model_config: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        from .losses import LossConfig  # here, not at the top: they import torch
+        from .models import MODELS
+        from .weights import DEFAULT_ENCODER
+
+        if self.encoder is None:
+            self.encoder = DEFAULT_ENCODER
+        if self.method not in MODELS:
+            raise BadInputError(f"unknown method {self.method!r}; choose one of: {', '.join(MODELS)}")
+        if self.losses is None:
+            self.losses = LossConfig.for_method(self.method)
+        elif isinstance(self.losses, dict):
+            self.losses = LossConfig.from_dict(self.losses)
+        if self.schedule == "auto":
+            self.schedule = "step" if self.method.startswith("adaattn") else "inverse"
+        if bool(self.teacher) != bool(self.losses.teacher):
+            raise BadInputError("a teacher model and a teacher loss weight go together: give both or neither")
+        if self.crop_size % 16 or self.crop_size < 32:
+            raise BadInputError(f"--crop-size must be a multiple of 16 and at least 32, got {self.crop_size}")

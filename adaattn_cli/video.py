@@ -1,0 +1,246 @@
+"""The video pipeline, streamed: decode -> stylise -> palette -> hold or refine -> encode.
+
+    stylizer = Stylizer.load("adaattn-video")
+    style = stylizer.encode_style(style_image, seed=0)        # once: every frame attends to the same positions
+    plan = plan_video("clip.mp4", "out.mp4", size=288)        # checks and sizes, before any frame is stylised
+    frames = stylize_video(stylizer, style, plan, palette="image", style_image=style_image)
+
+Frames go from ffmpeg's decoder to its encoder one batch at a time (video_io), so memory does not grow with the
+clip; the output appears only once every frame is written, and an exception or Ctrl-C leaves none
+(video_io.VideoWriter). No Typer or Rich here: progress is a callback, as in api.py. How the palette, the
+hold and the refinement were tuned: docs/video.md.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+
+from . import functional as fn
+from . import video_io
+from .api import MIN_SIDE, Style, Stylizer
+from .config import DEFAULT_STYLE_POSITIONS, HOLD_THRESHOLD
+from .errors import BadInputError
+from .image_io import check_pixel_limit
+from .temporal import FrameRefiner, StaticHold
+from .video_io import VideoInfo
+from .weights import load_model
+
+log = logging.getLogger(__name__)
+
+# Blur of the palette correction, as a fraction of the frame's shorter side (10.7 px at 256 px; measured 8-16 px
+# at 256: a smaller blur moves more colour and more of the frame-to-frame change, see docs/video.md, "Tuning the palette").
+PALETTE_BLUR = 1 / 24
+
+
+@dataclass
+class VideoPlan:
+    """What to read and what to write: the clip, the output, the frames' size and timing, the audio.
+
+    plan_video makes one and checks it; stylize_video carries it out."""
+
+    clip: Path
+    output: Path
+    info: VideoInfo
+    size: tuple[int, int]  # (width, height) of the stylised frames
+    sar: Fraction  # the pixel aspect ratio recorded in the output
+    rate: Fraction  # frames per second written
+    fps: Fraction | None = None  # re-timed to this rate (each frame once), or None: the clip's frames at its timing
+    start: float | None = None  # seconds of the clip skipped
+    duration: float | None = None  # seconds of the clip stylised (None: to its end)
+    audio_from: Path | None = None  # the clip, when its audio goes into the output
+    overwrite: bool = False
+    notes: list[str] = field(default_factory=list)  # what the plan leaves out, and why (e.g. the audio), for the user
+
+    @property
+    def expected_frames(self) -> int | None:
+        """For a progress bar only (an estimate; None when unknown)."""
+        if self.info.n_frames is None:
+            return None
+        count = self.info.n_frames - round((self.start or 0) * self.info.fps)
+        if self.duration is not None:
+            count = min(count, round(self.duration * self.info.fps))
+        return max(count, 0) or None
+
+
+def plan_video(
+    clip: str | os.PathLike,
+    output: str | os.PathLike,
+    *,
+    size: int | None = None,
+    max_size: int | None = None,
+    fps: Fraction | None = None,
+    start: float | None = None,
+    duration: float | None = None,
+    overwrite: bool = False,
+) -> VideoPlan:
+    """Probe `clip` and plan its stylisation into `output`; every check that needs no model is made here.
+
+    size: the frames' shorter side; max_size: their longer side at most (else the clip's size). fps: re-time the
+    frames to this rate (their audio is then left out; for a folder of frames, its rate). start, duration: seconds.
+    Raises BadInputError for an output that exists (unless overwrite), an unknown format, or frames that would be
+    too small or above the pixel limit."""
+    clip, output = Path(clip), Path(output)
+    if size is not None and max_size is not None:
+        raise BadInputError("--size and --max-size exclude each other; give one")
+    if duration == 0:
+        raise BadInputError("--duration 0 leaves no frames; give a positive number of seconds")
+    info = video_io.probe(clip, fps=fps)
+    video_io.check_output(output, overwrite=overwrite)  # before the model loads: a typo costs nothing
+    frame_size, sar = fit_frame_size(info.size, size=size, max_size=max_size), info.sar
+    if sar != 1 and video_io.output_kind(output) in ("frames", ".gif"):  # they cannot record non-square pixels
+        frame_size, sar = square_pixels(frame_size, sar), Fraction(1)
+    check_pixel_limit(*frame_size, f"{clip}: each frame")
+    if min(frame_size) < MIN_SIDE:
+        width, height = frame_size
+        raise BadInputError(f"{clip}: frames would be {width}x{height}; each side must be at least {MIN_SIDE} (see --size)")
+    rate = fps or info.fps
+    notes: list[str] = []
+    audio_from = _audio_source(clip, info, output, rate, notes)
+    return VideoPlan(clip, output, info, frame_size, sar, rate, fps, start, duration, audio_from, overwrite, notes)
+
+
+def stylize_video(
+    stylizer: Stylizer,
+    style: Style,
+    plan: VideoPlan,
+    *,
+    alpha: float = 1.0,
+    seed: int = 0,
+    batch: int | None = None,
+    palette: str = "own",
+    style_image: torch.Tensor | None = None,
+    image_stylizer: Stylizer | None = None,
+    hold: float = HOLD_THRESHOLD,
+    refine: int = 0,
+    codec: str | None = None,
+    crf: int = 18,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Stylise the clip of `plan` with `style` (encoded by `stylizer`) and write its output; returns the frames written.
+
+    batch: frames per forward pass (None: 1 on a CPU, where bigger batches are measured slower, else 4).
+    palette: "image" recolours the frames with the image model's palette (fit_palette, on the first frame, with
+    `style_image` and `image_stylizer`, default the installed adaattn model); "own" keeps the model's colours.
+    hold: StaticHold's threshold (0: off). refine: steps of FrameRefiner per frame (0: off); it keeps still pixels
+    itself, with `hold` (or HOLD_THRESHOLD) as its threshold, and no hold follows it.
+    codec, crf: the encoder's (video_io.VideoWriter). progress(frames): called after each batch with its frame count.
+    """
+    if palette not in ("image", "own"):
+        raise ValueError(f"palette must be 'image' or 'own', got {palette!r}")
+    if palette == "image" and style_image is None:
+        raise ValueError("palette 'image' needs the style image")
+    batch = batch or default_batch(stylizer.device)
+    # Without re-timing, frames come at the clip's rate by their timestamps (a variable rate keeps its timing);
+    # re-timed: each frame once.
+    frames = video_io.read_frames(plan.clip, size=plan.size, start=plan.start, duration=plan.duration, fps=plan.fps,
+                                  rate=None if plan.fps else plan.info.fps)
+    writer = video_io.VideoWriter(plan.output, fps=plan.rate, size=plan.size, codec=codec, crf=crf, audio_from=plan.audio_from,
+                                  audio_start=plan.start, audio_duration=plan.duration, overwrite=plan.overwrite, sar=plan.sar)
+    recolour, hold_filter, refiner = None, StaticHold(hold) if hold else None, None
+    if refine:  # the refinement keeps still pixels itself (the hold's test) and carries the rest along the motion
+        refiner = FrameRefiner(stylizer, style, steps=refine, threshold=hold or HOLD_THRESHOLD, alpha=alpha, seed=seed)
+        hold_filter = None
+    with contextlib.closing(frames), writer:
+        for chunk in _chunks(frames, batch):
+            if palette == "image" and recolour is None:
+                recolour = fit_palette(stylizer, chunk[0], style, style_image, alpha=alpha, seed=seed, image_stylizer=image_stylizer)
+            for frame in stylize_frames(stylizer, chunk, style, alpha=alpha, seed=seed, recolour=recolour, refine=refiner,
+                                        hold=hold_filter):
+                writer.write(frame)
+            if progress is not None:
+                progress(len(chunk))
+    return writer.frames
+
+
+def default_batch(device: torch.device) -> int:
+    """Frames per forward pass: 1 on a CPU, where bigger batches are measured slower (docs/performance.md), else 4."""
+    return 1 if device.type == "cpu" else 4
+
+
+def square_pixels(size: tuple[int, int], sar: Fraction) -> tuple[int, int]:
+    """(width, height) showing the same picture with square pixels: the side the pixels are long along grows."""
+    width, height = size
+    return (round(width * sar), height) if sar > 1 else (width, round(height / sar))
+
+
+def fit_frame_size(source: tuple[int, int], *, size: int | None, max_size: int | None) -> tuple[int, int]:
+    """--size: shorter side N; --max-size: longer side at most N; else the source's. Resized sides are even (4:2:0)."""
+    width, height = source
+    if size:
+        scale = size / min(width, height)
+    elif max_size and max(width, height) > max_size:
+        scale = max_size / max(width, height)
+    else:
+        return source
+    return tuple(max(2, round(side * scale) // 2 * 2) for side in (width, height))
+
+
+def _audio_source(clip: Path, info: VideoInfo, output: Path, rate: Fraction, notes: list[str]) -> Path | None:
+    """The clip, if its audio can go into the output unchanged in timing; else None, with the reason in `notes`."""
+    if not info.has_audio:
+        return None
+    if video_io.output_kind(output) in ("frames", ".gif"):
+        notes.append(f"note: {output} cannot hold audio; the clip's audio is left out")
+        return None
+    if rate != info.fps:
+        notes.append("note: --fps re-times the frames, so the clip's audio would be out of sync; it is left out")
+        return None
+    return clip
+
+
+def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray]]:
+    iterator = iter(frames)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
+
+
+def fit_palette(stylizer: Stylizer, frame: np.ndarray, style: Style, style_image, *, alpha: float, seed: int, image_stylizer=None):
+    """(A, b, blur): the colour map from the video model's output of `frame` to the image model's (fn.colour_transform).
+
+    image_stylizer: the image model (default: the installed adaattn model, loaded here and dropped after)."""
+    image_stylizer = image_stylizer or _installed_image_stylizer(stylizer)
+    image_style = image_stylizer.encode_style(style_image, seed=seed)
+    target = stylize_frames(image_stylizer, [frame], image_style, alpha=alpha, seed=seed, as_uint8=False)
+    source = stylize_frames(stylizer, [frame], style, alpha=alpha, seed=seed, as_uint8=False)
+    matrix, offset = fn.colour_transform(source[0], target[0])
+    return matrix, offset, PALETTE_BLUR * min(frame.shape[:2])
+
+
+def _installed_image_stylizer(stylizer: Stylizer) -> Stylizer:
+    """The installed adaattn image model, on the device and at the precision of `stylizer`."""
+    image_stylizer = Stylizer(load_model("adaattn"), device=stylizer.device, precision=stylizer.precision,
+                              style_positions=DEFAULT_STYLE_POSITIONS)
+    log.info("model %s (%s) on %s, %s", "adaattn", "adaattn", image_stylizer.device, image_stylizer.precision)
+    return image_stylizer
+
+
+def stylize_frames(
+    stylizer: Stylizer, chunk: list[np.ndarray], style: Style, *, alpha: float, seed: int, recolour=None, refine=None,
+    hold=None, as_uint8: bool = True,
+):
+    """uint8 frames [H, W, 3] -> stylised uint8 frames [B, H, W, 3], one forward pass (as_uint8=False: the float
+    [B, 3, H, W] tensor). recolour: fit_palette's (A, b, blur), applied to each frame's low frequencies; refine: the
+    clip's temporal.FrameRefiner; hold: its temporal.StaticHold, applied last (both keep state: pass the chunks in
+    order)."""
+    content = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div_(255)
+    stylized = stylizer.stylize(content, [style], alpha=alpha, seed=seed)
+    stylized = stylized.reshape(len(chunk), *stylized.shape[-3:])  # stylize drops the axis of a batch of one
+    if recolour is not None:
+        stylized = fn.recolour_low_frequencies(stylized, *recolour)
+    if refine is not None:
+        stylized = refine(content, stylized).to(stylized.device)
+    if hold is not None:
+        stylized = hold(content.to(stylized.device), stylized)
+    if not as_uint8:
+        return stylized
+    return stylized.mul(255).round_().byte().permute(0, 2, 3, 1).cpu().numpy()
