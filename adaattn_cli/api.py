@@ -100,7 +100,11 @@ class Stylizer:
 
     @classmethod
     def load(
-        cls, model: str = "adaattn", *, device: str = "auto", precision: str = "auto",
+        cls,
+        model: str = "adaattn",
+        *,
+        device: str = "auto",
+        precision: str = "auto",
         style_positions: int | None = DEFAULT_STYLE_POSITIONS,
     ) -> "Stylizer":
         return cls(load_model(model), device=device, precision=precision, style_positions=style_positions)
@@ -173,9 +177,9 @@ class Stylizer:
                 output = self._stylize_tiled(padded, terms, content_as_style_weight, content_as_style_generator, tile, progress)
         output = output[..., :height, :width].float().clamp(0, 1).contiguous()
         if refine:
-            output = torch.cat([
-                self._refine(c[None], o[None], mix, content_as_style_weight, refine, refine_progress) for c, o in zip(content, output)
-            ])
+            output = torch.cat(
+                [self._refine(c[None], o[None], mix, content_as_style_weight, refine, refine_progress) for c, o in zip(content, output)]
+            )
         return output.squeeze(0)
 
     def refine(
@@ -247,7 +251,11 @@ class Stylizer:
         if content_as_style_memory is not None:
             terms = terms + [(content_as_style_memory, content_as_style_weight)]
         return tiling.tiled_pass(
-            self.model, padded, tile, stats, terms,
+            self.model,
+            padded,
+            tile,
+            stats,
+            terms,
             run=lambda x, window_terms: self.model.decode(self.model.transfer_mixed(self.model.encode(to_device(x), stats), window_terms)),
             progress=progress,
         )

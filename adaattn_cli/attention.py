@@ -139,7 +139,12 @@ class AdaAttN(TransferBlock):
         key, value = memory.key.expand(batch, -1, -1), memory.value.expand(batch, -1, -1)
         logit_bias = memory.logit_bias.expand(batch, -1, -1) if folded else None
         mean, std = fn.attention_mean_std(
-            query, key, value, mode=self.attention, logit_bias=logit_bias, logit_budget=self.logit_budget,
+            query,
+            key,
+            value,
+            mode=self.attention,
+            logit_bias=logit_bias,
+            logit_budget=self.logit_budget,
             matmul_dtype=self.matmul_dtype,
         )
         # [B, n, C] -> [B, C, H, W] views (channels_last in memory, like the features), in the features' dtype

@@ -52,9 +52,7 @@ def rank_device(device: torch.device, world: World) -> torch.device:
     if world.size == 1 or device.type != "cuda":
         return device
     if device.index is not None and device.index != world.local_rank:
-        raise BadInputError(
-            f"--device {device}: under torchrun each process takes the GPU of its LOCAL_RANK; give --device cuda or auto"
-        )
+        raise BadInputError(f"--device {device}: under torchrun each process takes the GPU of its LOCAL_RANK; give --device cuda or auto")
     if world.local_rank >= torch.cuda.device_count():
         raise BadInputError(
             f"process {world.local_rank} on this machine has no GPU of its own ({torch.cuda.device_count()} GPUs): "

@@ -121,9 +121,7 @@ class Encoder(nn.Module):
         expected = set(self.weights_state())
         missing, unexpected = expected - set(state), set(state) - expected
         if missing or unexpected:
-            raise WeightsError(
-                f"{self.name} weights do not fit: missing {sorted(missing)[:4]}, unexpected {sorted(unexpected)[:4]}"
-            )
+            raise WeightsError(f"{self.name} weights do not fit: missing {sorted(missing)[:4]}, unexpected {sorted(unexpected)[:4]}")
         with torch.no_grad():
             for key, target in self.weights_state().items():
                 if state[key].shape != target.shape:

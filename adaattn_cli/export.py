@@ -158,7 +158,7 @@ def graph_metadata(
         "style_positions": f"at most {style_positions}, seed {seed}" if style_name is not None and style_positions else "all",
         "size_multiple": str(model.size_multiple),
         "inputs": "content" + ("" if style_name is not None else ", style") + ": RGB float32 [1, 3, H, W] in [0, 1], "
-                  "sides >= 32 px (padded to the size multiple inside the graph)",
+        "sides >= 32 px (padded to the size multiple inside the graph)",
         "outputs": "stylized: RGB float32 [1, 3, H, W] in [0, 1]",
         "opset": str(opset),
     }
@@ -202,8 +202,14 @@ def export_onnx(
         raise BadInputError(f"style_positions must be 0 (all) or positive, got {style_positions}")
     graph = build_graph(model, alpha=alpha, style=style, style_positions=style_positions, seed=seed)
     program = _trace(graph, opset)
-    metadata = graph_metadata(model, alpha=alpha, style_name=(style_name or "baked") if style is not None else None, opset=opset,
-                              style_positions=style_positions, seed=seed)
+    metadata = graph_metadata(
+        model,
+        alpha=alpha,
+        style_name=(style_name or "baked") if style is not None else None,
+        opset=opset,
+        style_positions=style_positions,
+        seed=seed,
+    )
     program.model.metadata_props.update(metadata)
     program.model.doc_string = f"adaattn {model.method} style transfer; metadata_props describe inputs and provenance"
     return _save_atomically(program, path)
@@ -220,8 +226,15 @@ def _trace(graph: _Graph, opset: int):
         args, names, shapes = (content,), ["content"], (dynamic,)
     with torch.no_grad():
         return torch.onnx.export(
-            graph, args, dynamo=True, dynamic_shapes=shapes, input_names=names, output_names=["stylized"],
-            opset_version=opset, optimize=True, verbose=False,
+            graph,
+            args,
+            dynamo=True,
+            dynamic_shapes=shapes,
+            input_names=names,
+            output_names=["stylized"],
+            opset_version=opset,
+            optimize=True,
+            verbose=False,
         )
 
 

@@ -71,7 +71,6 @@ def resize_nearest_gather(x: torch.Tensor, size) -> torch.Tensor:
     return x
 
 
-
 def _chunk_rows(n_rows: int, n_cols: int, batch: int, budget: int | None) -> int:
     if budget is None:
         return n_rows

@@ -19,8 +19,13 @@ from adaattn_cli.files import publish
 # Output format by extension; the format is passed to Pillow explicitly because the
 # temporary file's name does not end in the real extension.
 _SAVE_FORMATS = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".webp": "WEBP",
-    ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".png": "PNG",
+    ".webp": "WEBP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+    ".bmp": "BMP",
 }
 SAVE_EXTENSIONS = tuple(_SAVE_FORMATS)
 # Image inputs by extension (folders of contents, training folders); GIF is read (its first frame) but written as PNG.
@@ -75,8 +80,7 @@ def resize_max_side(t: torch.Tensor, max_size: int) -> torch.Tensor:
         return t
     x = t.unsqueeze(0) if t.dim() == 3 else t
     # Bicubic with antialias is only implemented for float32/64 on every device.
-    y = F.interpolate(x.float(), size=_fit(h, w, max_size), mode="bicubic",
-                      align_corners=False, antialias=True)
+    y = F.interpolate(x.float(), size=_fit(h, w, max_size), mode="bicubic", align_corners=False, antialias=True)
     y = y.clamp(0, 1).to(t.dtype)
     return y.squeeze(0) if t.dim() == 3 else y
 
@@ -143,8 +147,7 @@ def load_image(path: str | os.PathLike, *, max_size: int | None = None) -> Loade
                 rgb, alpha = _to_tensors(img, max_size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise BadInputError(
-            f"{path}: image exceeds the pixel limit ({Image.MAX_IMAGE_PIXELS} pixels); "
-            "pass --max-pixels to raise it."
+            f"{path}: image exceeds the pixel limit ({Image.MAX_IMAGE_PIXELS} pixels); pass --max-pixels to raise it."
         ) from None
     except UnidentifiedImageError:
         raise BadInputError(f"{path}: not a readable image (cannot identify image file).") from None
@@ -182,9 +185,7 @@ def fit_mask(mask: torch.Tensor, size: tuple[int, int], what: str | os.PathLike)
     height, width = size
     mask_h, mask_w = mask.shape
     if abs(round(mask_h * width / mask_w) - height) > 1:
-        raise BadInputError(
-            f"{what} is {mask_w}x{mask_h} but the content is {width}x{height}; a mask needs the content's aspect ratio"
-        )
+        raise BadInputError(f"{what} is {mask_w}x{mask_h} but the content is {width}x{height}; a mask needs the content's aspect ratio")
     return resize(mask[None], (height, width), mode="bilinear")[0]
 
 

@@ -38,8 +38,13 @@ def normalised_content_loss(output: list[torch.Tensor], content: list[torch.Tens
 
 
 def local_feature_loss(
-    output: list[torch.Tensor], content: list[torch.Tensor], style: list[torch.Tensor], layers, *,
-    max_positions=LOCAL_MAX_POSITIONS, generator=None,
+    output: list[torch.Tensor],
+    content: list[torch.Tensor],
+    style: list[torch.Tensor],
+    layers,
+    *,
+    max_positions=LOCAL_MAX_POSITIONS,
+    generator=None,
 ) -> torch.Tensor:
     """AdaAttN's local feature loss: the output's features should equal a parameter-free AdaAttN of the
     encoder features (keys = normalised shallow+deep features, values = raw style features)."""
@@ -196,8 +201,15 @@ def training_losses(
         terms["warp"] = warp_consistency_loss(output, second_output, batch["motion"])
     if config.teacher:
         terms["teacher"] = colour_distillation_loss(output, batch["teacher"], config.teacher_scale)
-    weights = {"style": config.style, "local": config.local, "content": config.content, "identity_pixels": config.identity_pixels,
-               "identity_features": config.identity_features, "similarity": config.similarity, "warp": config.warp,
-               "teacher": config.teacher}
+    weights = {
+        "style": config.style,
+        "local": config.local,
+        "content": config.content,
+        "identity_pixels": config.identity_pixels,
+        "identity_features": config.identity_features,
+        "similarity": config.similarity,
+        "warp": config.warp,
+        "teacher": config.teacher,
+    }
     total = sum(weights[name] * value for name, value in terms.items())
     return {"total": total, **terms}, output

@@ -140,8 +140,10 @@ class Refiner:
         keys, values = [], []
         for layer in LOCAL_LAYERS:
             value, key = select_positions(
-                [features[layer - 1], fn.shallow_deep_key(features[:layer])], cap=LOCAL_MAX_POSITIONS,
-                generator=generator, mask=None,
+                [features[layer - 1], fn.shallow_deep_key(features[:layer])],
+                cap=LOCAL_MAX_POSITIONS,
+                generator=generator,
+                mask=None,
             )
             keys.append(key)
             values.append(value.transpose(1, 2))
@@ -196,8 +198,9 @@ class Refiner:
             if current is not None:  # the coarse change carried onto this level's copy of the start
                 image = _with_change(start, current, size)
             elif previous is not None:
-                held, weight, step_scale = (_resize(t.to(self.device).float(), size) for t in
-                                            (previous.picture, previous.weight, previous.step_scale))
+                held, weight, step_scale = (
+                    _resize(t.to(self.device).float(), size) for t in (previous.picture, previous.weight, previous.step_scale)
+                )
                 image = torch.lerp(base, held, weight)
             else:
                 image = base
@@ -254,7 +257,8 @@ class Refiner:
         def objective(image: torch.Tensor) -> torch.Tensor:
             features = self.features(image)
             style = sum(
-                _share(weight) * sum(
+                _share(weight)
+                * sum(
                     F.mse_loss(mean, means[layer - 1]) + F.mse_loss(std, stds[layer - 1])
                     for layer in STYLE_LAYERS
                     for mean, std in [_weighted_mean_std(features[layer - 1], weight)]

@@ -137,7 +137,7 @@ class StaticHold:
         inputs, outputs = inputs.float(), outputs.float()
         result = torch.empty_like(outputs)
         for index in range(len(outputs)):
-            frame, new = inputs[index: index + 1], outputs[index: index + 1]
+            frame, new = inputs[index : index + 1], outputs[index : index + 1]
             if self.held is None or self.held.shape != new.shape:
                 self.reference, self.held = frame.clone(), new.clone()  # not views of the caller's tensors
             else:
@@ -175,8 +175,19 @@ class FrameRefiner:
     Call it on consecutive batches of frames, in order: inputs and stylised frames are [B, 3, H, W] in [0, 1].
     """
 
-    def __init__(self, stylizer, style, *, steps: int, threshold: float, alpha: float = 1.0, seed: int = 0,
-                 first_steps: int | None = None, carried_step: float = 0.1, use_flow: bool = True):
+    def __init__(
+        self,
+        stylizer,
+        style,
+        *,
+        steps: int,
+        threshold: float,
+        alpha: float = 1.0,
+        seed: int = 0,
+        first_steps: int | None = None,
+        carried_step: float = 0.1,
+        use_flow: bool = True,
+    ):
         if not threshold > 0:
             raise ValueError(f"the stillness threshold must be positive, got {threshold}")
         self.stylizer, self.style, self.steps, self.threshold = stylizer, style, steps, threshold

@@ -142,10 +142,21 @@ def stylize_video(
     batch = batch or default_batch(stylizer.device)
     # Without re-timing, frames come at the clip's rate by their timestamps (a variable rate keeps its timing);
     # re-timed: each frame once.
-    frames = video_io.read_frames(plan.clip, size=plan.size, start=plan.start, duration=plan.duration, fps=plan.fps,
-                                  rate=None if plan.fps else plan.info.fps)
-    writer = video_io.VideoWriter(plan.output, fps=plan.rate, size=plan.size, codec=codec, crf=crf, audio_from=plan.audio_from,
-                                  audio_start=plan.start, audio_duration=plan.duration, overwrite=plan.overwrite, sar=plan.sar)
+    frames = video_io.read_frames(
+        plan.clip, size=plan.size, start=plan.start, duration=plan.duration, fps=plan.fps, rate=None if plan.fps else plan.info.fps
+    )
+    writer = video_io.VideoWriter(
+        plan.output,
+        fps=plan.rate,
+        size=plan.size,
+        codec=codec,
+        crf=crf,
+        audio_from=plan.audio_from,
+        audio_start=plan.start,
+        audio_duration=plan.duration,
+        overwrite=plan.overwrite,
+        sar=plan.sar,
+    )
     recolour, hold_filter, refiner = None, StaticHold(hold) if hold else None, None
     if refine:  # the refinement keeps still pixels itself (the hold's test) and carries the rest along the motion
         refiner = FrameRefiner(stylizer, style, steps=refine, threshold=hold or HOLD_THRESHOLD, alpha=alpha, seed=seed)
@@ -154,8 +165,9 @@ def stylize_video(
         for chunk in _chunks(frames, batch):
             if palette == "image" and recolour is None:
                 recolour = fit_palette(stylizer, chunk[0], style, style_image, alpha=alpha, seed=seed, image_stylizer=image_stylizer)
-            for frame in stylize_frames(stylizer, chunk, style, alpha=alpha, seed=seed, recolour=recolour, refine=refiner,
-                                        hold=hold_filter):
+            for frame in stylize_frames(
+                stylizer, chunk, style, alpha=alpha, seed=seed, recolour=recolour, refine=refiner, hold=hold_filter
+            ):
                 writer.write(frame)
             if progress is not None:
                 progress(len(chunk))
@@ -218,15 +230,24 @@ def fit_palette(stylizer: Stylizer, frame: np.ndarray, style: Style, style_image
 
 def _installed_image_stylizer(stylizer: Stylizer) -> Stylizer:
     """The installed adaattn image model, on the device and at the precision of `stylizer`."""
-    image_stylizer = Stylizer(load_model("adaattn"), device=stylizer.device, precision=stylizer.precision,
-                              style_positions=DEFAULT_STYLE_POSITIONS)
+    image_stylizer = Stylizer(
+        load_model("adaattn"), device=stylizer.device, precision=stylizer.precision, style_positions=DEFAULT_STYLE_POSITIONS
+    )
     log.info("model %s (%s) on %s, %s", "adaattn", "adaattn", image_stylizer.device, image_stylizer.precision)
     return image_stylizer
 
 
 def stylize_frames(
-    stylizer: Stylizer, chunk: list[np.ndarray], style: Style, *, alpha: float, seed: int, recolour=None, refine=None,
-    hold=None, as_uint8: bool = True,
+    stylizer: Stylizer,
+    chunk: list[np.ndarray],
+    style: Style,
+    *,
+    alpha: float,
+    seed: int,
+    recolour=None,
+    refine=None,
+    hold=None,
+    as_uint8: bool = True,
 ):
     """uint8 frames [H, W, 3] -> stylised uint8 frames [B, H, W, 3], one forward pass (as_uint8=False: the float
     [B, 3, H, W] tensor). recolour: fit_palette's (A, b, blur), applied to each frame's low frequencies; refine: the

@@ -34,8 +34,11 @@ FOLDER_FPS = Fraction(25)  # frame folders carry no rate
 FRAME_NAME = "frame_{:06d}.png"
 # Output extension -> (default video codec, audio codec used when the source's cannot be copied).
 CONTAINERS = {
-    ".mp4": ("libx264", "aac"), ".mov": ("libx264", "aac"), ".mkv": ("libx264", "aac"),
-    ".webm": ("libvpx-vp9", "libopus"), ".gif": ("gif", None),
+    ".mp4": ("libx264", "aac"),
+    ".mov": ("libx264", "aac"),
+    ".mkv": ("libx264", "aac"),
+    ".webm": ("libvpx-vp9", "libopus"),
+    ".gif": ("gif", None),
 }
 _CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}  # codecs with a -crf scale
 # Words of ffmpeg's error lines (its stderr also holds stream listings and progress).
@@ -64,8 +67,7 @@ def probe(path: str | os.PathLike, *, fps: Fraction | float | None = None) -> Vi
     if path.is_dir():
         return _probe_folder(path, Fraction(fps) if fps else FOLDER_FPS)
     # showinfo prints the exact frame rate ("frame_rate: 30000/1001") and the first decoded frame's size.
-    command = _ffmpeg("-i", f"file:{path}", "-map", "0:v:0", "-frames:v", "1", "-vf", "showinfo", "-f", "null", "-",
-                      loglevel="info")
+    command = _ffmpeg("-i", f"file:{path}", "-map", "0:v:0", "-frames:v", "1", "-vf", "showinfo", "-f", "null", "-", loglevel="info")
     text = subprocess.run(command, capture_output=True, **_OWN_GROUP).stderr.decode(errors="replace")
     first_frame = re.search(r"\bn:\s*0\b.*?\bs:(\d+)x(\d+)", text)
     if re.search(r"Stream map '0:v:0' matches no streams|option 'map'", text):
@@ -132,8 +134,22 @@ def _read_file(path: Path, size: tuple[int, int], start, duration, rate: Fractio
     # at 24 fps comes 14 times), since the encoder takes frames at one rate; passthrough: each frame once.
     timing = ["-fps_mode", "cfr", "-r", str(rate)] if rate else ["-fps_mode", "passthrough"]
     # -xerror: a damaged frame stops decoding (and is reported) instead of being patched over silently.
-    command = _ffmpeg("-xerror", *trim, "-i", f"file:{path}", "-map", "0:v:0", *timing,
-                      "-vf", f"scale={width}:{height}", "-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1")
+    command = _ffmpeg(
+        "-xerror",
+        *trim,
+        "-i",
+        f"file:{path}",
+        "-map",
+        "0:v:0",
+        *timing,
+        "-vf",
+        f"scale={width}:{height}",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "pipe:1",
+    )
     with tempfile.TemporaryFile() as errors:  # a file, not a pipe: ffmpeg can never block on a full stderr
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, **_OWN_GROUP)
         count = 0
@@ -185,7 +201,7 @@ def _read_folder(folder: Path, size, start, duration, fps: Fraction) -> Iterator
 
     files = _frame_files(folder)
     first = round(start * fps) if start else 0
-    files = files[first: first + round(duration * fps) if duration else None]
+    files = files[first : first + round(duration * fps) if duration else None]
     if not files:
         raise BadInputError(f"{folder}: no video frames after {start} s")
     source_size = None
@@ -325,8 +341,23 @@ class VideoWriter:
             codec = ["-c:v", self.codec, "-pix_fmt", "yuv420p", "-vf", sar]
             if self.codec in _CRF_CODECS:
                 codec += ["-crf", str(self.crf)] + (["-b:v", "0"] if self.codec == "libvpx-vp9" else [])
-        command = _ffmpeg("-y", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}", "-r", str(self.fps),
-                          "-i", "pipe:0", "-an", *codec, *self._container_options(), f"file:{target}")
+        command = _ffmpeg(
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{width}x{height}",
+            "-r",
+            str(self.fps),
+            "-i",
+            "pipe:0",
+            "-an",
+            *codec,
+            *self._container_options(),
+            f"file:{target}",
+        )
         self._errors = tempfile.TemporaryFile()
         self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._errors, **_OWN_GROUP)
 
@@ -380,13 +411,35 @@ class VideoWriter:
         muxed = self._temporary("mux")
         length = str(float(self.frames / self.fps))  # audio beyond the last frame is cut (-shortest can drop frames)
         for audio_codec in ("copy", CONTAINERS[self.kind][1]):
-            command = _ffmpeg("-y", "-i", f"file:{video}", *trim, "-i", f"file:{source}", "-map", "0:v:0", "-map", "1:a?",
-                              "-c:v", "copy", "-c:a", audio_codec, "-t", length, *self._container_options(), f"file:{muxed}")
+            command = _ffmpeg(
+                "-y",
+                "-i",
+                f"file:{video}",
+                *trim,
+                "-i",
+                f"file:{source}",
+                "-map",
+                "0:v:0",
+                "-map",
+                "1:a?",
+                "-c:v",
+                "copy",
+                "-c:a",
+                audio_codec,
+                "-t",
+                length,
+                *self._container_options(),
+                f"file:{muxed}",
+            )
             result = subprocess.run(command, capture_output=True, **_OWN_GROUP)
             if result.returncode == 0:
                 return muxed
-        log.warning("%s: the audio of %s could not be added (%s); writing the video without it",
-                    self.path, source, _reason(result.stderr.decode(errors="replace")))
+        log.warning(
+            "%s: the audio of %s could not be added (%s); writing the video without it",
+            self.path,
+            source,
+            _reason(result.stderr.decode(errors="replace")),
+        )
         return video
 
     def _replace(self, finished: Path) -> None:

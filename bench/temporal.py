@@ -46,18 +46,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alpha", type=float, default=1.0)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
-                        help="fp32 (exact, the default here) or as `adaattn video` runs (auto: bf16 where faster)")
-    parser.add_argument("--style-positions", type=int, default=None, metavar="N",
-                        help="cap on the style positions per block (`adaattn video`: 1024; 0 = all); default: each model's own")
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16", "auto"],
+        default="fp32",
+        help="fp32 (exact, the default here) or as `adaattn video` runs (auto: bf16 where faster)",
+    )
+    parser.add_argument(
+        "--style-positions",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cap on the style positions per block (`adaattn video`: 1024; 0 = all); default: each model's own",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-layer", action="store_true", help="also the style loss's relu1_1..relu5_1 terms")
-    parser.add_argument("--palette", choices=["image", "own"], default="image",
-                        help="adaattn-video models: the image model's palette (as `adaattn video` by default) or their own")
-    parser.add_argument("--refine", type=int, action="append", default=[], metavar="N",
-                        help="also rows with `adaattn video --refine N` (repeatable)")
-    parser.add_argument("--hold", type=float, default=HOLD_THRESHOLD,
-                        help="threshold of the held rows (`adaattn video --hold`; 0 = no held rows)")
+    parser.add_argument(
+        "--palette",
+        choices=["image", "own"],
+        default="image",
+        help="adaattn-video models: the image model's palette (as `adaattn video` by default) or their own",
+    )
+    parser.add_argument(
+        "--refine", type=int, action="append", default=[], metavar="N", help="also rows with `adaattn video --refine N` (repeatable)"
+    )
+    parser.add_argument(
+        "--hold", type=float, default=HOLD_THRESHOLD, help="threshold of the held rows (`adaattn video --hold`; 0 = no held rows)"
+    )
     args = parser.parse_args(argv)
     tune_cpu_for_inference()  # as `adaattn video` does
     models = args.models or ["adaattn-video", "adaattn"]
@@ -75,24 +90,31 @@ def main(argv: list[str] | None = None) -> None:
             recolour = fit_palette(stylizer, frames[0], encoded, style, alpha=args.alpha, seed=args.seed)
             name += " (palette: image)"
         for steps in [0, *args.refine]:
-            refiner = FrameRefiner(stylizer, encoded, steps=steps, threshold=args.hold or HOLD_THRESHOLD, alpha=args.alpha,
-                                   seed=args.seed) if steps else None
+            refiner = (
+                FrameRefiner(stylizer, encoded, steps=steps, threshold=args.hold or HOLD_THRESHOLD, alpha=args.alpha, seed=args.seed)
+                if steps
+                else None
+            )
             outputs, began = [], time.perf_counter()
             for start in range(0, len(frames), args.batch):
-                chunk = frames[start: start + args.batch]
-                outputs += list(stylize_frames(stylizer, chunk, encoded, alpha=args.alpha, seed=args.seed, recolour=recolour,
-                                               refine=refiner))
+                chunk = frames[start : start + args.batch]
+                outputs += list(
+                    stylize_frames(stylizer, chunk, encoded, alpha=args.alpha, seed=args.seed, recolour=recolour, refine=refiner)
+                )
             seconds = (time.perf_counter() - began) / len(frames)
             label = f"{name} --refine {steps}" if steps else name
             rows.append((label, warping_error(frames, outputs), style_loss_by_layer(outputs, style, encoder), seconds))
             if args.hold and not steps:  # `adaattn video --refine` keeps still pixels itself, with no hold after it
                 held = _hold(frames, outputs, args.hold)
-                rows.append((f"{label} + hold {args.hold:g}", warping_error(frames, held), style_loss_by_layer(held, style, encoder),
-                             seconds))
+                rows.append(
+                    (f"{label} + hold {args.hold:g}", warping_error(frames, held), style_loss_by_layer(held, style, encoder), seconds)
+                )
     rows.append(("(input clip)", warping_error(frames, frames), style_loss_by_layer(frames, style, encoder), 0.0))
 
-    print(f"`python bench/temporal.py {shlex.join(sys.argv[1:] if argv is None else argv)}`: "
-          f"{len(frames)} frames of {size[0]}x{size[1]}, torch {torch.__version__}\n")
+    print(
+        f"`python bench/temporal.py {shlex.join(sys.argv[1:] if argv is None else argv)}`: "
+        f"{len(frames)} frames of {size[0]}x{size[1]}, torch {torch.__version__}\n"
+    )
     layers = [f"relu{layer}_1" for layer in STYLE_LAYERS] if args.per_layer else []
     print("| model | warping error | × first | style loss | × first | s/frame |" + "".join(f" {name} |" for name in layers))
     print("|---|---:|---:|---:|---:|---:|" + "---:|" * len(layers))
@@ -106,6 +128,7 @@ def main(argv: list[str] | None = None) -> None:
 def _hold(frames, outputs, threshold: float):
     """The stylised frames as `adaattn video --hold` writes them, uint8 in and out (the CLI holds the frames
     before they are rounded to 8 bits: within half a level of this)."""
+
     def tensor(images):
         return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float().div_(255)
 

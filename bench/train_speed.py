@@ -99,8 +99,18 @@ def distributed_worker(args) -> None:
 def compare_processes(args) -> None:
     """N processes x 1 thread (torchrun) beside 1 process x N threads, each in fresh processes, rotated."""
     nproc, method, batch = args.nproc, args.methods[0], args.batches[0]
-    worker = [str(Path(__file__).resolve()), "--worker", "--methods", method, "--batches", str(batch),
-              "--crop", str(args.crop), "--steps", str(args.steps)]
+    worker = [
+        str(Path(__file__).resolve()),
+        "--worker",
+        "--methods",
+        method,
+        "--batches",
+        str(batch),
+        "--crop",
+        str(args.crop),
+        "--steps",
+        str(args.steps),
+    ]
     setups = {
         f"1 process x {nproc} threads": ([sys.executable, *worker], {"OMP_NUM_THREADS": str(nproc)}),
         f"{nproc} processes x 1 thread": (
@@ -117,7 +127,7 @@ def compare_processes(args) -> None:
             line = next((x for x in run.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
                 sys.exit(f"{name} failed:\n{run.stderr[-3000:]}")
-            result = json.loads(line[len("RESULT "):])
+            result = json.loads(line[len("RESULT ") :])
             results[name].append(result["seconds"])
     print(
         f"`{' '.join(['python'] + sys.argv)}` — torch {torch.__version__}, {os.cpu_count()} CPUs, "
@@ -139,8 +149,9 @@ def main() -> None:
     parser.add_argument("--crop", type=int, default=256)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--local-layers", type=int, nargs="+", help="AdaAttN local-loss layers (default: the recipe's 2 3 4 5)")
-    parser.add_argument("--nproc", type=int, help="compare N torchrun processes with one process of N threads (first method "
-                                                  "and batch; the batch is global)")
+    parser.add_argument(
+        "--nproc", type=int, help="compare N torchrun processes with one process of N threads (first method and batch; the batch is global)"
+    )
     parser.add_argument("--rounds", type=int, default=2, help="with --nproc: runs of each setup, rotated")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -44,9 +44,24 @@ def data(tmp_path_factory):
 
 def _settings(data, workdir: Path, method="adaattn", **overrides) -> dict:
     settings = dict(
-        method=method, content=str(data / "content"), style=str(data / "style"), output=str(workdir / "model.safetensors"),
-        workdir=str(workdir), max_steps=3, batch_size=4, crop_size=32, load_size=48, lr=1e-3, schedule="constant",
-        width_divisor=8, workers=0, holdout=0, checkpoint_every=1000, sample_every=1000, log_every=1, device="cpu",
+        method=method,
+        content=str(data / "content"),
+        style=str(data / "style"),
+        output=str(workdir / "model.safetensors"),
+        workdir=str(workdir),
+        max_steps=3,
+        batch_size=4,
+        crop_size=32,
+        load_size=48,
+        lr=1e-3,
+        schedule="constant",
+        width_divisor=8,
+        workers=0,
+        holdout=0,
+        checkpoint_every=1000,
+        sample_every=1000,
+        log_every=1,
+        device="cpu",
         precision="fp32",
     )
     return {**settings, **overrides}
@@ -163,8 +178,23 @@ def test_stylize_under_torchrun_writes_each_output_exactly_once(tmp_path):
     Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "style.png")
     model = _tiny_model(tmp_path)
     result = _run(
-        2, "-m", "adaattn_cli", "-v", "stylize", folder, "-s", tmp_path / "style.png", "--model", model, "--style-size", 0,
-        "-o", tmp_path / "out", "--device", "cpu", env={"ADAATTN_WEIGHTS": str(tmp_path)},
+        2,
+        "-m",
+        "adaattn_cli",
+        "-v",
+        "stylize",
+        folder,
+        "-s",
+        tmp_path / "style.png",
+        "--model",
+        model,
+        "--style-size",
+        0,
+        "-o",
+        tmp_path / "out",
+        "--device",
+        "cpu",
+        env={"ADAATTN_WEIGHTS": str(tmp_path)},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     outputs = sorted(p.name for p in (tmp_path / "out").iterdir())

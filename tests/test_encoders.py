@@ -7,8 +7,13 @@ import torch.nn as nn
 from adaattn_cli.encoders import CAFFE_BGR_MEAN_HED, TAPS, build_encoder, conv_names, convert_hed_h5, state_from_sequential
 from adaattn_cli.errors import WeightsError
 
-VGG16_SHAPES = {"1": [(3, 64), (64, 64)], "2": [(64, 128), (128, 128)], "3": [(128, 256), (256, 256), (256, 256)],
-                "4": [(256, 512), (512, 512), (512, 512)], "5": [(512, 512), (512, 512), (512, 512)]}
+VGG16_SHAPES = {
+    "1": [(3, 64), (64, 64)],
+    "2": [(64, 128), (128, 128)],
+    "3": [(128, 256), (256, 256), (256, 256)],
+    "4": [(256, 512), (512, 512), (512, 512)],
+    "5": [(512, 512), (512, 512), (512, 512)],
+}
 
 
 def write_synthetic_hed(path, scale=0.05):

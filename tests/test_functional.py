@@ -109,7 +109,7 @@ def test_gaussian_blur_is_a_normalised_reflected_gaussian(sigma):
 
 def test_recolouring_moves_the_colour_field_and_keeps_the_detail():
     torch.manual_seed(0)
-    images = (0.4 + 0.1 * torch.rand(1, 3, 32, 32, dtype=torch.float64))
+    images = 0.4 + 0.1 * torch.rand(1, 3, 32, 32, dtype=torch.float64)
     identity, zero = torch.eye(3, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64)
     assert torch.allclose(fn.recolour_low_frequencies(images, identity, zero, 4.0), images, atol=1e-12)
     matrix, offset = 0.5 * identity, torch.tensor([[0.1], [0.2], [0.3]], dtype=torch.float64)

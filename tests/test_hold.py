@@ -13,7 +13,7 @@ def still_scene_with_a_moving_square(count=6, size=32):
     background = torch.rand(1, 3, size, size, generator=generator) * 0.5
     inputs = background.repeat(count, 1, 1, 1)
     for t in range(count):
-        inputs[t, :, 4:12, 4 * t: 4 * t + 8] = 1.0
+        inputs[t, :, 4:12, 4 * t : 4 * t + 8] = 1.0
     outputs = torch.rand(count, 3, size, size, generator=generator)
     return inputs, outputs
 
@@ -33,7 +33,7 @@ def test_chunks_in_order_equal_one_batch():
     inputs, outputs = still_scene_with_a_moving_square()
     whole = StaticHold(0.015)(inputs, outputs)
     hold = StaticHold(0.015)
-    pieces = torch.cat([hold(inputs[i: i + 2], outputs[i: i + 2]) for i in range(0, len(inputs), 2)])
+    pieces = torch.cat([hold(inputs[i : i + 2], outputs[i : i + 2]) for i in range(0, len(inputs), 2)])
     assert torch.equal(whole, pieces)
 
 

@@ -86,12 +86,21 @@ def _make(kind, path):
         base.save(path)
 
 
-@pytest.mark.parametrize("kind, name, has_alpha", [
-    ("LA", "la.png", True), ("P+transparency", "p.png", True), ("CMYK", "cmyk.jpg", False),
-    ("CMYK", "cmyk.tif", False), ("L", "l.png", False), ("1", "bits.png", False),
-    ("GIF", "anim.gif", False), ("RGB", "x.bmp", False), ("RGB", "x.tiff", False),
-    ("RGB", "x.webp", False),
-])
+@pytest.mark.parametrize(
+    "kind, name, has_alpha",
+    [
+        ("LA", "la.png", True),
+        ("P+transparency", "p.png", True),
+        ("CMYK", "cmyk.jpg", False),
+        ("CMYK", "cmyk.tif", False),
+        ("L", "l.png", False),
+        ("1", "bits.png", False),
+        ("GIF", "anim.gif", False),
+        ("RGB", "x.bmp", False),
+        ("RGB", "x.tiff", False),
+        ("RGB", "x.webp", False),
+    ],
+)
 def test_modes_and_formats_load_as_rgb(tmp_path, kind, name, has_alpha):
     _make(kind, tmp_path / name)
     img = load_image(tmp_path / name)
@@ -116,9 +125,15 @@ def test_16_bit_grey_keeps_precision(tmp_path):
     assert load_image(tmp_path / "g16.png", max_size=5).rgb.shape == (3, 4, 5)
 
 
-@pytest.mark.parametrize("mode, value, expected", [
-    ("F", 0.25, 0.25), ("F", 51.0, 0.2), ("I;16B", 1000, 1000 / 65535), ("I", 70000, 1.0),
-])
+@pytest.mark.parametrize(
+    "mode, value, expected",
+    [
+        ("F", 0.25, 0.25),
+        ("F", 51.0, 0.2),
+        ("I;16B", 1000, 1000 / 65535),
+        ("I", 70000, 1.0),
+    ],
+)
 def test_high_bit_tiff(tmp_path, mode, value, expected):
     Image.new(mode, (6, 4), value).save(tmp_path / "hb.tif")
     img = load_image(tmp_path / "hb.tif")
@@ -157,9 +172,7 @@ def _bad_files(tmp_path):
     (tmp_path / "folder.png").mkdir()
 
 
-@pytest.mark.parametrize(
-    "name", ["missing.jpg", "empty.jpg", "truncated.jpg", "notes.jpg", "folder.png"]
-)
+@pytest.mark.parametrize("name", ["missing.jpg", "empty.jpg", "truncated.jpg", "notes.jpg", "folder.png"])
 def test_unreadable_files_raise_bad_input(tmp_path, name):
     _bad_files(tmp_path)
     with pytest.raises(BadInputError, match=name) as info:

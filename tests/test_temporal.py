@@ -19,7 +19,7 @@ def panning(count=12, size=(64, 48), step=2):
     width, height = size
     coarse = np.random.default_rng(0).integers(0, 256, (height // 8 + 1, (width + count * step) // 8 + 1, 3), dtype=np.uint8)
     texture = np.asarray(Image.fromarray(coarse).resize((coarse.shape[1] * 8, coarse.shape[0] * 8), Image.BICUBIC))
-    return [np.ascontiguousarray(texture[:height, t * step: t * step + width]) for t in range(count)]
+    return [np.ascontiguousarray(texture[:height, t * step : t * step + width]) for t in range(count)]
 
 
 def test_a_still_clip_has_no_warping_error():

@@ -21,7 +21,7 @@ def textured_frames(count=12, size=(64, 48), step=2):
     rng = np.random.default_rng(0)
     coarse = rng.integers(0, 256, (height // 8 + 1, (width + count * step) // 8 + 1, 3), dtype=np.uint8)
     texture = np.asarray(Image.fromarray(coarse).resize((coarse.shape[1] * 8, coarse.shape[0] * 8), Image.BICUBIC))
-    return [np.ascontiguousarray(texture[:height, t * step: t * step + width]) for t in range(count)]
+    return [np.ascontiguousarray(texture[:height, t * step : t * step + width]) for t in range(count)]
 
 
 def write(path, frames, **options):
@@ -120,10 +120,16 @@ def _write_bad(tmp_path, kind):
     return path
 
 
-@pytest.mark.parametrize("kind, message", [
-    ("missing", "file not found"), ("empty", "file is empty"), ("text", "not a readable video"),
-    ("random", "not a readable video"), ("audio", "has no video stream"),
-])
+@pytest.mark.parametrize(
+    "kind, message",
+    [
+        ("missing", "file not found"),
+        ("empty", "file is empty"),
+        ("text", "not a readable video"),
+        ("random", "not a readable video"),
+        ("audio", "has no video stream"),
+    ],
+)
 def test_unusable_inputs_are_named_clearly(tmp_path, kind, message):
     path = _write_bad(tmp_path, kind)
     for attempt in (lambda: probe(path), lambda: list(read_frames(path))):
@@ -135,7 +141,7 @@ def test_unusable_inputs_are_named_clearly(tmp_path, kind, message):
 def test_a_damaged_frame_mid_clip_stops_reading_with_its_number(tmp_path):
     clip = make_clip(tmp_path / "clip.mp4", frames=48)
     data = bytearray(clip.read_bytes())
-    data[len(data) // 2: len(data) * 55 // 100] = bytes(len(data) * 55 // 100 - len(data) // 2)  # zeros in the middle
+    data[len(data) // 2 : len(data) * 55 // 100] = bytes(len(data) * 55 // 100 - len(data) // 2)  # zeros in the middle
     clip.write_bytes(bytes(data))
     with pytest.raises(BadInputError, match=r"clip.mp4: decoding failed at frame \d+: "):
         list(read_frames(clip))

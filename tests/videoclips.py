@@ -23,10 +23,33 @@ def make_vfr_clip(path, *, gap=0.6):
     """24 frames at 24 fps with a `gap`-second pause after the 12th (the 12th is shown that much longer), and a
     tone as long as the picture: a variable-frame-rate clip (Matroska keeps each frame's timestamp)."""
     seconds = 24 / 24 + gap
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24",
-               "-f", "lavfi", "-i", f"sine=frequency=440:duration={seconds}", "-frames:v", "24",
-               "-vf", f"setpts='if(lt(N,12),N,N+{gap}*24)/24/TB'", "-fps_mode", "vfr", "-pix_fmt", "yuv420p",
-               "-c:a", "aac", "-t", str(seconds), str(path)]
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=64x48:rate=24",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency=440:duration={seconds}",
+        "-frames:v",
+        "24",
+        "-vf",
+        f"setpts='if(lt(N,12),N,N+{gap}*24)/24/TB'",
+        "-fps_mode",
+        "vfr",
+        "-pix_fmt",
+        "yuv420p",
+        "-c:a",
+        "aac",
+        "-t",
+        str(seconds),
+        str(path),
+    ]
     subprocess.run(command, check=True)
     return path
 

@@ -1,6 +1,6 @@
 """Make examples/teaser.jpg for the README: rows of content | style | the model's picture | refined picture.
 
-    python tools/teaser.py [--model adaattn] [--refine 25] [--out examples/teaser.jpg]
+python tools/teaser.py [--model adaattn] [--refine 25] [--out examples/teaser.jpg]
 """
 
 import argparse

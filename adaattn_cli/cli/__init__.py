@@ -89,12 +89,8 @@ def _main(
         Optional[bool],
         typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit."),
     ] = None,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="No progress bar or 'wrote ...' lines; errors only.")
-    ] = False,
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log what happens; show tracebacks with errors.")
-    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or 'wrote ...' lines; errors only.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what happens; show tracebacks with errors.")] = False,
 ) -> None:
     """Arbitrary neural style transfer (AdaAttN, AdaIN, SANet) from the command line.
 

@@ -42,9 +42,7 @@ def run_batch(
                 if output_path.exists() and not overwrite:  # checked first: skip the work, not just the write
                     raise BadInputError(f"{output_path} exists; pass --overwrite to replace it.")
                 result = render(load_resized(content_path, size=size, max_size=max_size))
-                save_image(
-                    output_path, result.rgb, alpha=result.alpha, icc_profile=result.icc_profile, overwrite=overwrite
-                )
+                save_image(output_path, result.rgb, alpha=result.alpha, icc_profile=result.icc_profile, overwrite=overwrite)
             except AdaattnError as error:
                 failed += 1
                 report_error(error, subject=content_path)

@@ -53,13 +53,16 @@ def _parse_weights(value: Optional[str]) -> Optional[List[float]]:
 
 StylesOption = Annotated[
     List[Path],
-    typer.Option("--style", "-s", exists=True, dir_okay=False, metavar="FILE", help="Style image; give two or more.",
-                 show_default=False),
+    typer.Option("--style", "-s", exists=True, dir_okay=False, metavar="FILE", help="Style image; give two or more.", show_default=False),
 ]
 WeightsOption = Annotated[
     Optional[str],  # the callback turns it into a list of floats
-    typer.Option(callback=_parse_weights, metavar="W1,W2,...", show_default=False,
-                 help="Weight per style, comma-separated, e.g. 0.6,0.4 (normalised). \\[default: equal]"),
+    typer.Option(
+        callback=_parse_weights,
+        metavar="W1,W2,...",
+        show_default=False,
+        help="Weight per style, comma-separated, e.g. 0.6,0.4 (normalised). \\[default: equal]",
+    ),
 ]
 GridOption = Annotated[
     bool, typer.Option("--grid", help="Write a labelled contact sheet: content, styles and the blend at several weights.")
@@ -124,8 +127,15 @@ def blend_styles(
         fitted = fit_masks(masks, image.rgb)
         with part_progress("tiles") as progress, part_progress("refining") as refine_progress:
             return stylizer.stylize(
-                image.rgb, encoded, weights=mix, alpha=alpha, masks=fitted, seed=seed, progress=progress,
-                refine=refine, refine_progress=refine_progress,
+                image.rgb,
+                encoded,
+                weights=mix,
+                alpha=alpha,
+                masks=fitted,
+                seed=seed,
+                progress=progress,
+                refine=refine,
+                refine_progress=refine_progress,
             )
 
     def render(image):

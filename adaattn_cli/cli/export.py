@@ -12,32 +12,55 @@ from .options import OverwriteOption, StyleSizeOption
 
 ModelArgument = Annotated[
     str,
-    typer.Argument(help="Model name on the weights search path (adaattn, adain, sanet, adaattn-video) or a .safetensors "
-                        "file.", metavar="MODEL", show_default=False),
+    typer.Argument(
+        help="Model name on the weights search path (adaattn, adain, sanet, adaattn-video) or a .safetensors file.",
+        metavar="MODEL",
+        show_default=False,
+    ),
 ]
 OutputOption = Annotated[
     Optional[Path],
-    typer.Option("--output", "-o", metavar="FILE",
-                 help="ONNX file to write. \\[default: <model>.onnx, or <model>_<style>.onnx with --style]",
-                 show_default=False),
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="FILE",
+        help="ONNX file to write. \\[default: <model>.onnx, or <model>_<style>.onnx with --style]",
+        show_default=False,
+    ),
 ]
 StyleOption = Annotated[
     Optional[Path],
-    typer.Option("--style", "-s", exists=True, dir_okay=False, metavar="FILE", show_default=False,
-                 help="Bake this style in: the graph takes the content only (the style's encoding is stored in it)."),
+    typer.Option(
+        "--style",
+        "-s",
+        exists=True,
+        dir_okay=False,
+        metavar="FILE",
+        show_default=False,
+        help="Bake this style in: the graph takes the content only (the style's encoding is stored in it).",
+    ),
 ]
 AlphaOption = Annotated[
     float,
-    typer.Option("--alpha", "-a", min=0.0, max=1.0,
-                 help="Style strength, fixed in the graph (not an input): below 1 the graph also attends from the "
-                      "content to itself, n_content x n_content logits per block."),
+    typer.Option(
+        "--alpha",
+        "-a",
+        min=0.0,
+        max=1.0,
+        help="Style strength, fixed in the graph (not an input): below 1 the graph also attends from the "
+        "content to itself, n_content x n_content logits per block.",
+    ),
 ]
 OpsetOption = Annotated[int, typer.Option(min=17, help="ONNX opset of the graph.")]
 StylePositionsOption = Annotated[
     int,
-    typer.Option(min=0, metavar="N", help="With --style: style positions each attention block keeps, drawn as `adaattn "
-                                         "stylize --style-positions N --seed S` draws them. 0 = all. A style input "
-                                         "always attends to all."),
+    typer.Option(
+        min=0,
+        metavar="N",
+        help="With --style: style positions each attention block keeps, drawn as `adaattn "
+        "stylize --style-positions N --seed S` draws them. 0 = all. A style input "
+        "always attends to all.",
+    ),
 ]
 SeedOption = Annotated[int, typer.Option(help="With --style: seed of the style positions kept.")]
 
@@ -82,6 +105,15 @@ def export(
         from ..image_io import load_resized
 
         style_image = load_resized(style, size=style_size or None).rgb
-    path = export_onnx(model, output, alpha=alpha, style=style_image, style_name=style and style.name,
-                       style_positions=style_positions, seed=seed, opset=opset, overwrite=overwrite)
+    path = export_onnx(
+        model,
+        output,
+        alpha=alpha,
+        style=style_image,
+        style_name=style and style.name,
+        style_positions=style_positions,
+        seed=seed,
+        opset=opset,
+        overwrite=overwrite,
+    )
     info(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - start:.0f} s)")

@@ -82,8 +82,14 @@ def plan_outputs(contents: list[Path], output: str | Path | None, name: Callable
 
 
 def prepare_jobs(
-    content: list[str], output: str | None, name: Callable[[Path], str], *,
-    size: int | None, max_size: int | None, max_pixels: int | None, shard: str | None = None,
+    content: list[str],
+    output: str | None,
+    name: Callable[[Path], str],
+    *,
+    size: int | None,
+    max_size: int | None,
+    max_pixels: int | None,
+    shard: str | None = None,
 ) -> list[tuple[Path, Path]]:
     """Checks that need no model, then this process's (content, output) pairs: a typo fails before the model loads.
 
@@ -102,7 +108,10 @@ def prepare_jobs(
 
 
 def load_stylizer(
-    method: Method | None, model: str | None, device: str, precision: Precision = Precision.auto,
+    method: Method | None,
+    model: str | None,
+    device: str,
+    precision: Precision = Precision.auto,
     style_positions: int = DEFAULT_STYLE_POSITIONS,
     tile_size: int | None = None,
 ) -> Stylizer:

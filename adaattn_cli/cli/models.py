@@ -38,21 +38,48 @@ def models(as_json: JsonOption = False) -> None:
             found.append((path, header))
     encoders = [(name, spec.description, find_weights(f"{name}.safetensors")) for name, spec in ENCODERS.items()]
     if as_json:
-        typer.echo(json.dumps({
-            "models": [{"name": path.stem, "method": header["method"], "encoder": header["encoder"], "path": str(path),
-                        "size_bytes": path.stat().st_size, "provenance": header.get("provenance") or {}}
-                       for path, header in found],
-            "encoders": [{"name": name, "description": description, "path": str(path) if path else None}
-                         for name, description, path in encoders],
-        }, indent=1))
+        typer.echo(
+            json.dumps(
+                {
+                    "models": [
+                        {
+                            "name": path.stem,
+                            "method": header["method"],
+                            "encoder": header["encoder"],
+                            "path": str(path),
+                            "size_bytes": path.stat().st_size,
+                            "provenance": header.get("provenance") or {},
+                        }
+                        for path, header in found
+                    ],
+                    "encoders": [
+                        {"name": name, "description": description, "path": str(path) if path else None}
+                        for name, description, path in encoders
+                    ],
+                },
+                indent=1,
+            )
+        )
         return
     # Names, methods and encoders are never cut (a script may look for them); paths and provenance fold instead.
-    table = Table(Column("name", no_wrap=True), Column("method", no_wrap=True), Column("encoder", no_wrap=True),
-                  Column("size MB", no_wrap=True), Column("provenance", overflow="fold"), Column("path", overflow="fold"),
-                  title="Models")
+    table = Table(
+        Column("name", no_wrap=True),
+        Column("method", no_wrap=True),
+        Column("encoder", no_wrap=True),
+        Column("size MB", no_wrap=True),
+        Column("provenance", overflow="fold"),
+        Column("path", overflow="fold"),
+        title="Models",
+    )
     for path, header in found:
-        table.add_row(escape(path.stem), header["method"], header["encoder"], f"{path.stat().st_size / 1e6:.1f}",
-                      escape(_provenance(header.get("provenance") or {})), escape(str(path)))
+        table.add_row(
+            escape(path.stem),
+            header["method"],
+            header["encoder"],
+            f"{path.stat().st_size / 1e6:.1f}",
+            escape(_provenance(header.get("provenance") or {})),
+            escape(str(path)),
+        )
     encoder_table = Table(Column("encoder", no_wrap=True), "description", Column("file", overflow="fold"), title="Encoders")
     for name, description, path in encoders:
         encoder_table.add_row(name, description, escape(str(path)) if path else "[yellow]not found[/]")
@@ -65,6 +92,7 @@ def models(as_json: JsonOption = False) -> None:
 def _uncut_width(table: Table, folded: int = 12) -> int:
     """The width at which Rich cuts no cell of a no_wrap column (each other column gets `folded` characters):
     in a narrow terminal, or piped at 80 columns, the table then overflows instead of shortening a name."""
+
     def width(column: Column) -> int:
         return max(len(str(cell)) for cell in [column.header, *column.cells]) if column.no_wrap else folded
 

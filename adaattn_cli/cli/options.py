@@ -49,9 +49,11 @@ AlphaOption = Annotated[
 OutputOption = Annotated[
     Optional[str],  # a string, not a Path: Path drops the trailing "/" that marks a folder
     typer.Option(
-        "--output", "-o", metavar="PATH",
+        "--output",
+        "-o",
+        metavar="PATH",
         help="Output file (one content image, image extension) or folder (created; a name without extension or "
-             "ending in /). \\[default: current folder]",
+        "ending in /). \\[default: current folder]",
         show_default=False,
     ),
 ]
@@ -61,8 +63,7 @@ MethodOption = Annotated[
 ]
 ModelOption = Annotated[
     Optional[str],
-    typer.Option(help="Model file (.safetensors), or a model name on the weights search path.", metavar="FILE|NAME",
-                 show_default=False),
+    typer.Option(help="Model file (.safetensors), or a model name on the weights search path.", metavar="FILE|NAME", show_default=False),
 ]
 SizeOption = Annotated[
     Optional[int],
@@ -70,23 +71,20 @@ SizeOption = Annotated[
 ]
 MaxSizeOption = Annotated[
     Optional[int],
-    typer.Option(min=32, help="Shrink the content only if its longer side exceeds N pixels.", metavar="N",
-                 show_default=False),
+    typer.Option(min=32, help="Shrink the content only if its longer side exceeds N pixels.", metavar="N", show_default=False),
 ]
-StyleSizeOption = Annotated[
-    int, typer.Option(min=0, help="Resize style images so their shorter side is N pixels (0 = keep).", metavar="N")
-]
+StyleSizeOption = Annotated[int, typer.Option(min=0, help="Resize style images so their shorter side is N pixels (0 = keep).", metavar="N")]
 MaskOption = Annotated[
     Optional[List[Path]],
     typer.Option(
-        exists=True, dir_okay=False, metavar="FILE",
+        exists=True,
+        dir_okay=False,
+        metavar="FILE",
         help="Greyscale image, white where the style applies; same aspect ratio as the content. One per style.",
         show_default=False,
     ),
 ]
-DeviceOption = Annotated[
-    str, typer.Option(callback=_check_device, metavar="DEVICE", help="Where to run: auto, cpu, cuda, cuda:N or mps.")
-]
+DeviceOption = Annotated[str, typer.Option(callback=_check_device, metavar="DEVICE", help="Where to run: auto, cpu, cuda, cuda:N or mps.")]
 SeedOption = Annotated[int, typer.Option(help="Seed for the style positions that attention samples.")]
 
 
@@ -98,35 +96,55 @@ class Precision(str, Enum):
 
 PrecisionOption = Annotated[
     Precision,
-    typer.Option(help="bf16: bf16 convolutions and attention matmuls (2-3x faster on CPUs with avx512_bf16, within "
-                      "bf16 tolerance); fp32: exact; auto: bf16 where it is faster (CUDA, avx512_bf16/AMX CPUs)."),
+    typer.Option(
+        help="bf16: bf16 convolutions and attention matmuls (2-3x faster on CPUs with avx512_bf16, within "
+        "bf16 tolerance); fp32: exact; auto: bf16 where it is faster (CUDA, avx512_bf16/AMX CPUs)."
+    ),
 ]
 StylePositionsOption = Annotated[
     int,
-    typer.Option(min=0, metavar="N", help="Style positions each attention block may attend to (a seeded random subset "
-                                         "beyond N; keeps time linear in the content's pixels). 0 = all."),
+    typer.Option(
+        min=0,
+        metavar="N",
+        help="Style positions each attention block may attend to (a seeded random subset "
+        "beyond N; keeps time linear in the content's pixels). 0 = all.",
+    ),
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace output files that already exist.")]
 RefineOption = Annotated[
     int,
-    typer.Option(min=0, metavar="N",
-                 help="Refine each picture with N optimisation steps in the encoder's feature space: painted rather than "
-                      "embossed. 50 recommended (~18 s at 512x512 on a 2-core CPU, 25 ~10 s); 0 = the model's picture."),
+    typer.Option(
+        min=0,
+        metavar="N",
+        help="Refine each picture with N optimisation steps in the encoder's feature space: painted rather than "
+        "embossed. 50 recommended (~18 s at 512x512 on a 2-core CPU, 25 ~10 s); 0 = the model's picture.",
+    ),
 ]
 TileOption = Annotated[
     Optional[int],
-    typer.Option(min=0, metavar="N", show_default=False,
-                 help="Run contents larger than N px per side in N-px tiles: memory bounded by the tile, same result. "
-                      "0 = never. \\[default: 2048-px tiles above 4096x4096 pixels]"),
+    typer.Option(
+        min=0,
+        metavar="N",
+        show_default=False,
+        help="Run contents larger than N px per side in N-px tiles: memory bounded by the tile, same result. "
+        "0 = never. \\[default: 2048-px tiles above 4096x4096 pixels]",
+    ),
 ]
 ShardOption = Annotated[
     Optional[str],
-    typer.Option(metavar="K/N", show_default=False,
-                 help="Only the K-th of N shares of the contents (1 <= K <= N; the same split every time): one job of an "
-                      "array. Under torchrun the share is split again over the processes."),
+    typer.Option(
+        metavar="K/N",
+        show_default=False,
+        help="Only the K-th of N shares of the contents (1 <= K <= N; the same split every time): one job of an "
+        "array. Under torchrun the share is split again over the processes.",
+    ),
 ]
 MaxPixelsOption = Annotated[
     Optional[int],
-    typer.Option(min=1, help="Refuse images with more pixels than this. \\[default: Pillow's limit, about 89 million]",
-                 metavar="N", show_default=False),
+    typer.Option(
+        min=1,
+        help="Refuse images with more pixels than this. \\[default: Pillow's limit, about 89 million]",
+        metavar="N",
+        show_default=False,
+    ),
 ]

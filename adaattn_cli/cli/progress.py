@@ -25,8 +25,15 @@ def _progress_bar(*extra_columns, hidden: bool = False):
         TimeRemainingColumn,
     )
 
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-               TextColumn("eta"), TimeRemainingColumn(), *extra_columns)
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        *extra_columns,
+    )
     hidden = hidden or output.settings.quiet or not output.console.is_terminal
     return Progress(*columns, console=output.console, transient=True, disable=hidden)
 

@@ -35,9 +35,7 @@ from .progress import part_progress
 StyleOption = Annotated[
     Path, typer.Option("--style", "-s", exists=True, dir_okay=False, metavar="FILE", help="Style image.", show_default=False)
 ]
-PreserveColorOption = Annotated[
-    bool, typer.Option("--preserve-color", help="Keep the content's colours (the style is recoloured first).")
-]
+PreserveColorOption = Annotated[bool, typer.Option("--preserve-color", help="Keep the content's colours (the style is recoloured first).")]
 
 
 def stylize(
@@ -94,8 +92,15 @@ def stylize(
         fitted = fit_masks(masks, image.rgb)
         with part_progress("tiles") as progress, part_progress("refining") as refine_progress:
             stylized = stylizer.stylize(
-                image.rgb, [encoded], alpha=alpha, masks=fitted, preserve_color=preserve_color, seed=seed, progress=progress,
-                refine=refine, refine_progress=refine_progress,
+                image.rgb,
+                [encoded],
+                alpha=alpha,
+                masks=fitted,
+                preserve_color=preserve_color,
+                seed=seed,
+                progress=progress,
+                refine=refine,
+                refine_progress=refine_progress,
             )
         return dataclasses.replace(image, rgb=stylized)
 

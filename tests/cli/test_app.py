@@ -13,8 +13,16 @@ from adaattn_cli.errors import BadInputError
 from adaattn_cli.models import MODELS
 
 HELP_PAGES = [
-    [], ["stylize"], ["blend-styles"], ["models"], ["export"], ["weights"], ["weights", "import-official"],
-    ["weights", "import-vgg-normalised"], ["weights", "vgg19"], ["weights", "convert-hed"],
+    [],
+    ["stylize"],
+    ["blend-styles"],
+    ["models"],
+    ["export"],
+    ["weights"],
+    ["weights", "import-official"],
+    ["weights", "import-vgg-normalised"],
+    ["weights", "vgg19"],
+    ["weights", "convert-hed"],
 ]
 
 
@@ -123,22 +131,25 @@ def test_an_unexpected_failure_is_one_line_and_exit_1(cli, make_image, monkeypat
     assert result.stderr.strip() == "error: RuntimeError: out of memory (run with --verbose for the traceback)"
 
 
-@pytest.mark.parametrize("args, named", [
-    ("stylize {c} -s {s} --alpha 1.5", ["--alpha", "1.5 is not a number from 0 to 1"]),
-    ("stylize {c} -s {s} --alpha nan", ["--alpha", "nan is not a number from 0 to 1"]),
-    ("stylize {c} -s {s} --alpha abc", ["--alpha abc"]),
-    ("stylize {c} -s {folder}", ["--style", "is a directory"]),
-    ("stylize {c} -s {s} --mask nomask.png", ["--mask", "nomask.png"]),
-    ("stylize {c} -s {s} --device nonsense", ["--device", "'nonsense'"]),
-    ("stylize {c} -s {s} --size 5", ["--size 5"]),
-    ("blend-styles {c} -s {s} -s {s} --weights 1,x", ["--weights", "'1,x'"]),
-    ("video {c} -s {s} --fps 0", ["--fps", "got 0"]),
-    ("video {c} -s {s} --hold nan", ["--hold", "nan"]),
-    ("stylize", ["Missing argument 'CONTENT'", "adaattn stylize -h"]),
-    ("stylize {c} -s {s} --frobnicate", ["No such option: --frobnicate"]),
-    ("stilize", ["No such command 'stilize'"]),
-    ("--frobnicate", ["No such option: --frobnicate"]),
-])
+@pytest.mark.parametrize(
+    "args, named",
+    [
+        ("stylize {c} -s {s} --alpha 1.5", ["--alpha", "1.5 is not a number from 0 to 1"]),
+        ("stylize {c} -s {s} --alpha nan", ["--alpha", "nan is not a number from 0 to 1"]),
+        ("stylize {c} -s {s} --alpha abc", ["--alpha abc"]),
+        ("stylize {c} -s {folder}", ["--style", "is a directory"]),
+        ("stylize {c} -s {s} --mask nomask.png", ["--mask", "nomask.png"]),
+        ("stylize {c} -s {s} --device nonsense", ["--device", "'nonsense'"]),
+        ("stylize {c} -s {s} --size 5", ["--size 5"]),
+        ("blend-styles {c} -s {s} -s {s} --weights 1,x", ["--weights", "'1,x'"]),
+        ("video {c} -s {s} --fps 0", ["--fps", "got 0"]),
+        ("video {c} -s {s} --hold nan", ["--hold", "nan"]),
+        ("stylize", ["Missing argument 'CONTENT'", "adaattn stylize -h"]),
+        ("stylize {c} -s {s} --frobnicate", ["No such option: --frobnicate"]),
+        ("stilize", ["No such command 'stilize'"]),
+        ("--frobnicate", ["No such option: --frobnicate"]),
+    ],
+)
 def test_a_usage_error_is_one_line_naming_the_flag_and_value(cli, make_image, tmp_path, error_line, args, named):
     paths = {"c": make_image("c.png"), "s": make_image("s.png", (32, 32)), "folder": tmp_path}
     line = error_line(cli(*(arg.format(**paths) for arg in args.split())))

@@ -8,8 +8,18 @@ from adaattn_cli.cli.blend import GAP, LABEL_HEIGHT, TILE_HEIGHT, _grid_mixes
 
 @pytest.fixture
 def two_styles(make_image, weights_dir):
-    return ["-s", make_image("starry.png", (32, 32)), "-s", make_image("scream.jpg", (40, 32)),
-            "--model", weights_dir / "adain.safetensors", "--style-size", 0, "--device", "cpu"]
+    return [
+        "-s",
+        make_image("starry.png", (32, 32)),
+        "-s",
+        make_image("scream.jpg", (40, 32)),
+        "--model",
+        weights_dir / "adain.safetensors",
+        "--style-size",
+        0,
+        "--device",
+        "cpu",
+    ]
 
 
 def test_blend_writes_the_default_name(cli, make_image, two_styles, tmp_path):

@@ -67,7 +67,6 @@ def test_a_missing_bundled_model_says_where_it_looked(cli, make_image, tmp_path,
     line = error_line(cli("stylize", make_image("c.png"), "-s", make_image("s.png", (32, 32)), "--method", "sanet"))
     assert "no model named 'sanet'" in line and str(tmp_path / "home") in line
 
-
     assert not list(tmp_path.glob("*_stylized_*"))
 
 
@@ -150,8 +149,22 @@ def test_adaattn_by_method_name_with_a_mask(cli, make_image, tmp_path):
     mask = Image.new("L", (24, 16), 0)
     mask.paste(255, (0, 0, 12, 16))
     mask.save(tmp_path / "mask.png")
-    result = cli("stylize", make_image("c.png"), "-s", make_image("s.png", (32, 32)), "--method", "adaattn",
-                 "--style-size", 0, "--mask", tmp_path / "mask.png", "--seed", 3, "-o", "out.png")
+    result = cli(
+        "stylize",
+        make_image("c.png"),
+        "-s",
+        make_image("s.png", (32, 32)),
+        "--method",
+        "adaattn",
+        "--style-size",
+        0,
+        "--mask",
+        tmp_path / "mask.png",
+        "--seed",
+        3,
+        "-o",
+        "out.png",
+    )
     assert result.exit_code == 0, result.output
     assert Image.open(tmp_path / "out.png").size == (48, 32)
 

@@ -27,8 +27,7 @@ def video_model(weights_dir, tmp_path_factory):
 @pytest.fixture
 def video_args(make_image, video_model):
     # --palette own: these tests are about the clip in and out (the palette has its tests below)
-    return ["--style", make_image("style.png", (32, 32)), "--model", video_model, "--style-size", 0, "--device", "cpu",
-            "--palette", "own"]
+    return ["--style", make_image("style.png", (32, 32)), "--model", video_model, "--style-size", 0, "--device", "cpu", "--palette", "own"]
 
 
 def frame_count(path):
@@ -211,7 +210,7 @@ def moving_square(cli, video_args, weights_dir, tmp_path):
     (tmp_path / "frames").mkdir()
     for t in range(6):
         frame = background + rng.integers(-1, 2, background.shape)  # +-1 level: noise, no change
-        frame[4:12, 4 * t: 4 * t + 8] = 255
+        frame[4:12, 4 * t : 4 * t + 8] = 255
         Image.fromarray(np.clip(frame, 0, 255).astype(np.uint8)).save(tmp_path / "frames" / f"{t:03d}.png")
 
     def run(*options):
