@@ -6,12 +6,13 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
-from test_training import _write_images
+from test_training import _config, _write_images
 
 from adaattn_cli.data import SampleRange
 from adaattn_cli.distributed import parse_shard, share
@@ -43,28 +44,10 @@ def data(tmp_path_factory):
 
 
 def _settings(data, workdir: Path, method="adaattn", **overrides) -> dict:
-    settings = dict(
-        method=method,
-        content=str(data / "content"),
-        style=str(data / "style"),
-        output=str(workdir / "model.safetensors"),
-        workdir=str(workdir),
-        max_steps=3,
-        batch_size=4,
-        crop_size=32,
-        load_size=48,
-        lr=1e-3,
-        schedule="constant",
-        width_divisor=8,
-        workers=0,
-        holdout=0,
-        checkpoint_every=1000,
-        sample_every=1000,
-        log_every=1,
-        device="cpu",
-        precision="fp32",
-    )
-    return {**settings, **overrides}
+    """test_training's tiny run, as JSON for the worker processes: a global batch of 4 crops of 32, a log line per step."""
+    tiny = dict(max_steps=3, batch_size=4, crop_size=32, load_size=48, schedule="constant", log_every=1)
+    config = asdict(_config(data, workdir, method, **{**tiny, **overrides}))
+    return {**config, "workdir": str(workdir), "output": str(workdir / "model.safetensors")}
 
 
 def _logged(workdir: Path) -> list[dict]:

@@ -20,37 +20,10 @@ def _folder(path, count, seed):
 def test_train_writes_a_model_that_stylize_loads(cli, tmp_path, make_image):
     content, style = _folder(tmp_path / "content", 3, 0), _folder(tmp_path / "style", 3, 1)
     (content / "broken.jpg").write_text("not an image")
-    result = cli(
-        "train",
-        "-c",
-        content,
-        "-s",
-        style,
-        "--method",
-        "adain",
-        "--max-steps",
-        2,
-        "--batch-size",
-        1,
-        "--crop-size",
-        32,
-        "--load-size",
-        32,
-        "--workers",
-        0,
-        "--holdout",
-        0,
-        "--workdir",
-        tmp_path / "run",
-        "-o",
-        tmp_path / "trained.safetensors",
-        "--style-weight",
-        20,
-        "--style-layers",
-        "1:3,2,3",
-        "--identity-weights",
-        "5,0.5",
-    )
+    options = "--method adain --max-steps 2 --batch-size 1 --crop-size 32 --load-size 32 --workers 0 --holdout 0"
+    loss_options = "--style-weight 20 --style-layers 1:3,2,3 --identity-weights 5,0.5"
+    outputs = ["--workdir", tmp_path / "run", "-o", tmp_path / "trained.safetensors"]
+    result = cli("train", "-c", content, "-s", style, *options.split(), *loss_options.split(), *outputs)
     assert result.exit_code == 0, result.output
     losses = read_model_header(tmp_path / "trained.safetensors")["provenance"]["losses"]
     assert losses["style"] == 20 and losses["style_layers"] == [1, 2, 3] and losses["style_layer_weights"] == [3, 1, 1]
@@ -98,24 +71,8 @@ def test_resume_from_a_corrupt_checkpoint_is_one_line(cli, tmp_path, error_line)
     content, style = _folder(tmp_path / "content", 1, 0), _folder(tmp_path / "style", 1, 1)
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "checkpoint.pt").write_bytes(np.random.default_rng(0).bytes(3000))
-    line = error_line(
-        cli(
-            "train",
-            "-c",
-            content,
-            "-s",
-            style,
-            "--method",
-            "adain",
-            "--workdir",
-            tmp_path / "run",
-            "--resume",
-            "--workers",
-            0,
-            "--device",
-            "cpu",
-        )
-    )
+    options = "--method adain --resume --workers 0 --device cpu"
+    line = error_line(cli("train", "-c", content, "-s", style, *options.split(), "--workdir", tmp_path / "run"))
     assert "checkpoint.pt: not a readable checkpoint" in line
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["checkpoint.pt"]
 
