@@ -10,6 +10,7 @@ inside the functions: the CLI reads its process's place before it loads torch (`
 from __future__ import annotations
 
 import atexit
+import datetime
 import os
 import signal
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     import torch
 
 T = TypeVar("T")
+
+JOIN_TIMEOUT_HOURS = 24  # how long a collective waits for the slowest process
 
 
 @dataclass(frozen=True)
@@ -46,19 +49,26 @@ def current_world() -> World:
 
 
 def rank_device(device: torch.device, world: World) -> torch.device:
-    """Each process on its own GPU (cuda:LOCAL_RANK) when the job runs on CUDA; CPU and MPS are shared."""
+    """Each process on its own GPU (cuda:LOCAL_RANK) when the job runs on CUDA; CPU and MPS are shared.
+
+    Sets it as the current CUDA device at once, so whatever runs before `join` (precision checks, kernels)
+    sees this process's GPU. The checks give the same answer in every process of a machine: only process 0
+    reports input errors (cli/console.py), so an error only some processes saw would go unexplained."""
     import torch
 
     if world.size == 1 or device.type != "cuda":
         return device
-    if device.index is not None and device.index != world.local_rank:
+    if device.index is not None:
         raise BadInputError(f"--device {device}: under torchrun each process takes the GPU of its LOCAL_RANK; give --device cuda or auto")
-    if world.local_rank >= torch.cuda.device_count():
+    processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", world.local_rank + 1))
+    if processes_here > torch.cuda.device_count():
         raise BadInputError(
-            f"process {world.local_rank} on this machine has no GPU of its own ({torch.cuda.device_count()} GPUs): "
+            f"{processes_here} processes on this machine but {torch.cuda.device_count()} GPUs: "
             "start at most one process per GPU (torchrun --nproc-per-node)"
         )
-    return torch.device("cuda", world.local_rank)
+    device = torch.device("cuda", world.local_rank)
+    torch.cuda.set_device(device)
+    return device
 
 
 def join(world: World, device: torch.device) -> None:
@@ -70,7 +80,13 @@ def join(world: World, device: torch.device) -> None:
         return
     if device.type == "cuda":
         torch.cuda.set_device(device)
-    dist.init_process_group("nccl" if device.type == "cuda" else "gloo", device_id=device if device.type == "cuda" else None)
+    # torch's default of 10 minutes would end a long share: the last collective of `stylize` (the failure
+    # count) waits for the slowest process, and a batch of refined 4K pictures takes hours.
+    dist.init_process_group(
+        "nccl" if device.type == "cuda" else "gloo",
+        device_id=device if device.type == "cuda" else None,
+        timeout=datetime.timedelta(hours=JOIN_TIMEOUT_HOURS),
+    )
     atexit.register(dist.destroy_process_group)
 
 
@@ -109,25 +125,31 @@ def wait_for_all(world: World) -> None:
 
 
 class StopRequests:
-    """Ctrl-C (SIGINT) and torchrun's SIGTERM, as a flag the training loop reads between steps.
+    """Stop signals as a flag the training loop reads between steps.
 
-    torchrun passes a Ctrl-C to its workers as SIGTERM and kills them 30 s later. Raising in the middle of
-    a step would leave the other processes waiting in the gradient all-reduce, so every process finishes
-    its step and they agree on stopping (`sum_over_processes`); a second signal stops at once. Not enabled,
-    it changes nothing: one process stops at Ctrl-C's KeyboardInterrupt."""
+    torchrun starts each worker in its own session, so a terminal's Ctrl-C reaches torchrun alone, which
+    sends the signal it got (SIGINT; SIGTERM or SIGHUP from a scheduler or a closed terminal) to every
+    worker's process group and SIGKILLs them `--shutdown-timeout` seconds later (30 by default); when one
+    worker fails, it stops the others with SIGTERM. Raising in the middle of a step would leave the other
+    processes waiting in the gradient all-reduce, so every process finishes its step and they agree on
+    stopping (`sum_over_processes`); a second signal stops at once. Not enabled, it changes nothing: one
+    process stops at Ctrl-C's KeyboardInterrupt."""
+
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __init__(self, *, enabled: bool = True):
         self.enabled, self.requested = enabled, False
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> StopRequests:
-        for sig in (signal.SIGINT, signal.SIGTERM) if self.enabled else ():
+        for sig in self.signals if self.enabled else ():
             self._previous[sig] = signal.signal(sig, self._handle)
         return self
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            # None: a handler not installed from Python, which signal.signal cannot put back; the default then
+            signal.signal(sig, signal.SIG_DFL if handler is None else handler)
 
     def _handle(self, signum, frame) -> None:
         if self.requested:

@@ -92,11 +92,13 @@ def image_similarity_loss(
 def warp_consistency_loss(output: torch.Tensor, second_output: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
     """Mean |O2 - warp(O1)| where the second content is the first warped by a known `motion` (data.shifted_view):
     the synthetic-flow temporal loss of ReReVST (Wang et al. 2020), i.e. the warping error of bench/temporal.py
-    with exact flow. Pixels whose source falls outside the first frame (reflected in the view) are not counted."""
+    with exact flow. Pixels whose source falls outside the first frame (reflected in the view) are not counted.
+    Averaged per sample, then over the batch, so that several processes' slices of a batch give its loss."""
     valid = fn.warp(torch.ones_like(output[:, :1]), motion) > 0.999
     output, second_output = output.float(), second_output.float()
     difference = (second_output - fn.warp(output, motion)).abs().mean(dim=1, keepdim=True)
-    return (difference * valid).sum() / valid.sum().clamp_min(1)
+    per_sample = (difference * valid).sum(dim=(1, 2, 3)) / valid.sum(dim=(1, 2, 3)).clamp_min(1)
+    return per_sample.mean()
 
 
 def colour_distillation_loss(output: torch.Tensor, teacher_output: torch.Tensor, scale: int) -> torch.Tensor:
@@ -106,9 +108,14 @@ def colour_distillation_loss(output: torch.Tensor, teacher_output: torch.Tensor,
     return F.l1_loss(F.avg_pool2d(output.float(), scale, ceil_mode=True), F.avg_pool2d(teacher_output.float(), scale, ceil_mode=True))
 
 
-# Earlier names of renamed LossConfig fields: configs read back from JSON (a checkpoint's config, a model file's
-# provenance) written before the rename still load.
+# Earlier names of renamed losses: configs read back from JSON (a checkpoint's config, a model file's
+# provenance) and the log lines of a run resumed across the rename still load.
 _EARLIER_NAMES = {"identity1": "identity_pixels", "identity2": "identity_features"}
+
+
+def with_current_names(values: dict) -> dict:
+    """`values` keyed by today's loss names (a LossConfig's fields, a log line's losses)."""
+    return {_EARLIER_NAMES.get(k, k): v for k, v in values.items()}
 
 
 @dataclass
@@ -152,7 +159,7 @@ class LossConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "LossConfig":
         """A LossConfig from its asdict() form read back from JSON (lists for tuples; earlier field names accepted)."""
-        return cls(**{_EARLIER_NAMES.get(k, k): tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in with_current_names(values).items()})
 
 
 def training_losses(

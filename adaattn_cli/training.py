@@ -25,13 +25,12 @@ from typing import Callable
 import numpy as np
 import torch
 
-from . import __version__
-from . import distributed as dist
+from . import __version__, distributed
 from .config import TrainConfig
 from .data import SampleRange, StyleTransferData, find_images
 from .devices import pick_device, resolve_precision
 from .errors import BadInputError
-from .losses import LossConfig, training_losses
+from .losses import LossConfig, training_losses, with_current_names
 from .models import StyleTransferModel, build_model
 from .weights import load_encoder, load_model, save_model
 
@@ -55,10 +54,11 @@ class StepLosses(torch.nn.Module):
 
 
 def _ignore_stop_signals(worker_id: int) -> None:
-    """Data-loader workers leave Ctrl-C and torchrun's SIGTERM to the training process, which shuts them down
-    when it stops; killed by the signal, they would fail the step that is being finished."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    """Data-loader workers leave the stop signals to the training process, which shuts them down when it stops:
+    torchrun signals a worker's whole process group, and a loader worker killed by it would fail the step that
+    is being finished."""
+    for sig in distributed.StopRequests.signals:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def lr_factor(schedule: str, step: int, max_steps: int) -> float:
@@ -126,8 +126,8 @@ class Trainer:
     def __init__(self, config: TrainConfig, *, resume: bool = False):
         self.config = config
         self.workdir = Path(config.workdir)
-        self.world = dist.current_world()
-        self.device = dist.rank_device(pick_device(config.device), self.world)
+        self.world = distributed.current_world()
+        self.device = distributed.rank_device(pick_device(config.device), self.world)
         if config.batch_size % self.world.size:
             raise BadInputError(
                 f"--batch-size {config.batch_size} is the global batch and must split evenly over {self.world.size} processes"
@@ -138,25 +138,26 @@ class Trainer:
         self.content, self.content_val = split_holdout(content, config.holdout)
         self.style, self.style_val = split_holdout(style, config.holdout)
         self.skipped = content_skipped + style_skipped
-        dist.join(self.world, self.device)
-        global_rng = torch.get_rng_state()  # the initial weights come from the seed; the caller's RNG is left as it was
-        torch.manual_seed(config.seed)  # every process builds the same model (DDP would copy process 0's anyway)
-        if config.width_divisor > 1:
-            from .encoders import build_encoder
+        distributed.join(self.world, self.device)
+        # The initial weights come from the seed, drawn on the CPU (the model is built there); the caller's RNG
+        # is left as it was. Every process builds the same model (DDP would copy process 0's anyway).
+        with torch.random.fork_rng(devices=[]):
+            torch.default_generator.manual_seed(config.seed)
+            if config.width_divisor > 1:
+                from .encoders import build_encoder
 
-            encoder = build_encoder(config.encoder, width_divisor=config.width_divisor)
-        else:
-            encoder = load_encoder(config.encoder)
-        model_config = {"width_divisor": config.width_divisor, **config.model_config}
-        init = load_model(config.init, encoder=encoder) if config.init else None
-        if init is not None:
-            if init.method != config.method:
-                raise BadInputError(f"--init {config.init} is a {init.method} model, not {config.method}")
-            model_config.update(init.config)  # fine-tuning keeps the file's variant (e.g. SANet's levels)
-        self.model: StyleTransferModel = build_model(config.method, encoder, **model_config)
-        if init is not None:
-            self.model.load_state_dict(init.state_dict())
-        torch.set_rng_state(global_rng)
+                encoder = build_encoder(config.encoder, width_divisor=config.width_divisor)
+            else:
+                encoder = load_encoder(config.encoder)
+            model_config = {"width_divisor": config.width_divisor, **config.model_config}
+            init = load_model(config.init, encoder=encoder) if config.init else None
+            if init is not None:
+                if init.method != config.method:
+                    raise BadInputError(f"--init {config.init} is a {init.method} model, not {config.method}")
+                model_config.update(init.config)  # fine-tuning keeps the file's variant (e.g. SANet's levels)
+            self.model: StyleTransferModel = build_model(config.method, encoder, **model_config)
+            if init is not None:
+                self.model.load_state_dict(init.state_dict())
         self.teacher: StyleTransferModel | None = None
         if config.teacher:
             self.teacher = load_model(config.teacher, encoder=encoder).to(self.device, memory_format=torch.channels_last).eval()
@@ -224,7 +225,8 @@ class Trainer:
         self.resumed_from_processes = int(state.get("processes", 1))
         log_path = self.workdir / "log.jsonl"
         if log_path.is_file() and self.world.is_main:  # drop lines written after the checkpoint
-            self.history = [r for r in map(json.loads, log_path.read_text().splitlines()) if r["step"] <= self.step]
+            records = (with_current_names(json.loads(line)) for line in log_path.read_text().splitlines())
+            self.history = [r for r in records if r["step"] <= self.step]
             log_path.write_text("".join(json.dumps(r) + "\n" for r in self.history))
 
     def _loader(self):
@@ -274,7 +276,7 @@ class Trainer:
         """The step's losses averaged over the processes (each has an equal slice of the batch), and whether
         any of them was asked to stop: one all-reduce."""
         names = list(losses)
-        values = dist.sum_over_processes([float(losses[n]) for n in names] + [float(stop)], self.world)
+        values = distributed.sum_over_processes([float(losses[n]) for n in names] + [float(stop)], self.world)
         return {n: v / self.world.size for n, v in zip(names, values)}, values[-1] > 0
 
     def run(self, progress: Callable[[int, int, dict], None] | None = None) -> Path:
@@ -287,7 +289,7 @@ class Trainer:
         started = time.time()
         stop = False
         try:
-            with dist.StopRequests(enabled=self.world.size > 1) as stop_requests:
+            with distributed.StopRequests(enabled=self.world.size > 1) as stop_requests:
                 for batch in self._loader():
                     losses, stop = self._agree(self._train_step(batch), stop_requests.requested)
                     self.step += 1
@@ -310,7 +312,7 @@ class Trainer:
                 message = f"stopped in step {self.step + 1} without saving; {self.checkpoint_path} holds the last checkpoint"
                 raise Interrupted(message) from None
             self.save_checkpoint()
-            dist.wait_for_all(self.world)  # nobody exits before the checkpoint is written
+            distributed.wait_for_all(self.world)  # nobody exits before the checkpoint is written
             raise Interrupted(f"stopped at step {self.step}; checkpoint saved in {self.checkpoint_path}; continue with --resume") from None
         finally:
             if log_file:
@@ -320,7 +322,7 @@ class Trainer:
         if self.world.is_main:
             plot_losses(self.history, self.workdir / "losses.png")
         path = self.save_model()
-        dist.wait_for_all(self.world)
+        distributed.wait_for_all(self.world)
         return path
 
     def save_model(self, path: str | Path | None = None) -> Path:
@@ -349,7 +351,7 @@ class Trainer:
             "seed": self.config.seed,
             "losses": asdict(self.config.losses),
             **({"teacher": Path(self.config.teacher).name} if self.config.teacher else {}),
-            "final_losses": {k: float(np.mean([r[k] for r in recent])) for k in recent[-1] if k not in ("step", "lr", "time")}
+            "final_losses": {k: float(np.mean([r[k] for r in recent if k in r])) for k in recent[-1] if k not in ("step", "lr", "time")}
             if recent
             else {},
         }

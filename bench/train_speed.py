@@ -99,6 +99,8 @@ def distributed_worker(args) -> None:
 def compare_processes(args) -> None:
     """N processes x 1 thread (torchrun) beside 1 process x N threads, each in fresh processes, rotated."""
     nproc, method, batch = args.nproc, args.methods[0], args.batches[0]
+    if batch % nproc:
+        raise SystemExit(f"--batches {batch}: the global batch must split evenly over --nproc {nproc} processes")
     worker = [
         str(Path(__file__).resolve()),
         "--worker",

@@ -15,7 +15,7 @@ from PIL import Image
 from test_training import _config, _write_images
 
 from adaattn_cli.data import SampleRange
-from adaattn_cli.distributed import parse_shard, share
+from adaattn_cli.distributed import StopRequests, World, parse_shard, rank_device, share
 from adaattn_cli.errors import BadInputError
 from adaattn_cli.training import TrainConfig, Trainer, read_checkpoint
 from adaattn_cli.weights import read_model_header
@@ -77,6 +77,29 @@ def test_shares_are_disjoint_and_cover_everything():
             parse_shard(bad)
 
 
+def test_gpu_checks_give_every_process_the_same_answer(monkeypatch):
+    # Only process 0 prints input errors, so a device refusal must not depend on the rank.
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    for local_rank in (0, 1):
+        world = World(rank=local_rank, size=2, local_rank=local_rank)
+        with pytest.raises(BadInputError, match="--device cuda:0: under torchrun"):
+            rank_device(torch.device("cuda", 0), world)
+        with pytest.raises(BadInputError, match="2 processes on this machine but 1 GPUs"):
+            rank_device(torch.device("cuda"), world)
+    assert rank_device(torch.device("cpu"), World(rank=1, size=2, local_rank=1)) == torch.device("cpu")
+
+
+def test_stop_requests_turn_signals_into_a_flag_and_put_the_handlers_back():
+    before = {sig: signal.getsignal(sig) for sig in StopRequests.signals}
+    with StopRequests() as stop:
+        os.kill(os.getpid(), signal.SIGHUP)
+        assert stop.requested
+        with pytest.raises(KeyboardInterrupt):  # a second signal stops at once
+            os.kill(os.getpid(), signal.SIGTERM)
+    assert {sig: signal.getsignal(sig) for sig in StopRequests.signals} == before
+
+
 def test_a_trainer_leaves_the_global_rng_as_it_was(data, tmp_path):
     torch.manual_seed(123)
     state = torch.get_rng_state()
@@ -129,8 +152,8 @@ def test_ctrl_c_saves_once_and_stops_every_process(data, tmp_path, target):
     workdir = tmp_path / "stopped"
     (tmp_path / "long.json").write_text(json.dumps([_settings(data, workdir, max_steps=100000, crop_size=64, load_size=64, workers=1)]))
     command, environment = _torchrun(2, WORKER, tmp_path / "long.json")
-    # A terminal's Ctrl-C: SIGINT to torchrun (which passes it on to its workers as SIGTERM); its own session, so
-    # that pytest does not get it.
+    # A terminal's Ctrl-C: SIGINT to torchrun, which passes it on to its workers (each in its own session); the
+    # run in a session of its own, so that pytest does not get it.
     run = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
         deadline = time.time() + 120

@@ -112,6 +112,16 @@ def test_a_config_read_back_from_json_accepts_the_earlier_loss_names(data, tmp_p
     assert losses == LossConfig(**{**vars(LossConfig.for_method("sanet")), "identity_pixels": 5.0})
 
 
+def test_a_run_logged_under_the_earlier_loss_names_resumes_and_finishes(data, tmp_path):
+    Trainer(_config(data, tmp_path, "sanet", max_steps=2, log_every=1, checkpoint_every=2)).run()
+    log = tmp_path / "work" / "log.jsonl"
+    log.write_text(log.read_text().replace('"identity_pixels"', '"identity1"').replace('"identity_features"', '"identity2"'))
+    resumed = Trainer(_config(data, tmp_path, "sanet", max_steps=3, log_every=1, checkpoint_every=2), resume=True)
+    assert {"identity_pixels", "identity_features"} <= set(resumed.history[0])
+    header = read_model_header(resumed.run())
+    assert header["provenance"]["final_losses"]["identity_pixels"] > 0
+
+
 def test_step_schedule_follows_the_official_recipe():
     # 5 "epochs" of 20 steps: x1, x1, x0.3, x0.09, x0.027
     factors = [lr_factor("step", s, 100) for s in (0, 39, 40, 59, 60, 80, 99)]
@@ -128,6 +138,21 @@ def test_warp_consistency_loss_vanishes_only_for_an_output_that_moves_with_the_c
     view, motion = shifted_view(smooth, np.random.default_rng(1))
     assert warp_consistency_loss(smooth[None], view[None], motion[None]) < 1e-4  # the view is the warped image
     assert warp_consistency_loss(smooth[None], smooth[None], motion[None]) > 0.02  # a static output does not follow
+
+
+def test_warp_consistency_loss_of_a_batch_is_the_mean_of_its_halves():
+    # Under torchrun each process takes a slice of the batch and DDP averages: the slices' losses must average
+    # to the whole batch's, even when the views' valid areas differ.
+    from adaattn_cli.data import shifted_view
+    from adaattn_cli.losses import warp_consistency_loss
+
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    views = [shifted_view(image, np.random.default_rng(seed)) for seed, image in enumerate(images)]
+    motion = torch.stack([m for _, m in views])
+    outputs = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    whole = warp_consistency_loss(images, outputs, motion)
+    halves = [warp_consistency_loss(images[i : i + 1], outputs[i : i + 1], motion[i : i + 1]) for i in range(2)]
+    assert whole == pytest.approx((halves[0] + halves[1]) / 2, rel=1e-6)
 
 
 def test_style_layer_weights_scale_each_layers_term():

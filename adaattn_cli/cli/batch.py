@@ -35,7 +35,9 @@ def run_batch(
 
     batch_start = time.perf_counter()
     failed = 0
-    with image_progress(len(jobs)) as advance:
+    world = distributed.current_world()
+    # Under torchrun the bar (process 0's) counts its own share: the other processes report nothing until the end.
+    with image_progress(len(jobs), "images" if world.size == 1 else f"images (process 0 of {world.size})") as advance:
         for content_path, output_path in jobs:
             start = time.perf_counter()
             try:
@@ -49,7 +51,6 @@ def run_batch(
             else:
                 info(f"wrote {output_path} ({time.perf_counter() - start:.1f} s)")
             advance()
-    world = distributed.current_world()
     failed, total = (int(n) for n in distributed.sum_over_processes([failed, len(jobs)], world))
     if world.size > 1 and world.is_main:
         info(f"{total - failed} of {total} images written by {world.size} processes ({time.perf_counter() - batch_start:.1f} s)")

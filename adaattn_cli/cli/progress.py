@@ -39,10 +39,10 @@ def _progress_bar(*extra_columns, hidden: bool = False):
 
 
 @contextmanager
-def image_progress(total: int) -> Iterator[Callable[[], None]]:
+def image_progress(total: int, label: str = "images") -> Iterator[Callable[[], None]]:
     """Images done in a batch (no bar for a single image); yields `advance()`."""
     with _progress_bar(hidden=total < 2) as progress:
-        task = progress.add_task("images", total=total)
+        task = progress.add_task(label, total=total)
         yield lambda: progress.advance(task)
 
 

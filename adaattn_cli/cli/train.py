@@ -46,7 +46,7 @@ def train(
     ] = TrainConfig.precision,
     device: DeviceOption = TrainConfig.device,
     seed: Annotated[int, typer.Option(help="Seeds model init, data order, crops and style sampling.")] = TrainConfig.seed,
-    workers: Annotated[int, typer.Option(min=0, help="Data loader processes.")] = TrainConfig.workers,
+    workers: Annotated[int, typer.Option(min=0, help="Data loader processes (per training process under torchrun).")] = TrainConfig.workers,
     holdout: Annotated[
         int, typer.Option(help="Images held out of each folder for validation samples (-1: min(40, 10 %)).")
     ] = TrainConfig.holdout,
@@ -158,7 +158,7 @@ def train(
     )
     trainer = Trainer(config, resume=resume)
     processes = trainer.world.size
-    where = f"{processes} processes ({batch_size // processes} images each)" if processes > 1 else str(trainer.device)
+    where = str(trainer.device) if processes == 1 else f"{trainer.device} in {processes} processes ({batch_size // processes} images each)"
     info(
         f"training {method.value}: {len(trainer.content)} content / {len(trainer.style)} style images"
         f" ({trainer.skipped} unreadable skipped), step {trainer.step} of {max_steps} on {where}, {trainer.precision}"
