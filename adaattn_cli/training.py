@@ -1,4 +1,4 @@
-"""The training loop: one function, `train(config)`, for every method.
+"""The training loop: `Trainer(config).run()` trains any method; `--resume` is `Trainer(config, resume=True)`.
 
 Owns the device and precision choices. Reproducible: model init from the seed, data sample i from
 (seed, i), style-position sampling of step s from (seed, s); a checkpoint holds model, optimiser,
