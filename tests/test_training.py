@@ -150,8 +150,8 @@ def test_warp_consistency_loss_of_a_batch_is_the_mean_of_its_halves():
     views = [shifted_view(image, np.random.default_rng(seed)) for seed, image in enumerate(images)]
     motion = torch.stack([m for _, m in views])
     outputs = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(1))
-    whole = warp_consistency_loss(images, outputs, motion)
-    halves = [warp_consistency_loss(images[i : i + 1], outputs[i : i + 1], motion[i : i + 1]) for i in range(2)]
+    whole = float(warp_consistency_loss(images, outputs, motion))
+    halves = [float(warp_consistency_loss(images[i : i + 1], outputs[i : i + 1], motion[i : i + 1])) for i in range(2)]
     assert whole == pytest.approx((halves[0] + halves[1]) / 2, rel=1e-6)
 
 
