@@ -72,14 +72,13 @@ def rank_device(device: torch.device, world: World) -> torch.device:
 
 
 def join(world: World, device: torch.device) -> None:
-    """Joins torchrun's process group once per process (NCCL for CUDA tensors, gloo for CPU ones); left at exit."""
-    import torch
+    """Joins torchrun's process group once per process (NCCL for CUDA tensors, gloo for CPU ones); left at exit.
+
+    `device` is `rank_device`'s, which has made it the current CUDA device."""
     import torch.distributed as dist
 
     if world.size == 1 or dist.is_initialized():
         return
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
     # torch's default of 10 minutes would end a long share: the last collective of `stylize` (the failure
     # count) waits for the slowest process, and a batch of refined 4K pictures takes hours.
     dist.init_process_group(
