@@ -29,6 +29,11 @@ VIDEO_STYLE_POSITIONS = 1024
 # thresholds also hold back slow movement and average stylisations (less style).
 HOLD_THRESHOLD = 0.015
 
+# Weights of the teacher-set distillation terms (`adaattn train --teacher-set`), pixels (L1) and relu1_1..relu3_1
+# features (MSE); chosen so that each is a sizeable share of AdaAttN's loss (docs/training.md, "Distillation").
+DISTILL_WEIGHT = 1e5
+DISTILL_FEATURE_WEIGHT = 4.0
+
 
 @dataclass
 class TrainConfig:
@@ -59,6 +64,8 @@ class TrainConfig:
     width_divisor: int = 1  # > 1 only for tests
     init: str | None = None  # model file to start from (fine-tuning, or continuing a run without its checkpoint)
     teacher: str | None = None  # model file whose outputs the losses' `teacher` term distils (frozen, same encoder)
+    teacher_set: str | None = None  # folder of refined pictures (teacher_set.py) the losses' `distill` terms pull toward
+    teacher_set_size: int = 0  # triples of it used: 0 = every finished one when the run starts (then fixed for --resume)
     losses: LossConfig | None = None
     model_config: dict = field(default_factory=dict)
 
@@ -79,5 +86,7 @@ class TrainConfig:
             self.schedule = "step" if self.method.startswith("adaattn") else "inverse"
         if bool(self.teacher) != bool(self.losses.teacher):
             raise BadInputError("a teacher model and a teacher loss weight go together: give both or neither")
+        if bool(self.teacher_set) != bool(self.losses.distill or self.losses.distill_features):
+            raise BadInputError("a teacher set and a distillation weight go together: give both or neither")
         if self.crop_size % 16 or self.crop_size < 32:
             raise BadInputError(f"--crop-size must be a multiple of 16 and at least 32, got {self.crop_size}")

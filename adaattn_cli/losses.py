@@ -108,6 +108,18 @@ def colour_distillation_loss(output: torch.Tensor, teacher_output: torch.Tensor,
     return F.l1_loss(F.avg_pool2d(output.float(), scale, ceil_mode=True), F.avg_pool2d(teacher_output.float(), scale, ceil_mode=True))
 
 
+def distillation_loss(output: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
+    """Mean |O - R| against a refined picture R of the same pair (train --teacher-set, teacher_set.py): the answer
+    that `--refine` reaches for this very pair, pixel by pixel, without the relief and halos of the model's own."""
+    return F.l1_loss(output.float(), refined.float())
+
+
+def feature_distillation_loss(output: list[torch.Tensor], refined: list[torch.Tensor], layers) -> torch.Tensor:
+    """sum over layers of MSE(F(O), F(R)): the refined picture's strokes and edges as the encoder sees them, which
+    tolerates the sub-pixel shifts of a texture that the pixel term would average into blur."""
+    return sum(F.mse_loss(output[i - 1].float(), refined[i - 1].float()) for i in layers)
+
+
 # Earlier names of renamed losses: configs read back from JSON (a checkpoint's config, a model file's
 # provenance) and the log lines of a run resumed across the rename still load.
 _EARLIER_NAMES = {"identity1": "identity_pixels", "identity2": "identity_features"}
@@ -131,6 +143,9 @@ class LossConfig:
     warp: float = 0.0
     teacher: float = 0.0  # colour distillation from TrainConfig.teacher's outputs
     teacher_scale: int = 8
+    distill: float = 0.0  # pixels of the teacher set's refined pictures (TrainConfig.teacher_set)
+    distill_features: float = 0.0  # ... and their encoder features at distill_layers
+    distill_layers: tuple = (1, 2, 3)
     style_layers: tuple = (2, 3, 4, 5)
     style_layer_weights: tuple = ()  # one per style layer; () = 1 each
     local_layers: tuple = (2, 3, 4, 5)
@@ -208,6 +223,12 @@ def training_losses(
         terms["warp"] = warp_consistency_loss(output, second_output, batch["motion"])
     if config.teacher:
         terms["teacher"] = colour_distillation_loss(output, batch["teacher"], config.teacher_scale)
+    if config.distill:
+        terms["distill"] = distillation_loss(output, batch["refined"])
+    if config.distill_features:
+        with torch.no_grad():
+            refined_feats = encoder(batch["refined"], max(config.distill_layers))
+        terms["distill_features"] = feature_distillation_loss(output_feats, refined_feats, config.distill_layers)
     weights = {
         "style": config.style,
         "local": config.local,
@@ -217,6 +238,8 @@ def training_losses(
         "similarity": config.similarity,
         "warp": config.warp,
         "teacher": config.teacher,
+        "distill": config.distill,
+        "distill_features": config.distill_features,
     }
     total = sum(weights[name] * value for name, value in terms.items())
     return {"total": total, **terms}, output

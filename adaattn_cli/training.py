@@ -32,6 +32,7 @@ from .devices import pick_device, resolve_precision
 from .errors import BadInputError
 from .losses import LossConfig, training_losses, with_current_names
 from .models import StyleTransferModel, build_model
+from .teacher_set import TeacherSetData, open_teacher_set
 from .weights import load_encoder, load_model, save_model
 
 
@@ -138,6 +139,16 @@ class Trainer:
         self.content, self.content_val = split_holdout(content, config.holdout)
         self.style, self.style_val = split_holdout(style, config.holdout)
         self.skipped = content_skipped + style_skipped
+        # Read first: a resumed run keeps the teacher set's size it started with, however far the set has grown since.
+        checkpoint = read_checkpoint(self.checkpoint_path) if resume else None
+        self.teacher_triples: list[Path] = []
+        if config.teacher_set:
+            if checkpoint is not None and not config.teacher_set_size:
+                config.teacher_set_size = int(checkpoint["config"].get("teacher_set_size") or 0)
+            self.teacher_triples = open_teacher_set(
+                config.teacher_set, config.content, config.style, config.holdout, config.teacher_set_size
+            )
+            config.teacher_set_size = len(self.teacher_triples)
         distributed.join(self.world, self.device)
         # The initial weights come from the seed, drawn on the CPU (the model is built there); the caller's RNG
         # is left as it was. Every process builds the same model (DDP would copy process 0's anyway).
@@ -178,8 +189,8 @@ class Trainer:
         self.step = 0
         self.resumed_from_processes: int | None = None  # the checkpoint's number of processes, after --resume
         self.history: list[dict] = []
-        if resume:
-            self._load_checkpoint()
+        if checkpoint is not None:
+            self._load_checkpoint(checkpoint)
         # Written only now: a start that fails (no images, a bad checkpoint) leaves no workdir and changes nothing.
         if self.world.is_main:
             self.workdir.mkdir(parents=True, exist_ok=True)
@@ -207,12 +218,11 @@ class Trainer:
         _atomic_torch_save(state, self.checkpoint_path)
         return self.checkpoint_path
 
-    def _load_checkpoint(self) -> None:
+    def _load_checkpoint(self, state: dict) -> None:
         path = self.checkpoint_path
-        state = read_checkpoint(path)
         saved = state["config"]
-        for key in ("method", "crop_size", "batch_size", "seed", "encoder", "width_divisor"):
-            if saved.get(key) != getattr(self.config, key):
+        for key in ("method", "crop_size", "batch_size", "seed", "encoder", "width_divisor", "teacher_set_size"):
+            if saved.get(key, 0) != getattr(self.config, key):
                 raise BadInputError(f"--resume: checkpoint was made with {key}={saved.get(key)!r}, not {getattr(self.config, key)!r}")
         try:
             self.model.load_state_dict({**state["model"], **{f"encoder.{k}": v for k, v in self.model.encoder.state_dict().items()}})
@@ -231,14 +241,17 @@ class Trainer:
 
     def _loader(self):
         config = self.config
-        data = StyleTransferData(
-            self.content,
-            self.style,
-            seed=config.seed,
-            load_size=config.load_size,
-            crop_size=config.crop_size,
-            view_pairs=config.method == "adaattn-video",
-        )
+        if self.teacher_triples:
+            data: torch.utils.data.Dataset = TeacherSetData(self.teacher_triples, seed=config.seed, crop_size=config.crop_size)
+        else:
+            data = StyleTransferData(
+                self.content,
+                self.style,
+                seed=config.seed,
+                load_size=config.load_size,
+                crop_size=config.crop_size,
+                view_pairs=config.method == "adaattn-video",
+            )
         sampler = SampleRange(self.step, config.max_steps, config.batch_size, rank=self.world.rank, processes=self.world.size)
         return torch.utils.data.DataLoader(
             data,
@@ -351,11 +364,19 @@ class Trainer:
             "seed": self.config.seed,
             "losses": asdict(self.config.losses),
             **({"teacher": Path(self.config.teacher).name} if self.config.teacher else {}),
+            **({"teacher_set": self._teacher_set_record()} if self.config.teacher_set else {}),
             "final_losses": {k: float(np.mean([r[k] for r in recent if k in r])) for k in recent[-1] if k not in ("step", "lr", "time")}
             if recent
             else {},
         }
         return save_model(self.model, path, provenance=provenance)
+
+    def _teacher_set_record(self) -> dict:
+        """How the teacher set's pictures were made (its manifest, less the local paths) and how many were used."""
+        from .teacher_set import MANIFEST
+
+        manifest = json.loads((Path(self.config.teacher_set) / MANIFEST).read_text())
+        return {**{k: v for k, v in manifest.items() if k not in ("content", "style")}, "used": self.config.teacher_set_size}
 
     @torch.no_grad()
     def write_samples(self, count: int = 4) -> Path | None:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import numpy as np
@@ -247,3 +248,85 @@ def test_a_start_that_fails_leaves_no_workdir(data, tmp_path):
         with pytest.raises(BadInputError):
             Trainer(_config(data, tmp_path, "adain", content=str(content)))
         assert not (tmp_path / "work").exists()
+
+
+def _make_teacher_set(data, tmp_path, count=4, holdout=0, directory=None):
+    """A teacher set (teacher_set.generate) of a 1-step tiny model's pictures, each refined for 2 steps."""
+    from adaattn_cli.teacher_set import TeacherSetSpec, generate
+
+    run = Trainer(_config(data, tmp_path / "model", "adaattn", max_steps=1, holdout=holdout))
+    model_path = run.run()
+    spec = TeacherSetSpec(model=str(model_path), refine_steps=2, count=count, crop_size=64, load_size=64, holdout=holdout, precision="fp32")
+    stylizer = Stylizer(load_model(model_path, encoder=run.model.encoder), device="cpu", precision="fp32")
+    directory = directory or tmp_path / "teacher-set"
+    written = generate(data / "content", data / "style", directory, spec, stylizer=stylizer)
+    return directory, spec, stylizer, written
+
+
+def _distilling(data, tmp_path, teacher_set, **overrides):
+    losses = LossConfig(style=0.0, local=0.0, distill=1.0, distill_features=1e-3)
+    return _config(data, tmp_path, "adaattn", losses=losses, teacher_set=str(teacher_set), **overrides)
+
+
+@pytest.mark.slow  # training runs
+def test_distillation_pulls_the_output_toward_the_refined_pictures(data, tmp_path):
+    teacher_set, _, _, written = _make_teacher_set(data, tmp_path)
+    assert written == 4 and len(list(teacher_set.glob("*.png"))) == 4
+    trainer = Trainer(_distilling(data, tmp_path, teacher_set, max_steps=30, log_every=1))
+    assert len(trainer.teacher_triples) == 4
+    path = trainer.run()
+    distance = [record["distill"] for record in trainer.history]
+    assert np.mean(distance[-5:]) < 0.8 * np.mean(distance[:5])
+    record = read_model_header(path)["provenance"]["teacher_set"]
+    assert record["used"] == 4 and record["refine_steps"] == 2 and len(record["model_sha256"]) == 64
+
+
+def test_a_teacher_set_is_made_once_and_goes_on_where_it_stopped(data, tmp_path):
+    from adaattn_cli.teacher_set import TeacherSetData, generate
+
+    teacher_set, spec, stylizer, _ = _make_teacher_set(data, tmp_path, count=2)
+    first = (teacher_set / "000000.png").read_bytes()
+    assert generate(data / "content", data / "style", teacher_set, spec, stylizer=stylizer) == 0  # nothing left to do
+    (teacher_set / "000001.png").unlink()  # as if stopped before it
+    assert generate(data / "content", data / "style", teacher_set, spec, stylizer=stylizer) == 1
+    assert (teacher_set / "000000.png").read_bytes() == first
+    with pytest.raises(BadInputError, match="other refine_steps"):
+        generate(data / "content", data / "style", teacher_set, dataclasses.replace(spec, refine_steps=3), stylizer=stylizer)
+    sample = TeacherSetData(sorted(teacher_set.glob("0*.png")), seed=0, crop_size=48)[5]
+    assert {k: tuple(v.shape) for k, v in sample.items()} == {"content": (3, 48, 48), "style": (3, 64, 64), "refined": (3, 48, 48)}
+
+
+@pytest.mark.slow  # training runs
+def test_resume_keeps_the_teacher_set_it_started_with(data, tmp_path):
+    teacher_set, spec, stylizer, _ = _make_teacher_set(data, tmp_path, count=3)
+    whole = Trainer(_distilling(data, tmp_path / "a", teacher_set, max_steps=6, log_every=1))
+    whole.run()
+
+    def stop_at_three(step, total, losses):
+        if step == 3:
+            raise KeyboardInterrupt
+
+    config = _distilling(data, tmp_path / "b", teacher_set, max_steps=6, log_every=1)
+    with pytest.raises(Interrupted):
+        Trainer(config).run(progress=stop_at_three)
+    from adaattn_cli.teacher_set import generate
+
+    generate(data / "content", data / "style", teacher_set, dataclasses.replace(spec, count=5), stylizer=stylizer)  # the set grew
+    resumed = Trainer(_distilling(data, tmp_path / "b", teacher_set, max_steps=6, log_every=1), resume=True)
+    assert resumed.config.teacher_set_size == 3
+    resumed.run()
+    expected = [r["total"] for r in whole.history]
+    got = [json.loads(line)["total"] for line in (tmp_path / "b" / "work" / "log.jsonl").read_text().splitlines()]
+    assert got == pytest.approx(expected, rel=1e-6, abs=0)
+    with pytest.raises(BadInputError, match="teacher_set_size"):  # resuming without the teacher set is another run
+        Trainer(_config(data, tmp_path / "b", "adaattn", max_steps=8), resume=True)
+
+
+def test_a_teacher_set_of_other_images_is_refused(data, tmp_path):
+    teacher_set, *_ = _make_teacher_set(data, tmp_path, count=1)
+    with pytest.raises(BadInputError, match="made from other training images"):
+        Trainer(_distilling(data, tmp_path, teacher_set, holdout=2))  # another split: held-out images may be in the set
+    with pytest.raises(BadInputError, match="not a teacher set"):
+        Trainer(_distilling(data, tmp_path, data / "content"))
+    with pytest.raises(BadInputError, match="go together"):
+        _config(data, tmp_path, "adaattn", teacher_set=str(teacher_set))

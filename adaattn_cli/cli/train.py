@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import TrainConfig
+from ..config import DISTILL_FEATURE_WEIGHT, DISTILL_WEIGHT, TrainConfig
 from ..errors import BadInputError
 from .console import info
 from .options import DeviceOption, Method
@@ -94,6 +94,32 @@ def train(
             show_default=False,
         ),
     ] = None,
+    teacher_set: Annotated[
+        Optional[Path],
+        typer.Option(
+            help="Folder of refined pictures of training pairs (python tools/teacher_set.py) the model's outputs are pulled "
+            "toward; the run then trains on its triples.",
+            metavar="DIR",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    distill_weight: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.0,
+            help="Weight of the --teacher-set pixel term (mean abs difference, [0, 1] pixels). \\[default: 1e5 with --teacher-set]",
+            show_default=False,
+        ),
+    ] = None,
+    distill_feature_weight: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.0,
+            help="Weight of the --teacher-set feature term (MSE of relu1_1..relu3_1). \\[default: 4 with --teacher-set]",
+            show_default=False,
+        ),
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue from WORKDIR/checkpoint.pt exactly where it stopped.")] = False,
     init: Annotated[
         Optional[str],
@@ -128,6 +154,11 @@ def train(
         raise BadInputError("--teacher-weight needs --teacher MODEL")
     if teacher is not None:
         losses.teacher = 1e5 if teacher_weight is None else teacher_weight
+    if (distill_weight is not None or distill_feature_weight is not None) and teacher_set is None:
+        raise BadInputError("--distill-weight and --distill-feature-weight need --teacher-set DIR")
+    if teacher_set is not None:
+        losses.distill = DISTILL_WEIGHT if distill_weight is None else distill_weight
+        losses.distill_features = DISTILL_FEATURE_WEIGHT if distill_feature_weight is None else distill_feature_weight
     if style_layers is not None:
         losses.style_layers, losses.style_layer_weights = _layers(style_layers)
     if identity_weights is not None:
@@ -155,6 +186,7 @@ def train(
         losses=losses,
         init=init,
         teacher=teacher,
+        teacher_set=None if teacher_set is None else str(teacher_set),
     )
     trainer = Trainer(config, resume=resume)
     processes = trainer.world.size

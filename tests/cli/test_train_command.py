@@ -82,3 +82,17 @@ def test_a_content_folder_without_images_leaves_no_workdir(cli, tmp_path, error_
     style = _folder(tmp_path / "style", 1, 1)
     assert "no readable images" in error_line(cli("train", "-c", tmp_path / "content", "-s", style, "--workdir", tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_train_refuses_a_teacher_set_of_other_images(cli, tmp_path, error_line):
+    content, style = _folder(tmp_path / "content", 2, 0), _folder(tmp_path / "style", 2, 1)
+    teacher_set = tmp_path / "teacher-set"
+    teacher_set.mkdir()
+    manifest = {"format": "adaattn-teacher-set/1", "count": 1, "holdout": 0, "content_signature": "0" * 64, "style_signature": "0" * 64}
+    (teacher_set / "teacher-set.json").write_text(json.dumps(manifest))
+    options = ["--teacher-set", teacher_set, "--holdout", 0, "--workers", 0, "--workdir", tmp_path / "run"]
+    line = error_line(cli("train", "-c", content, "-s", style, *options))
+    assert "teacher set was made from other training images" in line
+    assert not (tmp_path / "run").exists()
+    result = cli("train", "-c", content, "-s", style, "--distill-weight", 1, "--workdir", tmp_path / "run")
+    assert result.exit_code == 2 and "--teacher-set" in result.output and "Traceback" not in result.output
