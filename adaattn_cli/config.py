@@ -71,19 +71,18 @@ class TrainConfig:
 
     def __post_init__(self):
         from .losses import LossConfig  # here, not at the top: they import torch
-        from .models import MODELS
+        from .methods import get_method
         from .weights import DEFAULT_ENCODER
 
         if self.encoder is None:
             self.encoder = DEFAULT_ENCODER
-        if self.method not in MODELS:
-            raise BadInputError(f"unknown method {self.method!r}; choose one of: {', '.join(MODELS)}")
+        method = get_method(self.method)  # an unknown one: BadInputError naming the choices
         if self.losses is None:
             self.losses = LossConfig.for_method(self.method)
         elif isinstance(self.losses, dict):
             self.losses = LossConfig.from_dict(self.losses)
         if self.schedule == "auto":
-            self.schedule = "step" if self.method.startswith("adaattn") else "inverse"
+            self.schedule = method.schedule
         if bool(self.teacher) != bool(self.losses.teacher):
             raise BadInputError("a teacher model and a teacher loss weight go together: give both or neither")
         if bool(self.teacher_set) != bool(self.losses.distill or self.losses.distill_features):

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 from . import functional as fn
 from .attention import select_positions
+from .methods import get_method
 from .models import StyleTransferModel
 
 # Style positions the local feature loss attends to at each layer (a random subset beyond it), as in the authors' code.
@@ -156,20 +157,8 @@ class LossConfig:
 
     @classmethod
     def for_method(cls, method: str) -> "LossConfig":
-        if method == "adaattn":  # the authors' code (Huage001/AdaAttN, train_adaattn.sh): 10 global + 3 local, no content
-            return cls(style=10.0, local=3.0)
-        if method == "adaattn-video":
-            # The recipe of an unofficial AdaAttN video re-implementation (global + local + image similarity over
-            # relu2_1..relu4_1), the similarity rescaled: its x100 is ~0.3 % of the total at our loss scale and
-            # measurably changed nothing; x2e4 is ~20 %.
-            # warp (train --warp-weight) is opt-in: it steadies frames and costs style the longer it trains (the
-            # bundled model's recipe, with a stronger style term, is in weights/README.md).
-            return cls(style=10.0, local=3.0, similarity=2e4, local_layers=(2, 3, 4))
-        if method == "adain":  # naoto0804/pytorch-AdaIN: content 1 (relu4_1, target = AdaIN features), style 10 over relu1_1..4_1
-            return cls(style=10.0, content=1.0, style_layers=(1, 2, 3, 4))
-        if method == "sanet":  # GlebSBrykin/SANET's Train.ipynb (SANet has no official code): content 1, style 3, identity 50 / 1
-            return cls(style=3.0, content=1.0, identity_pixels=50.0, identity_features=1.0, style_layers=(1, 2, 3, 4, 5))
-        raise ValueError(f"unknown method {method!r}")
+        """The losses of a registered method (methods.py) with their default weights."""
+        return cls(**get_method(method).losses)
 
     @classmethod
     def from_dict(cls, values: dict) -> "LossConfig":
@@ -198,7 +187,7 @@ def training_losses(
             output_feats, content_feats, style_feats, config.local_layers, max_positions=config.local_max_positions, generator=generator
         )
     if config.content:
-        if model.method == "adain":  # AdaIN's form: the decoded image must re-encode to the AdaIN target
+        if get_method(model.method).content_target == "transferred":  # AdaIN's form: re-encode to the transferred features
             terms["content"] = F.mse_loss(output_feats[3], transferred[0].detach())
         else:
             terms["content"] = normalised_content_loss(output_feats, content_feats, config.content_layers)

@@ -17,6 +17,7 @@ from . import kernels
 from .attention import AdaAttN, AdaIN, SANet, StyleMemory
 from .encoders import Encoder
 from .layers import ReflectConv2d
+from .methods import get_method
 
 # Decoder rows: an int is a 3x3 conv (reflection pad, ReLU unless last) with that many output channels,
 # "up" a nearest x2 upsampling, "skip" the concatenation of the relu3_1-level block output.
@@ -317,14 +318,10 @@ def use_plain_ops(model: StyleTransferModel, plain: bool = True) -> StyleTransfe
     return model
 
 
-MODELS: dict[str, type[StyleTransferModel]] = {cls.method: cls for cls in (AdaAttNModel, AdaAttNVideoModel, AdaINModel, SANetModel)}
-
-
 def build_model(method: str, encoder: Encoder, **config) -> StyleTransferModel:
-    """A model with freshly initialised weights (N(0, 0.02) convs, zero biases, as the official recipe)."""
-    if method not in MODELS:
-        raise ValueError(f"unknown method {method!r}; choose one of: {', '.join(MODELS)}")
-    model = MODELS[method](encoder, **config)
+    """A model of a registered method (methods.py) with freshly initialised weights (N(0, 0.02) convs, zero
+    biases, as the official recipe)."""
+    model = get_method(method).model_class()(encoder, **config)
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d) and not name.startswith("encoder."):
             nn.init.normal_(module.weight, 0.0, 0.02)

@@ -31,6 +31,7 @@ from .data import SampleRange, StyleTransferData, find_images
 from .devices import pick_device, resolve_precision
 from .errors import BadInputError
 from .losses import LossConfig, training_losses, with_current_names
+from .methods import get_method
 from .models import StyleTransferModel, build_model
 from .teacher_set import TeacherSetData, open_teacher_set
 from .weights import load_encoder, load_model, save_model
@@ -250,7 +251,7 @@ class Trainer:
                 seed=config.seed,
                 load_size=config.load_size,
                 crop_size=config.crop_size,
-                view_pairs=config.method == "adaattn-video",
+                view_pairs=get_method(config.method).video,
             )
         sampler = SampleRange(self.step, config.max_steps, config.batch_size, rank=self.world.rank, processes=self.world.size)
         return torch.utils.data.DataLoader(

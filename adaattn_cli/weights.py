@@ -20,7 +20,8 @@ import torch
 
 from .encoders import ENCODERS, Encoder, build_encoder, state_from_sequential
 from .errors import WeightsError
-from .models import MODELS, StyleTransferModel
+from .methods import get_method, list_methods
+from .models import StyleTransferModel
 
 FORMAT = "adaattn-model/1"
 ENCODER_FORMAT = "adaattn-encoder/1"
@@ -231,8 +232,8 @@ def read_model_header(path: str | Path, metadata: dict[str, str] | None = None) 
         raise WeightsError(f"{path}: the model header is a JSON {type(header).__name__}, not an object")
     if header.get("format") != FORMAT:
         raise WeightsError(f"{path}: unsupported model file (format {header.get('format')!r}, method {header.get('method')!r})")
-    if header.get("method") not in MODELS:
-        raise WeightsError(f"{path}: the model header's method is {header.get('method')!r}; expected one of {', '.join(MODELS)}")
+    if header.get("method") not in list_methods():
+        raise WeightsError(f"{path}: the model header's method is {header.get('method')!r}; expected one of {', '.join(list_methods())}")
     _check_header(path, header)
     return header
 
@@ -266,7 +267,7 @@ def _check_header(path, header: dict) -> None:
             raise WeightsError(f"{path}: the model header has no {key!r}")
         if not valid(header[key]):
             raise WeightsError(f"{path}: the model header's {key} is {header[key]!r}; expected {wanted}")
-    accepted = inspect.signature(MODELS[header["method"]]).parameters
+    accepted = inspect.signature(get_method(header["method"]).model_class()).parameters
     for key, value in header["config"].items():
         if key not in _CONFIG_FIELDS or key not in accepted:
             raise WeightsError(f"{path}: the model header's config has {key!r}, which {header['method']} models do not take")
@@ -304,7 +305,7 @@ def load_model(name_or_path: str | Path, *, encoder: Encoder | None = None, devi
             "which are not the ones available"
         )
     try:
-        model = MODELS[header["method"]](encoder, **header["config"])
+        model = get_method(header["method"]).model_class()(encoder, **header["config"])
     except (TypeError, ValueError) as error:  # a combination _check_header lets through but the model refuses
         raise WeightsError(
             f"{path}: the model header's config {header['config']} does not make a {header['method']} model ({error})"
@@ -360,7 +361,7 @@ def import_official_adaattn(folder: str | Path, out: str | Path) -> Path:
     encoder_path = import_vgg_state("vgg19-normalised", safe_torch_load(vgg_path), source=str(vgg_path))
     encoder = load_encoder("vgg19-normalised", path=encoder_path)
     parts = {name: safe_torch_load(folder / f"latest_net_{name}.pth") for name in ("decoder", "transformer", "adaattn_3")}
-    model = MODELS["adaattn"](encoder)
+    model = get_method("adaattn").model_class()(encoder)
     state = official_adaattn_state(**parts)
     expected = model.trainable_state()
     if set(state) != set(expected) or any(state[k].shape != expected[k].shape for k in expected):

@@ -3,19 +3,20 @@ import torch
 
 from adaattn_cli.api import Stylizer
 from adaattn_cli.errors import BadInputError
-from adaattn_cli.models import MODELS, build_model, count_parameters
+from adaattn_cli.methods import list_methods
+from adaattn_cli.models import build_model, count_parameters
 
 # The official models' trainable parameters, counted from their layer shapes: AdaAttN decoder + transformer + adaattn_3;
 # AdaIN decoder; SANet transform + decoder; video: module + 2.33 M decoder.
 OFFICIAL_PARAMETERS = {"adaattn": 13_629_891, "adain": 3_505_219, "sanet": 4_461_056 + 3_505_219, "adaattn-video": 468_096 + 2_325_315}
 
 
-@pytest.mark.parametrize("method", list(MODELS))
+@pytest.mark.parametrize("method", list_methods())
 def test_parameter_counts_match_the_official_models(models, method):
     assert count_parameters(models[method]) == OFFICIAL_PARAMETERS[method]
 
 
-@pytest.mark.parametrize("method", list(MODELS))
+@pytest.mark.parametrize("method", list_methods())
 def test_forward_shape(models, method, images):
     out = models[method](images["content"][None], images["style"][None])
     assert out.shape == (1, 3, 64, 80)
@@ -39,7 +40,7 @@ def test_chunked_model_equals_full(models, method, images):
     assert torch.allclose(full, chunked, atol=1e-5, rtol=0)
 
 
-@pytest.mark.parametrize("method", list(MODELS))
+@pytest.mark.parametrize("method", list_methods())
 def test_alpha_one_equals_plain_model(models, method, images):
     stylizer = Stylizer(models[method])
     with torch.no_grad():
@@ -61,7 +62,7 @@ def test_alpha_interpolates(models, images):
     assert (half - full).abs().mean() < (none - full).abs().mean()
 
 
-@pytest.mark.parametrize("method", list(MODELS))
+@pytest.mark.parametrize("method", list_methods())
 def test_blend_with_one_hot_weights_equals_single_style(models, method, images):
     stylizer = Stylizer(models[method])
     single = stylizer.stylize(images["content"], [images["style"]])
@@ -128,7 +129,7 @@ def test_same_seed_same_output_other_seed_other_sampling(encoder, images):
     assert torch.equal(state, torch.get_rng_state())
 
 
-@pytest.mark.parametrize("method", list(MODELS))
+@pytest.mark.parametrize("method", list_methods())
 @pytest.mark.parametrize("size", [(37, 53), (33, 100)])
 def test_odd_sizes_come_back_exactly(models, method, size):
     stylizer = Stylizer(models[method])

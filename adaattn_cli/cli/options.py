@@ -12,14 +12,10 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from ..methods import list_methods
 
-class Method(str, Enum):
-    """Bundled models by method; keep in step with adaattn_cli.models.MODELS (checked by a test)."""
-
-    adaattn = "adaattn"
-    adain = "adain"
-    sanet = "sanet"
-    adaattn_video = "adaattn-video"
+# --method's choices: the registered methods (methods.py), as an Enum because Typer lists an Enum's values.
+Method = Enum("Method", {name.replace("-", "_"): name for name in list_methods()}, type=str)  # type: ignore[misc]
 
 
 def check_fraction(value: float | None) -> float | None:

@@ -1,5 +1,6 @@
 """The app as a whole: version, help pages, lazy imports, `python -m`, shared input helpers."""
 
+import os
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ from adaattn_cli.cli.inputs import gather_contents, plan_outputs
 from adaattn_cli.cli.options import Method
 from adaattn_cli.cli.progress import step_progress
 from adaattn_cli.errors import BadInputError
-from adaattn_cli.models import MODELS
+from adaattn_cli.methods import list_methods
 
 HELP_PAGES = [
     [],
@@ -58,8 +59,16 @@ def test_python_dash_m():
     assert "Usage: adaattn" in result.stdout and "stylize" in result.stdout
 
 
-def test_method_choices_match_the_model_registry():
-    assert {m.value for m in Method} == set(MODELS)
+def test_method_choices_come_from_the_method_registry():
+    assert [m.value for m in Method] == list_methods()
+    code = (
+        "from adaattn_cli.methods import Method, register_method\n"
+        "register_method(Method('toy', 'adaattn_cli.models:AdaINModel', 'a toy', losses={'style': 1.0}))\n"
+        "from adaattn_cli.cli import main\n"
+        "import sys; sys.argv = ['adaattn', 'train', '--help']; main()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env={**os.environ, "COLUMNS": "200"})
+    assert "adaattn|adaattn-video|adain|sanet|toy" in result.stdout, result.stdout
 
 
 def test_step_progress_shows_steps_and_values(monkeypatch):
