@@ -41,6 +41,16 @@ def find_images(folder: str | Path) -> tuple[list[Path], int]:
     return found, skipped
 
 
+def split_holdout(paths: list[Path], count: int) -> tuple[list[Path], list[Path]]:
+    """Deterministic validation split (training, held out): the same files are held out on every run and resume;
+    count -1 holds out min(40, 10 %)."""
+    if count < 0:
+        count = min(40, len(paths) // 10)
+    order = np.random.default_rng(12345).permutation(len(paths))
+    held = {int(i) for i in order[:count]}
+    return [p for i, p in enumerate(paths) if i not in held], [p for i, p in enumerate(paths) if i in held]
+
+
 def random_crop(image: torch.Tensor, rng: np.random.Generator, *, load_size: int, crop_size: int, flip: bool) -> torch.Tensor:
     """Resize (shorter side to load_size, at least the crop), random crop, random horizontal flip."""
     height, width = image.shape[-2:]

@@ -1,5 +1,4 @@
-"""The method registry: one record per style-transfer method, from which models, losses, training and the CLI's
-`--method` choices are built.
+"""The method registry: one record per method; models, losses, training and --method are built from it.
 
     list_methods()                     # ['adaattn', 'adaattn-video', 'adain', 'sanet']
     get_method("adain").model_class()  # AdaINModel (imported on first use)

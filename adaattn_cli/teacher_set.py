@@ -1,4 +1,4 @@
-"""Teacher sets for distillation: (content crop, style crop, refined picture) triples made once, read by training.
+"""Teacher sets: (content, style, refined picture) triples made once, for distillation in training.
 
 A refined picture (`--refine 50`: the model's picture optimised for its own objective, refine.py) says pixel by
 pixel what a better answer to this (photo, painting) pair looks like; `adaattn train --teacher-set DIR` pulls the
@@ -50,8 +50,7 @@ class TeacherSetSpec:
 
 
 def _split(content: str | Path, style: str | Path, holdout: int) -> tuple[list[Path], list[Path]]:
-    from .data import find_images
-    from .training import split_holdout
+    from .data import find_images, split_holdout
 
     return split_holdout(find_images(content)[0], holdout)[0], split_holdout(find_images(style)[0], holdout)[0]
 

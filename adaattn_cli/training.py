@@ -1,6 +1,7 @@
 """The training loop: `Trainer(config).run()` trains any method; `--resume` is `Trainer(config, resume=True)`.
 
-Owns the device and precision choices. Reproducible: model init from the seed, data sample i from
+Owns the device and precision choices; builds the models (build_models), keeps checkpoints (checkpoints.py) and
+the run's log, loss plot and samples (run_log.py). Reproducible: model init from the seed, data sample i from
 (seed, i), style-position sampling of step s from (seed, s); a checkpoint holds model, optimiser,
 scheduler and step, so a resumed run continues exactly as if it had never stopped.
 
@@ -13,8 +14,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import pickle
 import signal
 import time
 import warnings
@@ -22,17 +21,18 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 
 from . import __version__, distributed
+from .checkpoints import first_line, read_checkpoint, write_checkpoint
 from .config import TrainConfig
-from .data import SampleRange, StyleTransferData, find_images
+from .data import SampleRange, StyleTransferData, find_images, split_holdout
 from .devices import pick_device, resolve_precision
 from .errors import BadInputError
-from .losses import LossConfig, training_losses, with_current_names
+from .losses import LossConfig, training_losses
 from .methods import get_method
 from .models import StyleTransferModel, build_model
+from .run_log import RunLog, plot_losses, write_samples
 from .teacher_set import TeacherSetData, open_teacher_set
 from .weights import load_encoder, load_model, save_model
 
@@ -73,57 +73,6 @@ def lr_factor(schedule: str, step: int, max_steps: int) -> float:
     raise BadInputError(f"unknown schedule {schedule!r}; use step, inverse or constant")
 
 
-def split_holdout(paths: list[Path], count: int) -> tuple[list[Path], list[Path]]:
-    """Deterministic validation split: the same files are held out on every run and resume."""
-    if count < 0:
-        count = min(40, len(paths) // 10)
-    order = np.random.default_rng(12345).permutation(len(paths))
-    held = {int(i) for i in order[:count]}
-    return [p for i, p in enumerate(paths) if i not in held], [p for i, p in enumerate(paths) if i in held]
-
-
-# What a checkpoint holds (Trainer.save_checkpoint), checked before any of it is used.
-_CHECKPOINT_FIELDS = {"step": int, "model": dict, "optimizer": dict, "scheduler": dict, "rng": torch.Tensor, "config": str}
-
-
-def read_checkpoint(path: Path) -> dict:
-    """A checkpoint's contents, its config parsed; a missing, truncated, foreign or malicious file is one
-    BadInputError. Only tensors and plain data are unpickled (weights_only): a checkpoint may come from anyone."""
-    if not path.is_file():
-        raise BadInputError(f"{path}: no checkpoint to resume from")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        if "GLOBAL" in str(error):  # torch's weights-only unpickler names the global it blocked
-            raise BadInputError(
-                f"{path}: refused: it would construct Python objects other than tensors and plain data "
-                "(an adaattn checkpoint never does); nothing was changed"
-            ) from None
-        raise BadInputError(f"{path}: not a readable checkpoint (corrupt or not made by torch.save); nothing was changed") from None
-    except Exception as error:  # truncated or not a torch file: torch raises RuntimeError, EOFError, ...
-        raise BadInputError(f"{path}: not a readable checkpoint ({_first_line(error)}); nothing was changed") from None
-    wrong = [key for key, kind in _CHECKPOINT_FIELDS.items() if not isinstance(state, dict) or not isinstance(state.get(key), kind)]
-    if wrong:
-        raise BadInputError(f"{path}: not an adaattn checkpoint (no valid {', '.join(wrong)}); nothing was changed")
-    try:
-        state["config"] = json.loads(state["config"])
-    except ValueError:
-        state["config"] = None
-    if not isinstance(state["config"], dict):
-        raise BadInputError(f"{path}: not an adaattn checkpoint (its config is not a JSON object); nothing was changed")
-    return state
-
-
-def _first_line(error: BaseException, limit: int = 120) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0][:limit]
-
-
-def _atomic_torch_save(obj, path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    torch.save(obj, temporary)
-    os.replace(temporary, path)
-
-
 class Trainer:
     def __init__(self, config: TrainConfig, *, resume: bool = False):
         self.config = config
@@ -151,29 +100,7 @@ class Trainer:
             )
             config.teacher_set_size = len(self.teacher_triples)
         distributed.join(self.world, self.device)
-        # The initial weights come from the seed, drawn on the CPU (the model is built there); the caller's RNG
-        # is left as it was. Every process builds the same model (DDP would copy process 0's anyway).
-        with torch.random.fork_rng(devices=[]):
-            torch.default_generator.manual_seed(config.seed)
-            if config.width_divisor > 1:
-                from .encoders import build_encoder
-
-                encoder = build_encoder(config.encoder, width_divisor=config.width_divisor)
-            else:
-                encoder = load_encoder(config.encoder)
-            model_config = {"width_divisor": config.width_divisor, **config.model_config}
-            init = load_model(config.init, encoder=encoder) if config.init else None
-            if init is not None:
-                if init.method != config.method:
-                    raise BadInputError(f"--init {config.init} is a {init.method} model, not {config.method}")
-                model_config.update(init.config)  # fine-tuning keeps the file's variant (e.g. SANet's levels)
-            self.model: StyleTransferModel = build_model(config.method, encoder, **model_config)
-            if init is not None:
-                self.model.load_state_dict(init.state_dict())
-        self.teacher: StyleTransferModel | None = None
-        if config.teacher:
-            self.teacher = load_model(config.teacher, encoder=encoder).to(self.device, memory_format=torch.channels_last).eval()
-            self.teacher.requires_grad_(False)
+        self.model, self.teacher = build_models(config, self.device)
         # channels_last: oneDNN (CPU) and cuDNN run 3x3 convs faster on NHWC tensors (bench/train_speed.py)
         self.model.to(self.device, memory_format=torch.channels_last).train()
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -189,7 +116,7 @@ class Trainer:
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(config.schedule, s, config.max_steps))
         self.step = 0
         self.resumed_from_processes: int | None = None  # the checkpoint's number of processes, after --resume
-        self.history: list[dict] = []
+        self.log = RunLog(self.workdir, every=config.log_every, writes=self.world.is_main)
         if checkpoint is not None:
             self._load_checkpoint(checkpoint)
         # Written only now: a start that fails (no images, a bad checkpoint) leaves no workdir and changes nothing.
@@ -202,6 +129,11 @@ class Trainer:
     @property
     def checkpoint_path(self) -> Path:
         return self.workdir / "checkpoint.pt"
+
+    @property
+    def history(self) -> list[dict]:
+        """The losses of every step so far (a resumed run's from its log)."""
+        return self.log.history
 
     def save_checkpoint(self) -> Path:
         """Process 0 writes; every process returns the path."""
@@ -216,8 +148,7 @@ class Trainer:
             "rng": torch.get_rng_state(),
             "config": json.dumps(asdict(self.config)),
         }
-        _atomic_torch_save(state, self.checkpoint_path)
-        return self.checkpoint_path
+        return write_checkpoint(state, self.checkpoint_path)
 
     def _load_checkpoint(self, state: dict) -> None:
         path = self.checkpoint_path
@@ -231,14 +162,10 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
             torch.set_rng_state(state["rng"])
         except (RuntimeError, ValueError, KeyError, TypeError, IndexError) as error:
-            raise BadInputError(f"{path}: does not fit this model and optimiser ({_first_line(error)}); nothing was changed") from None
+            raise BadInputError(f"{path}: does not fit this model and optimiser ({first_line(error)}); nothing was changed") from None
         self.step = state["step"]
         self.resumed_from_processes = int(state.get("processes", 1))
-        log_path = self.workdir / "log.jsonl"
-        if log_path.is_file() and self.world.is_main:  # drop lines written after the checkpoint
-            records = (with_current_names(json.loads(line)) for line in log_path.read_text().splitlines())
-            self.history = [r for r in records if r["step"] <= self.step]
-            log_path.write_text("".join(json.dumps(r) + "\n" for r in self.history))
+        self.log.resume_at(self.step)
 
     def _loader(self):
         config = self.config
@@ -299,19 +226,15 @@ class Trainer:
         Ctrl-C: one process stops at once; several finish the step they are in and stop together (a second
         Ctrl-C stops them at once, without saving)."""
         config = self.config
-        log_file = open(self.workdir / "log.jsonl", "a") if self.world.is_main else None
         started = time.time()
         stop = False
         try:
-            with distributed.StopRequests(enabled=self.world.size > 1) as stop_requests:
+            with self.log, distributed.StopRequests(enabled=self.world.size > 1) as stop_requests:
                 for batch in self._loader():
                     losses, stop = self._agree(self._train_step(batch), stop_requests.requested)
                     self.step += 1
                     record = {"step": self.step, "lr": self.scheduler.get_last_lr()[0], "time": round(time.time() - started, 2), **losses}
-                    self.history.append(record)
-                    if log_file and (self.step % config.log_every == 0 or self.step == config.max_steps):
-                        log_file.write(json.dumps(record) + "\n")
-                        log_file.flush()
+                    self.log.add(record, last=self.step == config.max_steps)
                     if progress:
                         progress(self.step, config.max_steps, losses)
                     if stop:
@@ -328,9 +251,6 @@ class Trainer:
             self.save_checkpoint()
             distributed.wait_for_all(self.world)  # nobody exits before the checkpoint is written
             raise Interrupted(f"stopped at step {self.step}; checkpoint saved in {self.checkpoint_path}; continue with --resume") from None
-        finally:
-            if log_file:
-                log_file.close()
         self.save_checkpoint()
         self.write_samples()
         if self.world.is_main:
@@ -344,7 +264,6 @@ class Trainer:
         path = Path(path or self.config.output)
         if not self.world.is_main:
             return path
-        recent = self.history[-100:]
         provenance = {
             "trained_by": f"adaattn {__version__}",
             "content": str(self.config.content),
@@ -366,9 +285,7 @@ class Trainer:
             "losses": asdict(self.config.losses),
             **({"teacher": Path(self.config.teacher).name} if self.config.teacher else {}),
             **({"teacher_set": self._teacher_set_record()} if self.config.teacher_set else {}),
-            "final_losses": {k: float(np.mean([r[k] for r in recent if k in r])) for k in recent[-1] if k not in ("step", "lr", "time")}
-            if recent
-            else {},
+            "final_losses": self.log.recent_means(),
         }
         return save_model(self.model, path, provenance=provenance)
 
@@ -379,51 +296,39 @@ class Trainer:
         manifest = json.loads((Path(self.config.teacher_set) / MANIFEST).read_text())
         return {**{k: v for k, v in manifest.items() if k not in ("content", "style")}, "used": self.config.teacher_set_size}
 
-    @torch.no_grad()
     def write_samples(self, count: int = 4) -> Path | None:
-        """Sample sheet: held-out content | style | output rows (training images if nothing is held out); process 0 only."""
-        from .data import random_crop
-        from .image_io import load_image, save_image
-
+        """Sample sheet of held-out content | style | output rows (training images if nothing is held out); process 0 only."""
         if not self.world.is_main:
             return None
-        contents = (self.content_val or self.content)[:count]
-        styles = (self.style_val or self.style)[:count]
-        rng = np.random.default_rng(0)
-        crop = lambda p: random_crop(load_image(p).rgb, rng, load_size=self.config.crop_size, crop_size=self.config.crop_size, flip=False)  # noqa: E731
-        rows = []
-        self.model.eval()
-        for content_path, style_path in zip(contents, styles):
-            content, style = crop(content_path)[None].to(self.device), crop(style_path)[None].to(self.device)
-            output = self.model(content, style, generator=torch.Generator().manual_seed(0)).clamp(0, 1)
-            rows.append(torch.cat([content, style, output], dim=-1)[0].float().cpu())
-        self.model.train()
-        return save_image(self.workdir / "samples" / f"step{self.step:07d}.png", torch.cat(rows, dim=-2), overwrite=True)
+        contents, styles = (self.content_val or self.content)[:count], (self.style_val or self.style)[:count]
+        path = self.workdir / "samples" / f"step{self.step:07d}.png"
+        return write_samples(self.model, contents, styles, crop_size=self.config.crop_size, device=self.device, path=path)
 
 
-def plot_losses(history: list[dict], path: Path, size=(640, 360)) -> None:
-    """A small loss-curve PNG (log scale, one line per term) drawn with Pillow: no plotting dependency."""
-    from PIL import Image, ImageDraw
+def build_models(config: TrainConfig, device: torch.device) -> tuple[StyleTransferModel, StyleTransferModel | None]:
+    """The model to train (from the seed, or --init's weights) and the frozen --teacher model, if any, on `device`.
 
-    if len(history) < 2:
-        return
-    names = [k for k in history[-1] if k not in ("step", "lr", "time")]
-    colours = ["black", "red", "blue", "green", "orange", "purple", "brown"]
-    image = Image.new("RGB", size, "white")
-    draw = ImageDraw.Draw(image)
-    steps = [r["step"] for r in history]
-    values = {n: np.log10(np.maximum([r.get(n, np.nan) for r in history], 1e-12)) for n in names}
-    low = min(np.nanmin(v) for v in values.values())
-    high = max(np.nanmax(v) for v in values.values())
-    span = max(high - low, 1e-6)
-    left, top, width, height = 50, 20, size[0] - 60, size[1] - 50
-    draw.rectangle([left, top, left + width, top + height], outline="grey")
-    for index, name in enumerate(names):
-        xs = [left + width * (s - steps[0]) / max(1, steps[-1] - steps[0]) for s in steps]
-        ys = [top + height * (1 - (v - low) / span) for v in values[name]]
-        draw.line(list(zip(xs, ys)), fill=colours[index % len(colours)], width=1)
-        draw.text((left + 5 + 90 * index, size[1] - 20), name, fill=colours[index % len(colours)])
-    draw.text((5, top), f"1e{high:.1f}", fill="black")
-    draw.text((5, top + height - 10), f"1e{low:.1f}", fill="black")
-    draw.text((left + width - 80, top + height + 5), f"step {steps[-1]}", fill="black")
-    image.save(path)
+    The initial weights come from the seed, drawn on the CPU (the model is built there); the caller's RNG is left as
+    it was. Every process builds the same model (DDP would copy process 0's anyway)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.default_generator.manual_seed(config.seed)
+        if config.width_divisor > 1:
+            from .encoders import build_encoder
+
+            encoder = build_encoder(config.encoder, width_divisor=config.width_divisor)
+        else:
+            encoder = load_encoder(config.encoder)
+        model_config = {"width_divisor": config.width_divisor, **config.model_config}
+        init = load_model(config.init, encoder=encoder) if config.init else None
+        if init is not None:
+            if init.method != config.method:
+                raise BadInputError(f"--init {config.init} is a {init.method} model, not {config.method}")
+            model_config.update(init.config)  # fine-tuning keeps the file's variant (e.g. SANet's levels)
+        model = build_model(config.method, encoder, **model_config)
+        if init is not None:
+            model.load_state_dict(init.state_dict())
+    teacher = None
+    if config.teacher:
+        teacher = load_model(config.teacher, encoder=encoder).to(device, memory_format=torch.channels_last).eval()
+        teacher.requires_grad_(False)
+    return model, teacher

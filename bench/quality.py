@@ -24,10 +24,9 @@ import torch
 
 from adaattn_cli.api import Stylizer
 from adaattn_cli.config import DEFAULT_STYLE_POSITIONS
-from adaattn_cli.data import find_images
+from adaattn_cli.data import find_images, split_holdout
 from adaattn_cli.image_io import load_image, resize_max_side, save_image
 from adaattn_cli.losses import global_style_loss, local_feature_loss, normalised_content_loss
-from adaattn_cli.training import split_holdout
 from adaattn_cli.weights import load_encoder, load_model
 
 

@@ -14,10 +14,11 @@ import torch
 from PIL import Image
 from test_training import _config, _write_images
 
+from adaattn_cli.checkpoints import read_checkpoint
 from adaattn_cli.data import SampleRange
 from adaattn_cli.distributed import StopRequests, World, parse_shard, rank_device, share
 from adaattn_cli.errors import BadInputError
-from adaattn_cli.training import TrainConfig, Trainer, read_checkpoint
+from adaattn_cli.training import TrainConfig, Trainer
 from adaattn_cli.weights import read_model_header
 
 WORKER = Path(__file__).with_name("distributed_train.py")
