@@ -12,6 +12,8 @@ Variants (all with the bundled AdaAttN model, one image, model loaded before tim
              channels_last, every block capped at 4096 style positions (--style-positions); the wide
              3x3 convs as Winograd F(2x2, 3x3)
   fast-direct  fast with every conv direct (no Winograd): what Winograd gains
+  auto       what `adaattn stylize` runs on this CPU (--precision auto: bf16 where the CPU has avx512_bf16/AMX,
+             else fp32), every block capped at 4096 style positions
   refineN    fast, then N steps of test-time refinement (`--refine N`; refine.py), e.g. refine25
 Each cell runs in its own process (so peak RSS is its own): median wall time of --repeats calls after one
 warm-up call (no warm-up with --repeats 1); with --rounds R every cell runs R times, the variants in a rotated
@@ -68,12 +70,14 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
         calls = {"cold": lambda: reference_stylize(model, content, style)}
     else:
         fast = variant in ("fast", "fast-direct") or variant.startswith("refine")
+        precision = "auto" if variant == "auto" else "bf16" if fast else "fp32"
         steps = int(variant[len("refine") :]) if variant.startswith("refine") else 0
         if variant == "fast-direct":  # the fast path with every conv direct: what Winograd gains
             from adaattn_cli import kernels
 
             kernels.WINOGRAD_MIN_CHANNELS = sys.maxsize
-        stylizer = Stylizer(model, precision="bf16" if fast else "fp32", style_positions=DEFAULT_STYLE_POSITIONS if fast else None)
+        capped = fast or variant == "auto"
+        stylizer = Stylizer(model, precision=precision, style_positions=DEFAULT_STYLE_POSITIONS if capped else None)
         encoded = stylizer.encode_style(style[0])
         calls = {
             "cold": lambda: stylizer.stylize(content[0], [stylizer.encode_style(style[0])], refine=steps)[None],
@@ -96,7 +100,7 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
 
 
 def _variant(name: str) -> str:
-    if name in ("reference", "fp32", "fast", "fast-direct") or (name.startswith("refine") and name[len("refine") :].isdigit()):
+    if name in ("reference", "fp32", "fast", "fast-direct", "auto") or (name.startswith("refine") and name[len("refine") :].isdigit()):
         return name
     raise argparse.ArgumentTypeError(f"unknown variant {name!r}")
 
@@ -116,7 +120,7 @@ def main() -> None:
         nargs="+",
         default=["reference", "fp32", "fast"],
         type=_variant,
-        help="reference, fp32, fast, fast-direct, refineN (see above)",
+        help="reference, fp32, fast, fast-direct, auto, refineN (see above)",
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=1, help="run every cell this many times, interleaved; report medians")
