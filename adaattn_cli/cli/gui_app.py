@@ -17,6 +17,7 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections import OrderedDict
@@ -534,10 +535,11 @@ def build(studio: Studio):
             )
 
         slot_outputs = [styles, *slot_parts]
-        gallery.click(pick_painting, [gallery, styles, blend], slot_outputs, queue=False)
-        upload.upload(upload_style, [styles, blend, upload], slot_outputs, preprocess=False)
+        quick = {"show_progress": "hidden"}  # no spinner, nor an error cover, over the style slots
+        gallery.click(pick_painting, [gallery, styles, blend], slot_outputs, **quick)
+        upload.upload(upload_style, [styles, blend, upload], slot_outputs, preprocess=False, **quick)
         for i, remove in enumerate(removers):
-            remove.click(remove_style(i), [styles, *weights], slot_outputs + weights, queue=False)
+            remove.click(remove_style(i), [styles, *weights], slot_outputs + weights, **quick)
         photo.upload(check_photo, photo, None, preprocess=False)
         photo.change(mask_canvas, photo, mask_editor, preprocess=False, queue=False)
         picture_inputs = {photo, styles, shown, *weights, alpha, preserve, model, mask_editor, mask_file, refine, seed, size, kind}
@@ -600,6 +602,10 @@ def serve(*, host: str = "127.0.0.1", port: int | None = None, open_browser: boo
             page.close()
         signal.signal(signal.SIGTERM, previous)
         shutil.rmtree(workdir, ignore_errors=True)
+    if threading.active_count() > 1:
+        # A job still runs (a long refinement, a video) in one of Gradio's worker threads: Python's exit would wait
+        # for it, and torch's threads then abort the teardown. The port is closed and the files gone: end here.
+        os._exit(0)
 
 
 def _interrupt(signum, frame):
