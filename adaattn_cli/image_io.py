@@ -93,6 +93,27 @@ def resize(image: torch.Tensor, size: tuple[int, int], *, mode: str = "bicubic")
     return resized[0].clamp(0, 1)
 
 
+def crop_to_fill(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """[C, H, W] -> [C, *size] ((height, width)): scaled to cover the size, aspect kept, the overhang cropped evenly."""
+    height, width = image.shape[-2:]
+    scale = max(size[0] / height, size[1] / width)
+    covered = resize(image, (max(size[0], round(height * scale)), max(size[1], round(width * scale))))
+    top, left = (covered.shape[-2] - size[0]) // 2, (covered.shape[-1] - size[1]) // 2
+    return covered[:, top : top + size[0], left : left + size[1]]
+
+
+def grid_sheet(rows: list[list[torch.Tensor]], cell: tuple[int, int], *, gap: int = 4) -> torch.Tensor:
+    """Rows of [3, H, W] images -> one [3, H, W] contact sheet of equal cells ((height, width)), `gap` px of white
+    between them: pictures of any aspect ratio line up in columns (each cropped to fill its cell, centred)."""
+    columns = max(len(row) for row in rows)
+    sheet = torch.ones(3, len(rows) * (cell[0] + gap) - gap, columns * (cell[1] + gap) - gap)
+    for r, row in enumerate(rows):
+        for c, image in enumerate(row):
+            y, x = r * (cell[0] + gap), c * (cell[1] + gap)
+            sheet[:, y : y + cell[0], x : x + cell[1]] = crop_to_fill(image.float(), cell)
+    return sheet
+
+
 def _has_alpha(img: Image.Image) -> bool:
     return img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info
 

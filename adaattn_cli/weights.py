@@ -75,6 +75,19 @@ def find_weights(filename: str) -> Path | None:
     return None
 
 
+def installed_models() -> list[tuple[Path, dict]]:
+    """The model files on the search path with their headers, folder by folder (`adaattn models`, `adaattn gui`);
+    a name found twice is listed twice (--model NAME loads the first)."""
+    found = []
+    for folder in readable_weights_folders():
+        for path in sorted(folder.glob("*.safetensors")):
+            try:
+                found.append((path, read_model_header(path)))
+            except WeightsError:
+                continue  # an encoder file or something else
+    return found
+
+
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     """Content hash of named tensors (name, dtype, shape and bytes, in name order)."""
     digest = hashlib.sha256()

@@ -25,7 +25,7 @@ import torch
 from adaattn_cli.api import Stylizer
 from adaattn_cli.config import DEFAULT_STYLE_POSITIONS
 from adaattn_cli.data import find_images, split_holdout
-from adaattn_cli.image_io import load_image, resize_max_side, save_image
+from adaattn_cli.image_io import grid_sheet, load_image, resize_max_side, save_image
 from adaattn_cli.losses import global_style_loss, local_feature_loss, normalised_content_loss
 from adaattn_cli.weights import load_encoder, load_model
 
@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512, help="longer side of content and style")
     parser.add_argument("--sheet", help="write a contact sheet (content | style | each model) of the first pairs here")
     parser.add_argument("--sheet-rows", type=int, default=6)
+    parser.add_argument("--sheet-cell", type=int, default=256, help="side of each square picture of the sheet, px")
     parser.add_argument("--precision", default="auto", help="auto (as the CLI), bf16 or fp32")
     parser.add_argument(
         "--refine",
@@ -101,15 +102,7 @@ def main() -> None:
                 for key, value in metrics(encoder, content, style, output).items():
                     totals[name, steps][key] += value / len(pairs)
         if args.sheet and index < args.sheet_rows:
-            height = 256
-            tiles = [content, style, *outputs]
-            tiles = [
-                torch.nn.functional.interpolate(
-                    t[None], size=(height, round(t.shape[-1] * height / t.shape[-2])), mode="bilinear", antialias=True
-                )[0]
-                for t in tiles
-            ]
-            rows.append(tiles)
+            rows.append([content, style, *outputs])
     print(f"`{' '.join(['python'] + sys.argv)}` — {len(pairs)} held-out pairs, longer side {args.size}\n")
     print("| model | style loss | content loss | local loss | Gram style loss | s/image |")
     print("|---|---|---|---|---|---|")
@@ -120,14 +113,8 @@ def main() -> None:
             f"{values['gram']:.4g} | {values['seconds']:.1f} |"
         )
     if args.sheet and rows:
-        width = max(sum(t.shape[-1] for t in row) for row in rows)
-        sheet = torch.ones(3, 256 * len(rows), width)
-        for r, row in enumerate(rows):
-            x = 0
-            for tile in row:
-                sheet[:, r * 256 : (r + 1) * 256, x : x + tile.shape[-1]] = tile.clamp(0, 1)
-                x += tile.shape[-1]
-        save_image(args.sheet, sheet, overwrite=True)
+        # square cells, each picture cropped to fill its own: landscape and portrait pairs line up in columns
+        save_image(args.sheet, grid_sheet(rows, (args.sheet_cell, args.sheet_cell)), overwrite=True, quality=90)
         columns = [f"{name} --refine {steps}" if steps else name for name, steps in row_names]
         print(f"\ncontact sheet: {args.sheet} (columns: content, style, {', '.join(columns)})")
 

@@ -241,3 +241,21 @@ def test_resize_max_side():
     assert small.shape == (2, 3, 30, 20) and 0 <= small.min() and small.max() <= 1
     assert resize_max_side(t[0], 30).shape == (3, 30, 20)
     assert resize_max_side(t, 90) is t
+
+
+def test_crop_to_fill_keeps_the_centre_and_the_aspect():
+    # a portrait picture with black bands at the top and bottom: a square crop keeps only its white middle
+    tall = torch.ones(3, 80, 40)
+    tall[:, :10], tall[:, 70:] = 0, 0
+    square = image_io.crop_to_fill(tall, (20, 20))
+    assert square.shape == (3, 20, 20) and square.min() > 0.99
+    assert image_io.crop_to_fill(torch.rand(3, 30, 90), (16, 24)).shape == (3, 16, 24)
+
+
+def test_grid_sheet_lines_pictures_of_any_shape_up_in_equal_cells():
+    rows = [[torch.zeros(3, 40, 90), torch.zeros(3, 90, 40)], [torch.zeros(3, 50, 50)]]  # landscape, portrait, square
+    sheet = image_io.grid_sheet(rows, (30, 20), gap=2)
+    assert sheet.shape == (3, 2 * 30 + 2, 2 * 20 + 2)
+    filled = sheet[0] < 0.5
+    assert filled[:30, :20].all() and filled[:30, 22:].all() and filled[32:, :20].all()  # every cell filled edge to edge
+    assert not filled[30:32].any() and not filled[:, 20:22].any() and not filled[32:, 22:].any()  # white gaps, empty cell

@@ -12,7 +12,7 @@ from typer.core import TyperGroup
 
 from .. import __version__, distributed
 from ..errors import BadInputError
-from . import blend, console, export, models, stylize, train, video, weights
+from . import blend, console, export, gui, models, stylize, train, video, weights
 
 # Registered in this order; a new command is one more row (and its module in the import above).
 COMMANDS = [
@@ -22,6 +22,7 @@ COMMANDS = [
     ("train", train.train),
     ("models", models.models),
     ("export", export.export),
+    ("gui", gui.gui),
 ]
 SUBAPPS = [("weights", weights.app)]
 # Commands that split their work over torchrun's processes; the others would each do all of it.

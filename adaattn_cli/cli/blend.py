@@ -3,7 +3,7 @@
 import dataclasses
 import math
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
@@ -32,6 +32,9 @@ from .options import (
     TileOption,
 )
 from .progress import part_progress
+
+if TYPE_CHECKING:
+    import torch
 
 TILE_HEIGHT = 256  # contact sheet tiles are scaled to this height
 LABEL_HEIGHT = 18
@@ -141,15 +144,21 @@ def blend_styles(
     def render(image):
         if not grid:
             return dataclasses.replace(image, rgb=blend(image, weights))
-        mixes = _grid_mixes(len(style), weights)
-        top = [("content", image.rgb)] + [(path.stem, rgb) for path, rgb in zip(style, style_images)]
-        bottom = [(" / ".join(_short(w) for w in mix), blend(image, mix)) for mix in mixes]
-        return dataclasses.replace(image, rgb=_contact_sheet([top, bottom]), alpha=None, icc_profile=None)
+        named = [(path.stem, rgb) for path, rgb in zip(style, style_images)]
+        sheet = blend_grid(image.rgb, named, weights, lambda mix: blend(image, mix))
+        return dataclasses.replace(image, rgb=sheet, alpha=None, icc_profile=None)
 
     run_batch(jobs, render, size=size, max_size=max_size, overwrite=overwrite)
 
 
-def _grid_mixes(count: int, weights: Optional[List[float]]) -> List[List[float]]:
+def blend_grid(content, styles, weights: Optional[List[float]], blend) -> "torch.Tensor":
+    """The --grid contact sheet [3, H, W]: the content and the (name, image) styles on top, the blends at
+    grid_mixes' weights below, each rendered by blend(mix) (also `adaattn gui`'s blend grid)."""
+    bottom = [(" / ".join(_short(w) for w in mix), blend(mix)) for mix in grid_mixes(len(styles), weights)]
+    return _contact_sheet([[("content", content), *styles], bottom])
+
+
+def grid_mixes(count: int, weights: Optional[List[float]]) -> List[List[float]]:
     """Two styles: 1/0, .75/.25, .5/.5, .25/.75, 0/1. More: each style alone, then the given (or equal) mix."""
     if count == 2:
         mixes = [[1 - t, t] for t in (0.0, 0.25, 0.5, 0.75, 1.0)]

@@ -25,17 +25,9 @@ def models(as_json: JsonOption = False) -> None:
       ADAATTN_WEIGHTS=~/my-models adaattn models
     """
     from ..encoders import ENCODERS
-    from ..errors import WeightsError
-    from ..weights import find_weights, read_model_header, readable_weights_folders, weights_search_path
+    from ..weights import find_weights, installed_models, weights_search_path
 
-    found = []
-    for folder in readable_weights_folders():
-        for path in sorted(folder.glob("*.safetensors")):
-            try:
-                header = read_model_header(path)
-            except WeightsError:
-                continue  # an encoder file or something else
-            found.append((path, header))
+    found = installed_models()
     encoders = [(name, spec.description, find_weights(f"{name}.safetensors")) for name, spec in ENCODERS.items()]
     if as_json:
         typer.echo(

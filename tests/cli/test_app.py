@@ -19,6 +19,7 @@ HELP_PAGES = [
     ["blend-styles"],
     ["models"],
     ["export"],
+    ["gui"],
     ["weights"],
     ["weights", "import-official"],
     ["weights", "import-vgg-normalised"],
@@ -44,7 +45,7 @@ def test_help_and_version_do_not_import_torch():
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from adaattn_cli.cli import app\n"
-        "for args in (['--version'], ['--help'], ['stylize', '--help'], ['blend-styles', '-h'], ['export', '-h']):\n"
+        "for args in (['--version'], ['--help'], ['stylize', '--help'], ['blend-styles', '-h'], ['export', '-h'], ['gui', '-h']):\n"
         "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
         "print('torch' in sys.modules)\n"
     )

@@ -3,7 +3,7 @@
 import pytest
 from PIL import Image
 
-from adaattn_cli.cli.blend import GAP, LABEL_HEIGHT, TILE_HEIGHT, _grid_mixes
+from adaattn_cli.cli.blend import GAP, LABEL_HEIGHT, TILE_HEIGHT, grid_mixes
 
 
 @pytest.fixture
@@ -62,13 +62,13 @@ def test_grid_is_one_labelled_sheet(cli, make_image, two_styles, tmp_path):
     assert [p.name for p in tmp_path.glob("photo_blend*")] == ["photo_blend_grid.png"]
 
 
-def test_grid_mixes():
-    assert _grid_mixes(2, None) == [[1, 0], [0.75, 0.25], [0.5, 0.5], [0.25, 0.75], [0, 1]]
-    assert _grid_mixes(2, [3, 1]) == _grid_mixes(2, None)  # 0.75 / 0.25 is already there
-    assert _grid_mixes(2, [0.6, 0.4])[-1] == pytest.approx([0.6, 0.4])
-    three = _grid_mixes(3, None)
+def testgrid_mixes():
+    assert grid_mixes(2, None) == [[1, 0], [0.75, 0.25], [0.5, 0.5], [0.25, 0.75], [0, 1]]
+    assert grid_mixes(2, [3, 1]) == grid_mixes(2, None)  # 0.75 / 0.25 is already there
+    assert grid_mixes(2, [0.6, 0.4])[-1] == pytest.approx([0.6, 0.4])
+    three = grid_mixes(3, None)
     assert three[:3] == [[1, 0, 0], [0, 1, 0], [0, 0, 1]] and three[3] == pytest.approx([1 / 3] * 3)
-    assert _grid_mixes(3, [2, 1, 1])[3] == pytest.approx([0.5, 0.25, 0.25]) and len(_grid_mixes(3, [2, 1, 1])) == 4
+    assert grid_mixes(3, [2, 1, 1])[3] == pytest.approx([0.5, 0.25, 0.25]) and len(grid_mixes(3, [2, 1, 1])) == 4
 
 
 def test_blend_refines_with_the_mix(cli, make_image, two_styles, tmp_path):
