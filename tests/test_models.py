@@ -86,7 +86,7 @@ def test_masks_route_regions_to_their_style(models, images):
     styles = [stylizer.encode_style(images["style"]), stylizer.encode_style(images["style2"])]
     with torch.no_grad():
         encoded = model.encode(content)
-        mix, self_weight = stylizer._mixing_weights(styles, [0.5, 0.5], 1.0, [left, 1 - left], content.shape[-2:])
+        mix, self_weight, _ = stylizer._mixing_weights(styles, [0.5, 0.5], 1.0, [left, 1 - left], content.shape[-2:])
         assert self_weight is None  # the masks cover everything: no content-as-style term
         mixed = model.transfer_mixed(encoded, [(style.memory, weight) for style, weight in mix])
         first, second = model.transfer(encoded, styles[0].memory), model.transfer(encoded, styles[1].memory)
