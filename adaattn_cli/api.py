@@ -11,6 +11,7 @@ of the content). alpha=1 without masks is exactly the plain model; alpha=0 its r
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -43,6 +44,8 @@ def check_image(image: torch.Tensor, what: str) -> torch.Tensor:
     height, width = image.shape[-2:]
     if min(height, width) < MIN_SIDE:
         raise BadInputError(f"{what} is {width}x{height} pixels; each side must be at least {MIN_SIDE}")
+    if not bool(torch.isfinite(image).all()):
+        raise BadInputError(f"{what} holds NaN or infinite values")
     return image
 
 
@@ -307,8 +310,8 @@ def _normalised_weights(weights, count: int) -> list[float]:
         return [1.0 / count] * count
     if len(weights) != count:
         raise BadInputError(f"got {len(weights)} weights for {count} styles; give one weight per style")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise BadInputError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise BadInputError(f"style weights must be finite and non-negative with a positive sum, got {list(weights)}")
     total = float(sum(weights))
     return [w / total for w in weights]
 
@@ -327,6 +330,8 @@ def _checked_masks(masks, count: int, size) -> list[torch.Tensor | None]:
             raise BadInputError(
                 f"mask is {mask.shape[-1]}x{mask.shape[-2]} but the content is {size[1]}x{size[0]}; masks must match the content size"
             )
+        if not bool(((mask >= 0) & (mask <= 1)).all()):  # NaN fails both
+            raise BadInputError("mask values must be numbers from 0 to 1")
     return [None if mask is None or bool((mask == 1).all()) else mask for mask in masks]
 
 
