@@ -11,6 +11,7 @@ of the content). alpha=1 without masks is exactly the plain model; alpha=0 its r
 
 from __future__ import annotations
 
+import math
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 
@@ -43,6 +44,8 @@ def check_image(image: torch.Tensor, what: str) -> torch.Tensor:
     height, width = image.shape[-2:]
     if min(height, width) < MIN_SIDE:
         raise BadInputError(f"{what} is {width}x{height} pixels; each side must be at least {MIN_SIDE}")
+    if not bool(torch.isfinite(image).all()):
+        raise BadInputError(f"{what} holds NaN or infinite values")
     return image
 
 
@@ -161,7 +164,7 @@ class Stylizer:
                 raise BadInputError("preserve_color works on one content image at a time")
             styles = [fn.coral(s.image if isinstance(s, Style) else s, content[0].cpu()) for s in styles]
         styles = [s if isinstance(s, Style) else self.encode_style(s, seed=seed) for s in styles]
-        mix, content_as_style_weight = self._mixing_weights(styles, weights, alpha, masks, padded.shape[-2:])
+        mix, content_as_style_weight, region = self._mixing_weights(styles, weights, alpha, masks, padded.shape[-2:])
         terms = [(style.memory, weight) for style, weight in mix]
         content_as_style_generator = None if content_as_style_weight is None else torch.Generator().manual_seed(seed)
         tile = self._tile_for(padded)
@@ -178,7 +181,10 @@ class Stylizer:
         output = output[..., :height, :width].float().clamp(0, 1).contiguous()
         if refine:
             output = torch.cat(
-                [self._refine(c[None], o[None], mix, content_as_style_weight, refine, refine_progress) for c, o in zip(content, output)]
+                [
+                    self._refine(c[None], o[None], mix, content_as_style_weight, region, refine, refine_progress)
+                    for c, o in zip(content, output)
+                ]
             )
         return output.squeeze(0)
 
@@ -205,11 +211,12 @@ class Stylizer:
             raise BadInputError(f"the picture is {tuple(picture.shape[1:])} but the content is {tuple(content.shape[1:])}")
         weights, masks = _checked_mix(styles, weights, alpha, masks, content.shape[-2:])
         styles = [s if isinstance(s, Style) else self.encode_style(s, seed=seed) for s in styles]
-        mix, content_as_style_weight = self._mixing_weights(styles, weights, alpha, masks, content.shape[-2:])
-        return self._refine(content, picture, mix, content_as_style_weight, steps, progress, previous).squeeze(0)
+        mix, content_as_style_weight, region = self._mixing_weights(styles, weights, alpha, masks, content.shape[-2:])
+        return self._refine(content, picture, mix, content_as_style_weight, region, steps, progress, previous).squeeze(0)
 
-    def _refine(self, content, picture, mix, content_as_style_weight, steps: int, progress, previous=None) -> torch.Tensor:
-        """Refine one [1, 3, H, W] picture; alpha = 0 (no style term) leaves the reconstruction as it is."""
+    def _refine(self, content, picture, mix, content_as_style_weight, region, steps: int, progress, previous=None) -> torch.Tensor:
+        """Refine one [1, 3, H, W] picture, returned on the picture's device. Where no style applies (alpha = 0, outside
+        every mask) the picture stays exactly as it is."""
         if steps < 0:
             raise BadInputError(f"refine steps must be 0 or more, got {steps}")
         if not mix or steps == 0:
@@ -226,12 +233,14 @@ class Stylizer:
             return at
 
         def cropped(weight):  # a copy: autograd cannot save the inference tensors made under inference_mode
-            return weight if isinstance(weight, float) else weight[..., :height, :width].clone()
+            return weight if weight is None or isinstance(weight, float) else weight[..., :height, :width].clone()
 
         with torch.inference_mode(False), torch.enable_grad():
             terms = [(targets_of(style), cropped(weight)) for style, weight in mix]
-            own = None if content_as_style_weight is None else cropped(content_as_style_weight)
-            return self.refiner.refine(content, picture, terms, own, steps, progress, previous).cpu()
+            refined = self.refiner.refine(
+                content, picture, terms, cropped(content_as_style_weight), steps, progress, previous, region=cropped(region)
+            )
+        return refined.to(picture.device)
 
     def _tile_for(self, padded: torch.Tensor) -> int | None:
         height, width = padded.shape[-2:]
@@ -261,7 +270,9 @@ class Stylizer:
         )
 
     def _mixing_weights(self, styles, weights, alpha, masks, padded_size):
-        """The (style, weight) terms, and the weight of the content as its own style (None: no such term)."""
+        """The (style, weight) terms that apply somewhere, the weight of the content as its own style (None: no such
+        term), and the region the styles cover, [1, 1, H, W] (None without masks: everywhere)."""
+        region = None
         if all(m is None for m in masks):
             terms = [(s, alpha * w) for s, w in zip(styles, weights)]
             content_as_style_weight = 1.0 - alpha
@@ -273,12 +284,16 @@ class Stylizer:
             coverage = (maps * (weight_column > 0)).sum(dim=0).clamp(0, 1)  # a weight-0 style covers nothing
             terms = [(s, alpha * coverage * share[k]) for k, s in enumerate(styles)]
             content_as_style_weight = 1.0 - alpha * coverage
-        if isinstance(content_as_style_weight, float):
-            has_content_as_style = content_as_style_weight > 0
-        else:
-            has_content_as_style = bool((content_as_style_weight > 0).any())
-        terms = [(style, weight) for style, weight in terms if not (isinstance(weight, float) and weight == 0.0)]
-        return terms, (content_as_style_weight if has_content_as_style else None)
+            region = coverage
+        # A term of weight 0 everywhere (alpha 0, a black mask, a weight of 0) changes nothing in the mix, and the
+        # refinement must not optimise for it.
+        terms = [(style, weight) for style, weight in terms if _somewhere(weight)]
+        return terms, (content_as_style_weight if _somewhere(content_as_style_weight) else None), region
+
+
+def _somewhere(weight: float | torch.Tensor) -> bool:
+    """Whether a mixing weight (a number or a map) is above 0 anywhere."""
+    return weight > 0 if isinstance(weight, float) else bool((weight > 0).any())
 
 
 def _checked_mix(styles, weights, alpha: float, masks, size) -> tuple[list[float], list[torch.Tensor | None]]:
@@ -295,23 +310,29 @@ def _normalised_weights(weights, count: int) -> list[float]:
         return [1.0 / count] * count
     if len(weights) != count:
         raise BadInputError(f"got {len(weights)} weights for {count} styles; give one weight per style")
-    if any(w < 0 for w in weights) or sum(weights) <= 0:
-        raise BadInputError(f"style weights must be non-negative with a positive sum, got {list(weights)}")
+    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise BadInputError(f"style weights must be finite and non-negative with a positive sum, got {list(weights)}")
     total = float(sum(weights))
     return [w / total for w in weights]
 
 
 def _checked_masks(masks, count: int, size) -> list[torch.Tensor | None]:
+    """The masks, one per style; an all-white mask becomes None, no mask: it is the same mix, and it must give the
+    same picture bit for bit (the refinement amplifies the last bits of any other computation of it)."""
     if masks is None:
         return [None] * count
     if len(masks) != count:
         raise BadInputError(f"got {len(masks)} masks for {count} styles; give one mask per style")
     for mask in masks:
-        if mask is not None and tuple(mask.shape[-2:]) != tuple(size):
+        if mask is None:
+            continue
+        if tuple(mask.shape[-2:]) != tuple(size):
             raise BadInputError(
                 f"mask is {mask.shape[-1]}x{mask.shape[-2]} but the content is {size[1]}x{size[0]}; masks must match the content size"
             )
-    return list(masks)
+        if not bool(((mask >= 0) & (mask <= 1)).all()):  # NaN fails both
+            raise BadInputError("mask values must be numbers from 0 to 1")
+    return [None if mask is None or bool((mask == 1).all()) else mask for mask in masks]
 
 
 def _pad_mask(mask: torch.Tensor | None, size, device) -> torch.Tensor:

@@ -31,6 +31,20 @@ def mean_std(features: torch.Tensor, eps: float = STD_EPS) -> tuple[torch.Tensor
     return mean.view(shape).to(features.dtype), (var + eps).sqrt().view(shape).to(features.dtype)
 
 
+def weighted_mean_std(features: torch.Tensor, weight: torch.Tensor, eps: float = STD_EPS) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean_std over the positions of [B, C, H, W] weighted by `weight` [B or 1, 1, H, W] (>= 0).
+
+    Equal weights give mean_std's estimates: the variance takes the reliability-weights correction,
+    sum w / (sum w - sum w^2 / sum w), which is mean_std's n / (n - 1) when the weights are equal, whatever their size.
+    """
+    features = features.float()
+    total = weight.sum(dim=(2, 3), keepdim=True).clamp_min(1e-8)
+    mean = (features * weight).sum(dim=(2, 3), keepdim=True) / total
+    spread = ((features - mean).square() * weight).sum(dim=(2, 3), keepdim=True)
+    effective = (total - weight.square().sum(dim=(2, 3), keepdim=True) / total).clamp_min(1e-8)
+    return mean, (spread / effective + eps).sqrt()
+
+
 def mean_variance_norm(features: torch.Tensor, stats: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
     """Instance normalisation without affine parameters (the papers' Norm(.)).
 

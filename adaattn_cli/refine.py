@@ -12,13 +12,16 @@ lower the model's own training objective for this one picture:
   smooth   a total-variation term against pixel speckle (off: none was seen without it)
 
 alpha keeps its meaning: the content, as its own style, takes the share 1 - alpha of every style term (as in
-the feed-forward mix), and alpha = 0 leaves the model's reconstruction untouched.
+the feed-forward mix), and alpha = 0 leaves the model's reconstruction untouched. Masks (`region`) confine the
+refinement: a pixel takes the share `region` of each step, so where no style applies it stays exactly the model's
+pixel, at any size.
 
 The start is the model's picture blurred plus the photo's own detail above that blur: the model's relief and
 halos along strong edges live in its fine detail, which the objective does not remove once it is there.
 Speed and memory: most steps run coarse (half size), where a step costs a quarter; the coarse change is
 carried onto the full-size start, which then gets the remaining steps. Pictures above `max_pixels` are
-refined at that working size and the change is carried up to full resolution, so memory stays bounded.
+refined at that working size and the change is carried up to full resolution, so memory stays bounded; pixels
+that take no step (outside the masks, still video pixels) keep their start exactly there too.
 Style targets are computed once per style and working size (a batch reuses them). Video frames carry over
 the previous refined frame (Carried, temporal.FrameRefiner).
 """
@@ -64,11 +67,11 @@ class RefineSettings:
 
 @dataclass
 class Carried:
-    """What a video frame takes over from the previous refined frame (temporal.FrameRefiner), all [1, C, H, W]:
-    `picture` (that frame, carried along the motion), `weight` (where it holds, in [0, 1]: the start there and the
-    temporal term's mask) and `step_scale` (the share of each optimisation step a pixel takes: Adam moves every
-    pixel by about the learning rate per step, however small its gradient, so the temporal term alone cannot keep
-    carried pixels steady)."""
+    """What a video frame takes over from the previous refined frame (temporal.FrameRefiner), all [1, C, H, W] at the
+    frame's size: `picture` (that frame, carried along the motion), `weight` (where it holds, in [0, 1]: the start
+    there and the temporal term's mask) and `step_scale` (the share of each optimisation step a pixel takes: Adam
+    moves every pixel by about the learning rate per step, however small its gradient, so the temporal term alone
+    cannot keep carried pixels steady; 0 keeps `picture` exactly, at any working size)."""
 
     picture: torch.Tensor
     weight: torch.Tensor
@@ -98,14 +101,11 @@ def _scaled_size(size, scale: float) -> tuple[int, int]:
 
 
 def _weighted_mean_std(features: torch.Tensor, weight) -> tuple[torch.Tensor, torch.Tensor]:
-    """Channel statistics of [1, C, h, w] features, over the positions weighted by `weight` (a float: all)."""
+    """Channel statistics of [1, C, h, w] features, over the positions weighted by `weight` (a float: all alike),
+    estimated as the style's own: an all-white mask gives the statistics of no mask."""
     if isinstance(weight, float):
         return fn.mean_std(features)
-    weight = F.interpolate(weight, size=features.shape[-2:], mode="area")
-    total = weight.sum().clamp_min(1e-8)
-    mean = (features * weight).sum(dim=(2, 3), keepdim=True) / total
-    var = ((features - mean).square() * weight).sum(dim=(2, 3), keepdim=True) / total
-    return mean, (var + fn.STD_EPS).sqrt()
+    return fn.weighted_mean_std(features, _layer_weight(weight, features))
 
 
 def _share(weight) -> float | torch.Tensor:
@@ -158,13 +158,15 @@ class Refiner:
         steps: int,
         progress: Callable[[int, int], None] | None = None,
         previous: Carried | None = None,
+        region: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Refine `start` [1, 3, H, W] (the model's picture of `content`) for `steps` steps.
 
         terms: (targets of a style at a scale, weight) with float weights or [1, 1, H, W] maps;
         content_as_style_weight: the share of the content as its own style (None: none). previous (video): what the
-        frame takes over from the previous refined frame; all steps then run at the working size. Returns
-        [1, 3, H, W] in [0, 1].
+        frame takes over from the previous refined frame; all steps then run at the working size. region: [1, 1, H, W]
+        in [0, 1], where the styles apply (masks; None: everywhere): the share of each step a pixel takes, so that
+        pixels outside it stay exactly as in `start`. Returns [1, 3, H, W] in [0, 1] on the refiner's device.
         """
         if steps <= 0:
             return start
@@ -185,31 +187,41 @@ class Refiner:
             if progress is not None:
                 progress(done, steps)
 
-        start, photo = start.to(self.device).float(), content.to(self.device).float()
+        picture, photo = start.to(self.device).float(), content.to(self.device).float()
+        start = picture
         if settings.start_blur:
             sigma = settings.start_blur * max(height, width) / 512
             start = fn.gaussian_blur(start, sigma)
             if settings.photo_detail:
                 start = start + settings.photo_detail * (photo - fn.gaussian_blur(photo, sigma))
+        # The full-size start and the share of each step each pixel takes (None: all of it). Every level works on a
+        # resized copy of this start, and at the end the pixels that take no step are this start exactly: at a
+        # working size below full resolution the change carried up would otherwise reach them too.
+        step_scale = None
+        if previous is not None:
+            held, weight = (t.to(self.device).float() for t in (previous.picture, previous.weight))
+            start = torch.lerp(start, held, weight)
+            step_scale = previous.step_scale.to(self.device).float()
+        if region is not None:
+            region = region.to(self.device).float()
+            start = torch.lerp(picture, start, region)  # outside the styles' region: the model's pixel
+            step_scale = region if step_scale is None else step_scale * region
         current = None  # the picture at the previous level's size
         for scale, count in levels:
             size = _scaled_size((height, width), scale)
-            base = _resize(start, size)
-            if current is not None:  # the coarse change carried onto this level's copy of the start
-                image = _with_change(start, current, size)
-            elif previous is not None:
-                held, weight, step_scale = (
-                    _resize(t.to(self.device).float(), size) for t in (previous.picture, previous.weight, previous.step_scale)
-                )
-                image = torch.lerp(base, held, weight)
-            else:
-                image = base
+            level_start = _resize(start, size)
+            image = level_start if current is None else _with_change(start, current, size)  # the coarse change carried
+            level_scale = None if step_scale is None else _resize(step_scale, size)
+            if level_scale is not None:
+                image = torch.where(level_scale > 0, image, level_start)
             objective = self.objective(_resize(photo, size), terms, content_as_style_weight, scale)
             if previous is not None:
-                objective = _with_temporal_term(objective, held, weight, settings.temporal_weight)
-            current = self._optimise(image.clamp(0, 1), objective, count, step_done, None if previous is None else step_scale)
+                objective = _with_temporal_term(objective, _resize(held, size), _resize(weight, size), settings.temporal_weight)
+            current = self._optimise(image.clamp(0, 1), objective, count, step_done, level_scale)
         if current.shape[-2:] != (height, width):  # the working size's change carried up to full resolution
             current = _with_change(start, current, (height, width))
+        if step_scale is not None:
+            current = torch.where(step_scale > 0, current, start)
         return current.clamp(0, 1)
 
     def _optimise(self, image: torch.Tensor, objective, count: int, step_done, step_scale=None) -> torch.Tensor:

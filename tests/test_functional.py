@@ -18,6 +18,18 @@ def test_mean_std_is_finite_for_dead_channels():
     assert (std > 0).all() and (mean == 0).all()
 
 
+def test_weighted_mean_std_is_mean_std_for_equal_weights_and_a_region_s_own_statistics():
+    x = torch.randn(2, 3, 5, 7)
+    for level in (1.0, 0.3):  # equal weights of any size: the whole map's statistics
+        mean, std = fn.weighted_mean_std(x, torch.full((1, 1, 5, 7), level))
+        assert torch.allclose(mean, fn.mean_std(x)[0], atol=1e-6) and torch.allclose(std, fn.mean_std(x)[1], atol=1e-6)
+    region = torch.zeros(1, 1, 5, 7)
+    region[..., :3] = 1
+    mean, std = fn.weighted_mean_std(x, region)
+    own_mean, own_std = fn.mean_std(x[..., :3])
+    assert torch.allclose(mean, own_mean, atol=1e-6) and torch.allclose(std, own_std, atol=1e-6)
+
+
 def test_adain_formula():
     content, style = torch.randn(2, 4, 6, 6), torch.randn(2, 4, 5, 3) * 3 + 1
     cm, cs = fn.mean_std(content)

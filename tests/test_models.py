@@ -87,7 +87,7 @@ def test_masks_route_regions_to_their_style(models, images):
     styles = [stylizer.encode_style(images["style"]), stylizer.encode_style(images["style2"])]
     with torch.no_grad():
         encoded = model.encode(content)
-        mix, self_weight = stylizer._mixing_weights(styles, [0.5, 0.5], 1.0, [left, 1 - left], content.shape[-2:])
+        mix, self_weight, _ = stylizer._mixing_weights(styles, [0.5, 0.5], 1.0, [left, 1 - left], content.shape[-2:])
         assert self_weight is None  # the masks cover everything: no content-as-style term
         mixed = model.transfer_mixed(encoded, [(style.memory, weight) for style, weight in mix])
         first, second = model.transfer(encoded, styles[0].memory), model.transfer(encoded, styles[1].memory)
@@ -151,14 +151,31 @@ def test_batch_of_contents_shares_one_style(models, images):
     "kwargs, message",
     [
         ({"alpha": 1.5}, "alpha must be between 0 and 1"),
-        ({"weights": [1.0, 2.0]}, "2 weights for 1 styles"),
-        ({"weights": [-1.0]}, "non-negative"),
-        ({"masks": [torch.ones(10, 10)]}, "masks must match the content size"),
+        ({"weights": [1.0, 2.0, 3.0]}, "3 weights for 2 styles"),
+        ({"weights": [-1.0, 1.0]}, "non-negative"),
+        ({"weights": [float("nan"), 1.0]}, "finite"),
+        ({"weights": [float("inf"), 1.0]}, "finite"),
+        ({"masks": [torch.ones(10, 10), None]}, "masks must match the content size"),
+        ({"masks": [torch.full((64, 80), float("nan")), None]}, "mask values"),
+        ({"masks": [torch.full((64, 80), 255.0), None]}, "mask values"),
     ],
 )
 def test_bad_arguments_are_clear(models, images, kwargs, message):
+    styles = [images["style"], images["style2"]]
     with pytest.raises(BadInputError, match=message):
-        Stylizer(models["adain"]).stylize(images["content"], [images["style"]], **kwargs)
+        Stylizer(models["adain"]).stylize(images["content"], styles, **kwargs)
+    with pytest.raises(BadInputError, match=message):  # refine takes the same mix
+        Stylizer(models["adain"]).refine(images["content"], images["content"], styles, steps=1, **kwargs)
+
+
+def test_non_finite_pixels_are_refused(models, images):
+    stylizer = Stylizer(models["adain"])
+    content = images["content"].clone()
+    content[0, 5, 5] = float("nan")
+    with pytest.raises(BadInputError, match="content image holds NaN"):
+        stylizer.stylize(content, [images["style"]])
+    with pytest.raises(BadInputError, match="style image holds NaN"):
+        stylizer.stylize(images["style"], [content])
 
 
 def test_tiny_images_are_rejected(models):

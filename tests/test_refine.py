@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from adaattn_cli import functional as fn
 from adaattn_cli.api import Stylizer
 from adaattn_cli.encoders import build_encoder
 from adaattn_cli.errors import BadInputError
@@ -113,6 +114,39 @@ def test_masks_route_each_region_to_its_own_style(stylizer, pictures):
     assert gain[0] > 0 > gain[1]
 
 
+@pytest.mark.parametrize("alpha", [1.0, 0.4, 0.0])
+@pytest.mark.parametrize("working_size", ["full", "smaller"])
+def test_pixels_where_no_style_applies_stay_exactly_as_the_model_painted_them(pictures, alpha, working_size):
+    settings = RefineSettings() if working_size == "full" else RefineSettings(max_pixels=40 * 50, min_coarse_side=8)
+    refining = tiny_stylizer(refine_settings=settings)
+    content, red, _ = pictures
+    left = torch.zeros(64, 80)
+    left[:, :40] = 1
+    for mask in (torch.zeros(64, 80), left):
+        unrefined = refining.stylize(content, [red], alpha=alpha, masks=[mask])
+        refined = refining.stylize(content, [red], alpha=alpha, masks=[mask], refine=4)
+        assert torch.equal(refined[..., 40:], unrefined[..., 40:])  # black everywhere, or the right half
+        inside = (refined[..., :40] - unrefined[..., :40]).abs().mean()
+        assert inside > 0.01 if alpha > 0 and mask is left else inside == 0
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.4])
+def test_an_all_white_mask_refines_as_no_mask(stylizer, pictures, alpha):
+    content, red, _ = pictures
+    picture = stylizer.stylize(content, [red], alpha=alpha)
+    white = torch.ones(1, 1, 64, 80)
+
+    def objective(weight):  # the style's share and the content's own share, as numbers or as maps
+        own = 1.0 - alpha * weight if alpha < 1 else None
+        terms = [(lambda scale: stylizer.refiner.style_targets(red, scale, 0), alpha * weight)]
+        with torch.no_grad():
+            return float(stylizer.refiner.objective(content[None], terms, own, 1.0)(picture[None]))
+
+    assert objective(white) == pytest.approx(objective(1.0), rel=1e-5)  # a region of weight 1: the whole picture's statistics
+    unmasked = stylizer.stylize(content, [red], alpha=alpha, refine=6)
+    assert torch.equal(stylizer.stylize(content, [red], alpha=alpha, masks=[white[0, 0]], refine=6), unmasked)
+
+
 def test_large_pictures_are_refined_at_the_working_size(pictures):
     small_cap = tiny_stylizer(refine_settings=RefineSettings(max_pixels=48 * 60, min_coarse_side=8))
     content, red, _ = pictures
@@ -132,16 +166,30 @@ def test_large_pictures_are_refined_at_the_working_size(pictures):
         assert not torch.equal(refined, start)
 
 
+def test_a_refined_picture_comes_back_where_the_unrefined_one_does(stylizer, pictures):
+    content, red, _ = pictures
+    assert stylizer.stylize(content, [red], refine=2).device == stylizer.stylize(content, [red]).device
+    picture = stylizer.stylize(content, [red])
+    assert stylizer.refine(content, picture, [red], steps=2).device == picture.device
+
+
 def test_negative_steps_are_refused(stylizer, pictures):
     content, red, _ = pictures
     with pytest.raises(BadInputError, match="refine"):
         stylizer.stylize(content, [red], refine=-1)
 
 
+def working_size_stylizer(working_size: str) -> Stylizer:
+    """The tiny model refining at full size, or at a working size below its 64x80 pictures (its change carried up)."""
+    return tiny_stylizer(refine_settings=None if working_size == "full" else RefineSettings(max_pixels=40 * 50, min_coarse_side=8))
+
+
+@pytest.mark.parametrize("working_size", ["full", "smaller"])
 @pytest.mark.parametrize("use_flow", [False, True])
-def test_a_still_clip_stays_exactly_still_and_a_change_is_repainted(stylizer, pictures, use_flow):
+def test_a_still_clip_stays_exactly_still_and_a_change_is_repainted(pictures, use_flow, working_size):
     if use_flow:
         pytest.importorskip("cv2")
+    stylizer = working_size_stylizer(working_size)
     content, red, _ = pictures
     frames = content.expand(4, -1, -1, -1).clone()
     frames[3, :, 8:24, 8:24] = 1.0  # the last frame: a white square appears
@@ -153,6 +201,23 @@ def test_a_still_clip_stays_exactly_still_and_a_change_is_repainted(stylizer, pi
     changed = (outputs[3] - outputs[2]).abs().mean(0)
     assert changed[8:24, 8:24].mean() > 0.05
     assert torch.equal(outputs[3][:, 40:, 40:], outputs[2][:, 40:, 40:])  # far from the square: still
+
+
+def test_a_pan_refined_below_full_size_follows_the_motion_as_steadily_as_at_full_size(pictures):
+    pytest.importorskip("cv2")
+    _, red, _ = pictures
+    scene = fn.gaussian_blur(torch.rand(1, 3, 72, 96, generator=torch.Generator().manual_seed(5)), 3.0)[0]
+    scene = (scene - scene.min()) / (scene.max() - scene.min())
+    frames = torch.stack([scene[:, 4:68, 4 + 2 * t : 84 + 2 * t] for t in range(3)])  # 2 px to the left per frame
+    drift = {}
+    for working_size in ("full", "smaller"):
+        stylizer = working_size_stylizer(working_size)
+        style = stylizer.encode_style(red)
+        refiner = FrameRefiner(stylizer, style, steps=3, threshold=0.015)
+        outputs = torch.cat([refiner(frame[None], stylizer.stylize(frame, [style])[None]) for frame in frames])
+        # frame t + 1 at x shows what frame t showed at x + 2 (inside: what enters at the border is painted anew)
+        drift[working_size] = max(float((outputs[t + 1, :, 8:-8, 8:-8] - outputs[t, :, 8:-8, 10:-6]).abs().mean()) for t in range(2))
+    assert drift["smaller"] < 1.5 * drift["full"]
 
 
 def test_refine_checks_alpha_like_stylize(stylizer, pictures):

@@ -38,8 +38,7 @@ def _usage_exit(error) -> BaseException:
     (click signals that with a UsageError subclass, which Typer recognises by name too)."""
     if type(error).__name__ == "NoArgsIsHelpError":
         return error
-    if distributed.current_world().is_main:  # under torchrun every process parses the same arguments
-        console.print_error(console.usage_message(error))
+    console.print_shared(console.usage_message(error))  # under torchrun every process parses the same arguments
     return typer.Exit(code=2)
 
 
@@ -63,6 +62,8 @@ class _Group(TyperGroup):
             raise _usage_exit(error) from None
         except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
             raise  # Typer's exits and usage errors; a closed pipe (`| head`) is Typer's to handle
+        except KeyboardInterrupt:  # where the command did not say what it left unwritten
+            raise console.interrupted() from None
         except Exception as error:
             console.report_error(error)
             raise typer.Exit(code=console.exit_code(error)) from None

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Callable
 import typer
 
 from .. import distributed
-from ..errors import AdaattnError, BadInputError
+from ..errors import AdaattnError
+from ..files import check_target
 from . import console as output
 from .console import info, report_error
 from .progress import image_progress
@@ -38,16 +39,19 @@ def run_batch(
     world = distributed.current_world()
     # Under torchrun the bar (process 0's) counts its own share: the other processes report nothing until the end.
     with image_progress(len(jobs), "images" if world.size == 1 else f"images (process 0 of {world.size})") as advance:
-        for content_path, output_path in jobs:
+        for index, (content_path, output_path) in enumerate(jobs):
             start = time.perf_counter()
             try:
-                if output_path.exists() and not overwrite:  # checked first: skip the work, not just the write
-                    raise BadInputError(f"{output_path} exists; pass --overwrite to replace it.")
+                check_target(output_path, overwrite=overwrite)  # checked first: skip the work, not just the write
                 result = render(load_resized(content_path, size=size, max_size=max_size))
                 save_image(output_path, result.rgb, alpha=result.alpha, icc_profile=result.icc_profile, overwrite=overwrite)
             except AdaattnError as error:
                 failed += 1
                 report_error(error, subject=content_path)
+            except KeyboardInterrupt:
+                later = len(jobs) - index - 1
+                unwritten = f"{output_path} and the {later} after it were" if later else f"{output_path} was"
+                raise output.interrupted(f"{unwritten} not written") from None
             else:
                 info(f"wrote {output_path} ({time.perf_counter() - start:.1f} s)")
             advance()
@@ -57,4 +61,5 @@ def run_batch(
     if failed:
         if total > 1 and world.is_main:
             output.console.print(f"[red]error:[/] {failed} of {total} images failed", highlight=False)
+        distributed.wait_for_all(world)  # torchrun stops all processes once one exits with an error: not before that line
         raise typer.Exit(code=2)

@@ -11,10 +11,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+import typer
+
 from .. import distributed
 from ..config import DEFAULT_STYLE_POSITIONS
 from ..errors import BadInputError
-from .console import log
+from .console import info, log
 from .options import Method, Precision
 
 if TYPE_CHECKING:
@@ -51,18 +53,26 @@ def output_suffix(content: Path) -> str:
     return ".png" if content.suffix.lower() == ".gif" else content.suffix
 
 
+def names_folder(output: str | Path) -> bool:
+    """Whether `-o` names a folder: a name ending in "/", an existing folder, or a name without extension.
+
+    Give the string as typed: a Path drops the trailing "/"."""
+    path = Path(output)
+    return str(output).endswith(("/", os.sep)) or path.is_dir() or not path.suffix
+
+
 def plan_outputs(contents: list[Path], output: str | Path | None, name: Callable[[Path], str]) -> list[tuple[Path, Path]]:
     """(content, output path) pairs: `output` is the file for a single content if it has an image
     extension, else the folder for `name(content)` files.
 
-    A folder is a name without extension, one ending in "/" or an existing folder; any other extension is
-    refused, so a typo (`-o out.jgp`) is not silently taken for a folder."""
+    A folder is what names_folder says; any other extension is refused, so a typo (`-o out.jgp`) is not
+    silently taken for a folder."""
     from ..image_io import SAVE_EXTENSIONS
 
     folder = Path(".")
     if output is not None:
         path = Path(output)
-        if not str(output).endswith(("/", os.sep)) and not path.is_dir() and path.suffix:
+        if not names_folder(output):
             if path.suffix.lower() not in SAVE_EXTENSIONS:
                 raise BadInputError(
                     f"-o {output}: '{path.suffix}' is not an image format adaattn writes ({' '.join(SAVE_EXTENSIONS)}); "
@@ -89,20 +99,24 @@ def prepare_jobs(
     size: int | None,
     max_size: int | None,
     max_pixels: int | None,
-    shard: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> list[tuple[Path, Path]]:
     """Checks that need no model, then this process's (content, output) pairs: a typo fails before the model loads.
 
     Every process plans all the outputs (so a clash is refused the same way everywhere), then takes its
-    share: the --shard K/N, and under torchrun its rank's part of that."""
+    share: the --shard K/N (options.parse_shard's (K - 1, N)), and under torchrun its rank's part of that."""
     if size is not None and max_size is not None:
         raise BadInputError("--size and --max-size exclude each other; give one")
-    part, parts = distributed.parse_shard(shard) if shard else (0, 1)
+    part, parts = shard or (0, 1)
     if max_pixels is not None:
         from ..image_io import set_pixel_limit
 
         set_pixel_limit(max_pixels)
-    jobs = distributed.share(plan_outputs(gather_contents(content), output, name), part, parts)
+    planned = plan_outputs(gather_contents(content), output, name)
+    jobs = distributed.share(planned, part, parts)
+    if not jobs:  # a job array with more jobs than images: nothing to do, which is no error, but say so
+        info(f"share {part + 1} of {parts} holds none of the {len(planned)} content images; nothing to do")
+        raise typer.Exit()
     world = distributed.current_world()
     return distributed.share(jobs, world.rank, world.size)
 
@@ -132,6 +146,16 @@ def load_stylizer(
     )
     log.info("model %s (%s) on %s, %s", model or loaded.method, loaded.method, stylizer.device, stylizer.precision)
     return stylizer
+
+
+def load_style_image(path: Path, style_size: int) -> torch.Tensor:
+    """A --style file as [3, h, w], its shorter side resized to `style_size` (0: kept); one too small is named."""
+    from ..api import check_image
+    from ..image_io import load_resized
+
+    rgb = load_resized(path, size=style_size or None).rgb
+    check_image(rgb, f"style image {path}")
+    return rgb
 
 
 def load_masks(paths: list[Path] | None) -> list[tuple[Path, torch.Tensor]]:

@@ -244,3 +244,52 @@ def test_an_output_that_appears_during_the_run_is_not_replaced(cli, make_image, 
     assert "out.png exists" in line
     assert (tmp_path / "out.png").read_text() == "the other run's image"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("shard", ["", "²/²", "١/٢", "0/2", "3/2", "1/2 ", "2"])
+def test_a_shard_that_is_not_k_of_n_in_ascii_digits_is_one_line(cli, make_image, style_args, tmp_path, error_line, shard):
+    line = error_line(cli("stylize", make_image("c.png"), *style_args, "--shard", shard, "-o", tmp_path / "out"))
+    assert "--shard" in line and "K/N" in line and not (tmp_path / "out").exists()
+
+
+def test_shards_split_the_contents_and_an_empty_share_says_so(cli, make_image, style_args, tmp_path):
+    for name in ("a.png", "b.png", "c.png"):
+        make_image(f"photos/{name}")
+    for shard in ("1/2", "2/2"):
+        assert cli("stylize", tmp_path / "photos", *style_args, "--shard", shard, "-o", tmp_path / "out").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{n}_stylized_style.png" for n in "abc"]
+    result = cli("stylize", tmp_path / "photos", *style_args, "--shard", "5/5", "-o", tmp_path / "empty")
+    assert result.exit_code == 0 and "share 5 of 5 holds none of the 3 content images" in result.stderr
+    assert not (tmp_path / "empty").exists()
+
+
+def test_ctrl_c_says_what_was_not_written_and_exits_130(cli, make_image, style_args, tmp_path, monkeypatch):
+    from adaattn_cli.api import Stylizer
+
+    for name in ("a.png", "b.png", "c.png"):
+        make_image(f"photos/{name}")
+    stylize, calls = Stylizer.stylize, []
+
+    def interrupted_on_the_second(self, *args, **options):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return stylize(self, *args, **options)
+
+    monkeypatch.setattr(Stylizer, "stylize", interrupted_on_the_second)
+    result = cli("stylize", tmp_path / "photos", *style_args, "-o", tmp_path / "out")
+    assert result.exit_code == 130
+    assert f"interrupted; {tmp_path / 'out' / 'b_stylized_style.png'} and the 1 after it were not written" in result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a_stylized_style.png"]
+
+
+@pytest.mark.parametrize("option, value", [("--tile", 1), ("--tile", 255), ("--style-size", 8)])
+def test_sizes_that_cannot_work_are_usage_errors(cli, make_image, style_args, tmp_path, error_line, option, value):
+    line = error_line(cli("stylize", make_image("c.png"), *style_args, option, value, "-o", tmp_path / "out"))
+    assert line.startswith(f"error: {option}") and not (tmp_path / "out").exists()
+
+
+def test_a_style_image_too_small_is_named(cli, make_image, weights_dir, tmp_path, error_line):
+    tiny = make_image("tiny.png", (16, 16))
+    line = error_line(cli("stylize", make_image("c.png"), "-s", tiny, "--model", weights_dir / "adain.safetensors", "--style-size", 0))
+    assert f"style image {tiny} is 16x16 pixels" in line
