@@ -157,7 +157,7 @@ def test_bad_alpha_and_opset_and_existing_file(tiny, tmp_path):
     with pytest.raises(BadInputError, match="opset"):
         export_onnx(tiny["adain"], tmp_path / "a.onnx", opset=16)
     (tmp_path / "b.onnx").write_bytes(b"keep")
-    with pytest.raises(BadInputError, match="--overwrite"):
+    with pytest.raises(BadInputError, match="exists; pass overwrite=True"):
         export_onnx(tiny["adain"], tmp_path / "b.onnx")
     assert (tmp_path / "b.onnx").read_bytes() == b"keep"
 
