@@ -32,6 +32,7 @@ from . import __version__
 from .api import check_image
 from .attention import StyleMemory
 from .errors import BadInputError
+from .files import check_target, publish
 from .models import StyleTransferModel, use_plain_ops
 from .weights import encoder_sha256, load_model
 
@@ -191,11 +192,7 @@ def export_onnx(
     check_installed()
     if opset < 17:
         raise BadInputError(f"opset must be at least 17, got {opset}")
-    path = Path(path)
-    if path.is_dir():
-        raise BadInputError(f"{path}: is a directory; give a .onnx file name")
-    if path.exists() and not overwrite:
-        raise BadInputError(f"{path} exists; pass --overwrite to replace it.")
+    path = check_output(path, overwrite=overwrite)
     if not isinstance(model, StyleTransferModel):
         model = load_model(model)
     if style_positions < 0:
@@ -212,7 +209,20 @@ def export_onnx(
     )
     program.model.metadata_props.update(metadata)
     program.model.doc_string = f"adaattn {model.method} style transfer; metadata_props describe inputs and provenance"
-    return _save_atomically(program, path)
+    return _save_atomically(program, path, overwrite=overwrite)
+
+
+def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Refuse, before any work, a path that export_onnx must not write: a name without the .onnx extension (a graph
+    under an image's name misleads every program that opens it), a folder, an existing file unless `overwrite`, and
+    anything that is not a file (files.check_target)."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInputError(f"{path}: is a folder; give a .onnx file name")
+    if path.suffix.lower() != ".onnx":
+        raise BadInputError(f"{path}: an ONNX graph is written to a .onnx file; give a name ending in .onnx")
+    check_target(path, overwrite=overwrite)
+    return path
 
 
 def _trace(graph: _Graph, opset: int):
@@ -238,8 +248,9 @@ def _trace(graph: _Graph, opset: int):
         )
 
 
-def _save_atomically(program, path: Path) -> Path:
-    """ONNXProgram.save to a temporary name in the target's folder, then one rename (never a half-written file)."""
+def _save_atomically(program, path: Path, *, overwrite: bool) -> Path:
+    """ONNXProgram.save to a temporary name in the target's folder, then one rename (never a half-written file; a
+    file that appeared meanwhile is replaced only with `overwrite`)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -247,7 +258,7 @@ def _save_atomically(program, path: Path) -> Path:
     temporary = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}")
     try:
         program.save(temporary, external_data=False)  # one self-contained file (the weights are far below 2 GB)
-        os.replace(temporary, path)
+        publish(temporary, path, overwrite=overwrite)
     except BaseException as error:
         temporary.unlink(missing_ok=True)
         if isinstance(error, OSError):

@@ -5,7 +5,23 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import BadInputError
+from .errors import BadInputError, OutputExistsError
+
+
+def check_target(target: Path, *, overwrite: bool) -> None:
+    """Refuse a target that exists, unless `overwrite`; and even then anything but a file or a folder (a device
+    such as /dev/null, a pipe, a socket): renaming a finished output over it would put a file in its place.
+    Whether a folder may be replaced is the caller's to judge. Also refuses a target inside something that is not a
+    folder (`/dev/null/x.png`). Cheap: call it before the work; publish calls it again."""
+    container = next((folder for folder in target.parents if folder.exists()), None)
+    if container is not None and not container.is_dir():
+        raise BadInputError(f"{target}: {container} is not a folder")
+    if not target.exists():
+        return
+    if not overwrite:
+        raise OutputExistsError(target)
+    if not (target.is_file() or target.is_dir()):
+        raise BadInputError(f"{target} is not a regular file (a device, a pipe or a socket); only files are replaced")
 
 
 def publish(temporary: Path, target: Path, *, overwrite: bool) -> None:
@@ -16,6 +32,7 @@ def publish(temporary: Path, target: Path, *, overwrite: bool) -> None:
     is left for the caller to delete. A check beforehand cannot promise this; only the final step can.
     """
     if overwrite:
+        check_target(target, overwrite=True)
         os.replace(temporary, target)
         return
     if temporary.is_dir():
@@ -43,5 +60,5 @@ def _claim(target: Path, *, folder: bool) -> None:
         raise _exists(target) from None
 
 
-def _exists(target: Path) -> BadInputError:
-    return BadInputError(f"{target} exists (it appeared while this run was working); pass --overwrite to replace it.")
+def _exists(target: Path) -> OutputExistsError:
+    return OutputExistsError(target, appeared=True)

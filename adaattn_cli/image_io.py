@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from adaattn_cli.errors import BadInputError
-from adaattn_cli.files import publish
+from adaattn_cli.files import check_target, publish
 
 # Output format by extension; the format is passed to Pillow explicitly because the
 # temporary file's name does not end in the real extension.
@@ -218,8 +218,7 @@ def save_image(
         raise ValueError(f"save_image expects a [3, H, W] tensor, got shape {tuple(rgb.shape)}")
     if path.is_dir():
         raise BadInputError(f"{path}: is a directory; give an image file name.")
-    if path.exists() and not overwrite:
-        raise BadInputError(f"{path} exists; pass --overwrite to replace it.")
+    check_target(path, overwrite=overwrite)
 
     pixels = _to_uint8(rgb)
     if alpha is not None and fmt in _ALPHA_FORMATS:

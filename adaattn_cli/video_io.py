@@ -27,6 +27,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import BadInputError
+from .files import check_target, publish
 
 log = logging.getLogger(__name__)
 
@@ -235,10 +236,9 @@ def check_output(path: str | os.PathLike, *, overwrite: bool = False) -> None:
     """Refuse an output that exists (unless overwrite) or could not be replaced safely; cheap, call it early."""
     path = Path(path)
     folder = output_kind(path) == "frames"
+    check_target(path, overwrite=overwrite)
     if not path.exists():
         return
-    if not overwrite:
-        raise BadInputError(f"{path} exists; pass --overwrite to replace it.")
     if path.is_dir() != folder:
         wanted = "a folder name" if folder else "a video file name"
         raise BadInputError(f"{path}: is a {'file' if folder else 'folder'}; give {wanted}")
@@ -443,8 +443,6 @@ class VideoWriter:
         return video
 
     def _replace(self, finished: Path) -> None:
-        from .files import publish
-
         if self.overwrite and self.kind == "frames" and self.path.exists():
             check_output(self.path, overwrite=True)  # again: it still holds only frames
             old = self._temporary("old")

@@ -1,9 +1,11 @@
 import os
+import stat
 
 import pytest
+import torch
 
-from adaattn_cli.errors import BadInputError
-from adaattn_cli.files import publish
+from adaattn_cli.errors import BadInputError, OutputExistsError
+from adaattn_cli.files import check_target, publish
 
 
 def _temporary_file(folder, text="new"):
@@ -42,3 +44,27 @@ def test_publish_moves_files_and_folders_into_place(tmp_path, monkeypatch):
     with pytest.raises(BadInputError, match="b.png exists"):
         publish(_temporary_file(tmp_path), tmp_path / "b.png", overwrite=False)
     assert (tmp_path / "b.png").read_text() == "new"
+
+
+def test_overwrite_replaces_files_never_devices_pipes_or_sockets(tmp_path):
+    pipe = tmp_path / "pipe.png"
+    os.mkfifo(pipe)  # like /dev/null (which only root could make here): renaming over it would put a file in its place
+    for replace in (lambda: check_target(pipe, overwrite=True), lambda: publish(_temporary_file(tmp_path), pipe, overwrite=True)):
+        with pytest.raises(BadInputError, match="not a regular file"):
+            replace()
+        assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+
+def test_a_target_inside_a_file_is_refused_before_the_work(tmp_path):
+    (tmp_path / "file").write_text("x")  # as -o /dev/null/out.png would be
+    with pytest.raises(BadInputError, match="file is not a folder"):
+        check_target(tmp_path / "file" / "sub" / "out.png", overwrite=True)
+
+
+def test_an_existing_output_is_named_with_the_library_s_argument(tmp_path):
+    from adaattn_cli.image_io import save_image
+
+    (tmp_path / "a.png").write_text("theirs")
+    with pytest.raises(OutputExistsError, match="overwrite=True") as refused:
+        save_image(tmp_path / "a.png", torch.zeros(3, 4, 4))
+    assert "--overwrite" not in str(refused.value) and (tmp_path / "a.png").read_text() == "theirs"

@@ -194,7 +194,7 @@ def test_decompression_bomb_is_refused(tmp_path, pixel_limit, limit):
 def test_save_refuses_to_overwrite(tmp_path):
     target = tmp_path / "out.png"
     target.write_bytes(b"original")
-    with pytest.raises(BadInputError, match="out.png exists; pass --overwrite"):
+    with pytest.raises(BadInputError, match=r"out.png exists; pass overwrite=True"):
         save_image(target, torch.rand(3, 4, 4))
     assert target.read_bytes() == b"original"
     save_image(target, torch.rand(3, 4, 4), overwrite=True)

@@ -154,7 +154,7 @@ def test_nothing_after_the_end_is_an_error(tmp_path):
 
 def test_existing_outputs_need_overwrite_and_frame_folders_stay_safe(tmp_path):
     (tmp_path / "out.mp4").write_text("keep me")
-    with pytest.raises(BadInputError, match="exists; pass --overwrite"):
+    with pytest.raises(BadInputError, match="exists; pass overwrite=True"):
         write(tmp_path / "out.mp4", textured_frames(count=2))
     assert (tmp_path / "out.mp4").read_text() == "keep me"
     write(tmp_path / "out.mp4", textured_frames(count=2), overwrite=True)

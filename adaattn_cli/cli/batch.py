@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Callable
 import typer
 
 from .. import distributed
-from ..errors import AdaattnError, BadInputError
+from ..errors import AdaattnError
+from ..files import check_target
 from . import console as output
 from .console import info, report_error
 from .progress import image_progress
@@ -41,8 +42,7 @@ def run_batch(
         for content_path, output_path in jobs:
             start = time.perf_counter()
             try:
-                if output_path.exists() and not overwrite:  # checked first: skip the work, not just the write
-                    raise BadInputError(f"{output_path} exists; pass --overwrite to replace it.")
+                check_target(output_path, overwrite=overwrite)  # checked first: skip the work, not just the write
                 result = render(load_resized(content_path, size=size, max_size=max_size))
                 save_image(output_path, result.rgb, alpha=result.alpha, icc_profile=result.icc_profile, overwrite=overwrite)
             except AdaattnError as error:

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import distributed
-from ..errors import AdaattnError, BadInputError, WeightsError
+from ..errors import AdaattnError, BadInputError, OutputExistsError, WeightsError
 
 log = logging.getLogger("adaattn_cli.cli")
 console = Console(stderr=True)  # progress, "wrote ..." lines and errors; stdout is for command output
@@ -60,7 +60,10 @@ def report_error(error: BaseException, *, subject: Path | None = None) -> None:
     Under torchrun, input errors that are not about one file are the same in every process: process 0 reports them."""
     if subject is None and exit_code(error) == 2 and not distributed.current_world().is_main:
         return
-    message = str(error) if isinstance(error, AdaattnError) else f"{type(error).__name__}: {error}"
+    if isinstance(error, OutputExistsError):  # the library names its argument; here it is a flag
+        message = f"{error.path} exists{error.detail}; pass --overwrite to replace it."
+    else:
+        message = str(error) if isinstance(error, AdaattnError) else f"{type(error).__name__}: {error}"
     if subject is not None and str(subject) not in message:
         message = f"{subject}: {message}"
     if settings.verbose:

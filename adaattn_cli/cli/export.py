@@ -8,6 +8,7 @@ import typer
 
 from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
 from .console import info
+from .inputs import names_folder
 from .options import OverwriteOption, StyleSizeOption
 
 ModelArgument = Annotated[
@@ -19,12 +20,13 @@ ModelArgument = Annotated[
     ),
 ]
 OutputOption = Annotated[
-    Optional[Path],
+    Optional[str],  # a string, not a Path: Path drops the trailing "/" that marks a folder
     typer.Option(
         "--output",
         "-o",
-        metavar="FILE",
-        help="ONNX file to write. \\[default: <model>.onnx, or <model>_<style>.onnx with --style]",
+        metavar="PATH",
+        help="ONNX file to write (.onnx), or a folder for the default name (created; a name without extension or "
+        "ending in /). \\[default: <model>.onnx, or <model>_<style>.onnx with --style, in the current folder]",
         show_default=False,
     ),
 ]
@@ -40,15 +42,23 @@ StyleOption = Annotated[
         help="Bake this style in: the graph takes the content only (the style's encoding is stored in it).",
     ),
 ]
+
+
+def _check_alpha(value: float) -> float:
+    """Above 0 (a graph at 0 would ignore its style) and at most 1; NaN is refused too."""
+    if not 0 < value <= 1:
+        raise typer.BadParameter(f"{value} is not a number above 0 and at most 1 (0 would leave the style out)")
+    return value
+
+
 AlphaOption = Annotated[
     float,
     typer.Option(
         "--alpha",
         "-a",
-        min=0.0,
-        max=1.0,
-        help="Style strength, fixed in the graph (not an input): below 1 the graph also attends from the "
-        "content to itself, n_content x n_content logits per block.",
+        callback=_check_alpha,
+        help="Style strength, above 0 and at most 1, fixed in the graph (not an input): below 1 the graph also "
+        "attends from the content to itself, n_content x n_content logits per block.",
     ),
 ]
 OpsetOption = Annotated[int, typer.Option(min=17, help="ONNX opset of the graph.")]
@@ -83,7 +93,7 @@ def export(
     once, n_content x n_style positions (a quarter of the pixels per side at relu3_1). A style input is attended at
     every position, so memory grows with content x style: 1 GiB of logits for a 512² content and a 512² style,
     256 MiB with a 256² style; keep styles at 256-512 px. --style bakes a style in with the positions `adaattn
-    stylize` would sample (4,096 by default). Needs the onnx extra: pip install 'adaattn[onnx]'. See docs/export.md.
+    stylize` would sample (4,096 by default). Needs the onnx extra: pip install 'adaattn\\[onnx]'. See docs/export.md.
 
     [bold]Examples[/bold]
 
@@ -91,23 +101,22 @@ def export(
       adaattn export adaattn --style starry.jpg -o adaattn_starry.onnx
       adaattn export my-model.safetensors --alpha 0.8 -o mine.onnx
     """
-    from ..errors import BadInputError
-    from ..export import check_installed, export_onnx
+    from ..export import check_installed, check_output, export_onnx
 
     check_installed()  # before the model loads: the missing extra is the first thing to hear about
     name = Path(model).stem if Path(model).suffix else model
-    output = output or Path(f"{name}_{style.stem}.onnx" if style else f"{name}.onnx")
-    if output.exists() and not overwrite and not output.is_dir():
-        raise BadInputError(f"{output} exists; pass --overwrite to replace it.")
+    default = f"{name}_{style.stem}.onnx" if style else f"{name}.onnx"
+    path = Path(output) / default if output is not None and names_folder(output) else Path(output or default)
+    check_output(path, overwrite=overwrite)  # a .onnx name, and nothing replaced without --overwrite
     start = time.perf_counter()
     style_image = None
     if style is not None:
         from ..image_io import load_resized
 
         style_image = load_resized(style, size=style_size or None).rgb
-    path = export_onnx(
+    export_onnx(
         model,
-        output,
+        path,
         alpha=alpha,
         style=style_image,
         style_name=style and style.name,

@@ -51,18 +51,26 @@ def output_suffix(content: Path) -> str:
     return ".png" if content.suffix.lower() == ".gif" else content.suffix
 
 
+def names_folder(output: str | Path) -> bool:
+    """Whether `-o` names a folder: a name ending in "/", an existing folder, or a name without extension.
+
+    Give the string as typed: a Path drops the trailing "/"."""
+    path = Path(output)
+    return str(output).endswith(("/", os.sep)) or path.is_dir() or not path.suffix
+
+
 def plan_outputs(contents: list[Path], output: str | Path | None, name: Callable[[Path], str]) -> list[tuple[Path, Path]]:
     """(content, output path) pairs: `output` is the file for a single content if it has an image
     extension, else the folder for `name(content)` files.
 
-    A folder is a name without extension, one ending in "/" or an existing folder; any other extension is
-    refused, so a typo (`-o out.jgp`) is not silently taken for a folder."""
+    A folder is what names_folder says; any other extension is refused, so a typo (`-o out.jgp`) is not
+    silently taken for a folder."""
     from ..image_io import SAVE_EXTENSIONS
 
     folder = Path(".")
     if output is not None:
         path = Path(output)
-        if not str(output).endswith(("/", os.sep)) and not path.is_dir() and path.suffix:
+        if not names_folder(output):
             if path.suffix.lower() not in SAVE_EXTENSIONS:
                 raise BadInputError(
                     f"-o {output}: '{path.suffix}' is not an image format adaattn writes ({' '.join(SAVE_EXTENSIONS)}); "

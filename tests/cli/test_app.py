@@ -38,6 +38,40 @@ def test_every_help_page_has_an_example(cli, command):
     assert "Example" in result.stdout and "adaattn " in result.stdout
 
 
+def _help_texts(command, path=("adaattn",)):
+    """(where, text) of every help text of the app: each command's and each of its options' and arguments'."""
+    yield " ".join(path), command.help or ""
+    for parameter in command.params:
+        yield f"{' '.join(path)} {parameter.name}", getattr(parameter, "help", None) or ""
+    for name, sub in getattr(command, "commands", {}).items():
+        yield from _help_texts(sub, (*path, name))
+
+
+def test_square_brackets_in_help_texts_are_shown_not_taken_for_markup():
+    """Help is Rich markup: an unescaped [word] that is no style vanishes (pip install 'adaattn[onnx]' read
+    pip install 'adaattn'). Every tag must be a style; other brackets are escaped."""
+    from rich.errors import StyleSyntaxError
+    from rich.markup import RE_TAGS
+    from rich.style import Style
+    from typer.main import get_command
+
+    from adaattn_cli.cli import app
+
+    for where, text in _help_texts(get_command(app)):
+        for match in RE_TAGS.finditer(text):
+            backslashes, tag = match.group(2), match.group(3)
+            if len(backslashes) % 2 or tag.startswith("/"):  # escaped, or the end of a style
+                continue
+            try:
+                Style.parse(tag)
+            except StyleSyntaxError:
+                pytest.fail(f"{where}: [{tag}] would be taken for markup and vanish; escape it as \\[{tag}]")
+
+
+def test_export_help_shows_the_extra_to_install(cli):
+    assert "pip install 'adaattn[onnx]'" in cli("export", "-h").stdout
+
+
 def test_help_and_version_do_not_import_torch():
     code = (
         "import sys\n"
