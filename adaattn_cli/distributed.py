@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 JOIN_TIMEOUT_HOURS = 24  # how long a collective waits for the slowest process
+REPORT_TIMEOUT_SECONDS = 60  # how long a process waits for process 0 to print an error they all met
 
 
 @dataclass(frozen=True)
@@ -89,18 +90,57 @@ def join(world: World, device: torch.device) -> None:
     atexit.register(dist.destroy_process_group)
 
 
+def error_reported(world: World) -> None:
+    """Process 0 has printed an error that every process met: the others, waiting in `wait_for_error_report`, may exit."""
+    store = _agent_store(world)
+    if store is not None:
+        store.set(_report_key(), "printed")
+
+
+def wait_for_error_report(world: World, timeout: float = REPORT_TIMEOUT_SECONDS) -> bool:
+    """Called by a process other than 0 before it exits on an error that every process met and process 0 prints.
+
+    torchrun stops every process as soon as one of them exits with an error; process 0, a moment behind, would be
+    stopped before its line is out. So the others wait, on torchrun's own store (no process group is needed: the
+    error may come before one is joined), until process 0 says it has printed. False if it has not said so within
+    `timeout` seconds: it did not meet the error, and the caller prints it. True without torchrun's store (nothing
+    to wait on: process 0 reports, as it always did)."""
+    store = _agent_store(world)
+    if store is None:
+        return True
+    try:
+        store.wait([_report_key()], datetime.timedelta(seconds=timeout))
+    except Exception:  # the store's timeout (torch.distributed.DistStoreError), or a store that went away
+        return False
+    return True
+
+
+def _agent_store(world: World):
+    """A client of the key-value store torchrun's agent keeps for its workers; None with one process or without it."""
+    if world.size == 1 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        return None
+    import torch.distributed as dist
+
+    try:
+        return dist.TCPStore(
+            os.environ["MASTER_ADDR"],
+            int(os.environ["MASTER_PORT"]),
+            is_master=False,
+            timeout=datetime.timedelta(seconds=REPORT_TIMEOUT_SECONDS),
+        )
+    except (KeyError, ValueError, RuntimeError):
+        return None
+
+
+def _report_key() -> str:
+    # per attempt: with --max-restarts, torchrun runs the workers again against the same store
+    return f"adaattn/error-printed/{os.environ.get('TORCHELASTIC_RESTART_COUNT', '0')}"
+
+
 def share(items: Sequence[T], index: int, count: int) -> list[T]:
     """Part `index` of `count` (0-based): every count-th item, so sizes differ by at most one and the parts
     of a sorted list are mixed alike; the parts are disjoint and together are all the items."""
     return list(items[index::count])
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """'K/N' (1 <= K <= N) -> (K - 1, N): the K-th of N shares, as `split -n K/N` counts them."""
-    part, _, count = text.partition("/")
-    if not (part.isdigit() and count.isdigit() and 1 <= int(part) <= int(count)):
-        raise BadInputError(f"--shard {text}: expected K/N with 1 <= K <= N, e.g. 1/4 for the first of four shares")
-    return int(part) - 1, int(count)
 
 
 def sum_over_processes(values: Sequence[float], world: World) -> list[float]:

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,12 +16,13 @@ from PIL import Image
 from test_training import _config, _write_images
 
 from adaattn_cli.data import SampleRange
-from adaattn_cli.distributed import StopRequests, World, parse_shard, rank_device, share
+from adaattn_cli.distributed import StopRequests, World, rank_device, share
 from adaattn_cli.errors import BadInputError
 from adaattn_cli.training import TrainConfig, Trainer, read_checkpoint
 from adaattn_cli.weights import read_model_header
 
 WORKER = Path(__file__).with_name("distributed_train.py")
+LATE_MAIN = Path(__file__).with_name("late_main.py")
 ROOT = Path(__file__).parents[1]
 
 
@@ -71,10 +73,6 @@ def test_shares_are_disjoint_and_cover_everything():
     items = list(range(11))
     parts = [share(items, k, 4) for k in range(4)]
     assert sorted(sum(parts, [])) == items and max(map(len, parts)) - min(map(len, parts)) <= 1
-    assert parse_shard("2/4") == (1, 4) and parse_shard("1/1") == (0, 1)
-    for bad in ("0/4", "5/4", "2", "a/b", "-1/2", "2/0"):
-        with pytest.raises(BadInputError, match="--shard"):
-            parse_shard(bad)
 
 
 def test_gpu_checks_give_every_process_the_same_answer(monkeypatch):
@@ -218,6 +216,31 @@ def _tiny_model(folder: Path) -> Path:
     torch.manual_seed(0)
     encoder = load_encoder(path=save_encoder(build_encoder("vgg16-hed"), folder / "vgg16-hed.safetensors"))
     return save_model(build_model("adain", encoder, width_divisor=8), folder / "adain.safetensors", provenance={})
+
+
+@pytest.mark.slow  # torchrun
+@pytest.mark.parametrize(
+    "args, line",
+    [
+        (["export", "adain"], "error: adaattn export runs in one process"),  # refused before anything loads
+        (["stylize", "c.png", "-s", "c.png", "--shard", ""], "error: --shard: '' is not K/N"),  # a usage error
+        (
+            ["stylize", "c.png", "-s", "tiny.png", "--style-size", "0", "--model", "adain", "--device", "cpu"],
+            "16x16 pixels; each side must be at least 32",  # after the processes joined
+        ),
+    ],
+    ids=["refused", "usage", "input"],
+)
+def test_an_error_every_process_meets_is_printed_once_even_when_process_0_is_last(tmp_path, args, line):
+    Image.new("RGB", (48, 40), (20, 90, 200)).save(tmp_path / "c.png")
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "tiny.png")
+    _tiny_model(tmp_path)  # adain, for the input error (after the processes joined)
+    command, environment = _torchrun(2, LATE_MAIN, *args, env={"ADAATTN_WEIGHTS": str(tmp_path)})
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert result.stderr.count(line) == 1, result.stderr[-3000:]
+    # torchrun exits 1 with its own report whatever its processes' codes; the first to exit is the cause it names
+    cause = re.search(r"Root Cause.*?exitcode\s*:\s*(-?\d+)", result.stderr, re.DOTALL)
+    assert cause and cause[1] == "2", result.stderr[-3000:]
 
 
 @pytest.mark.parametrize("rank, printed", [("0", 1), ("1", 0)])

@@ -37,8 +37,7 @@ def _usage_exit(error) -> BaseException:
     (click signals that with a UsageError subclass, which Typer recognises by name too)."""
     if type(error).__name__ == "NoArgsIsHelpError":
         return error
-    if distributed.current_world().is_main:  # under torchrun every process parses the same arguments
-        console.print_error(console.usage_message(error))
+    console.print_shared(console.usage_message(error))  # under torchrun every process parses the same arguments
     return typer.Exit(code=2)
 
 

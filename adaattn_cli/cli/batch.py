@@ -57,4 +57,5 @@ def run_batch(
     if failed:
         if total > 1 and world.is_main:
             output.console.print(f"[red]error:[/] {failed} of {total} images failed", highlight=False)
+        distributed.wait_for_all(world)  # torchrun stops all processes once one exits with an error: not before that line
         raise typer.Exit(code=2)

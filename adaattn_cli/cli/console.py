@@ -57,22 +57,33 @@ def exit_code(error: BaseException) -> int:
 def report_error(error: BaseException, *, subject: Path | None = None) -> None:
     """One red line on stderr (prefixed with `subject` unless the message names it); traceback with -v.
 
-    Under torchrun, input errors that are not about one file are the same in every process: process 0 reports them."""
-    if subject is None and exit_code(error) == 2 and not distributed.current_world().is_main:
-        return
+    Under torchrun, input errors that are not about one file are the same in every process: print_shared."""
+    shared = subject is None and exit_code(error) == 2
     if isinstance(error, OutputExistsError):  # the library names its argument; here it is a flag
         message = f"{error.path} exists{error.detail}; pass --overwrite to replace it."
     else:
         message = str(error) if isinstance(error, AdaattnError) else f"{type(error).__name__}: {error}"
     if subject is not None and str(subject) not in message:
         message = f"{subject}: {message}"
-    if settings.verbose:
+    if settings.verbose and (not shared or distributed.current_world().is_main):
         from rich.traceback import Traceback
 
         console.print(Traceback.from_exception(type(error), error, error.__traceback__))
     elif not isinstance(error, AdaattnError):
         message += " (run with --verbose for the traceback)"
-    print_error(message)
+    (print_shared if shared else print_error)(message)
+
+
+def print_shared(message: str) -> None:
+    """An error line that every process met (usage, input not about one file): under torchrun, process 0 prints
+    it and the others exit only once it has (distributed.wait_for_error_report), so it is printed once and
+    never lost; printed here too if process 0 did not meet it."""
+    world = distributed.current_world()
+    if world.is_main:
+        print_error(message)
+        distributed.error_reported(world)
+    elif not distributed.wait_for_error_report(world):
+        print_error(message)
 
 
 def print_error(message: str) -> None:

@@ -11,10 +11,12 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+import typer
+
 from .. import distributed
 from ..config import DEFAULT_STYLE_POSITIONS
 from ..errors import BadInputError
-from .console import log
+from .console import info, log
 from .options import Method, Precision
 
 if TYPE_CHECKING:
@@ -97,20 +99,24 @@ def prepare_jobs(
     size: int | None,
     max_size: int | None,
     max_pixels: int | None,
-    shard: str | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> list[tuple[Path, Path]]:
     """Checks that need no model, then this process's (content, output) pairs: a typo fails before the model loads.
 
     Every process plans all the outputs (so a clash is refused the same way everywhere), then takes its
-    share: the --shard K/N, and under torchrun its rank's part of that."""
+    share: the --shard K/N (options.parse_shard's (K - 1, N)), and under torchrun its rank's part of that."""
     if size is not None and max_size is not None:
         raise BadInputError("--size and --max-size exclude each other; give one")
-    part, parts = distributed.parse_shard(shard) if shard else (0, 1)
+    part, parts = shard or (0, 1)
     if max_pixels is not None:
         from ..image_io import set_pixel_limit
 
         set_pixel_limit(max_pixels)
-    jobs = distributed.share(plan_outputs(gather_contents(content), output, name), part, parts)
+    planned = plan_outputs(gather_contents(content), output, name)
+    jobs = distributed.share(planned, part, parts)
+    if not jobs:  # a job array with more jobs than images: nothing to do, which is no error, but say so
+        info(f"share {part + 1} of {parts} holds none of the {len(planned)} content images; nothing to do")
+        raise typer.Exit()
     world = distributed.current_world()
     return distributed.share(jobs, world.rank, world.size)
 

@@ -29,6 +29,18 @@ def check_fraction(value: float | None) -> float | None:
     return value
 
 
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """'K/N' (1 <= K <= N) -> (K - 1, N): the K-th of N shares, as `split -n K/N` counts them. ASCII digits only
+    (str.isdigit also takes '²', which int() refuses, and int() takes other scripts' digits); an empty value (an
+    unset $SHARD) is refused, not read as "all of it"."""
+    if text is None:
+        return None
+    match = re.fullmatch(r"([0-9]+)/([0-9]+)", text)
+    if not match or not 1 <= int(match[1]) <= int(match[2]):
+        raise typer.BadParameter(f"{text!r} is not K/N with 1 <= K <= N, e.g. 1/4 for the first of four shares")
+    return int(match[1]) - 1, int(match[2])
+
+
 def _check_device(value: str) -> str:
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
         raise typer.BadParameter(f"{value!r} is not one of auto, cpu, cuda, cuda:N, mps")
@@ -131,8 +143,9 @@ TileOption = Annotated[
     ),
 ]
 ShardOption = Annotated[
-    Optional[str],
+    Optional[str],  # the callback turns it into (K - 1, N)
     typer.Option(
+        callback=parse_shard,
         metavar="K/N",
         show_default=False,
         help="Only the K-th of N shares of the contents (1 <= K <= N; the same split every time): one job of an "

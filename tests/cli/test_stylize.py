@@ -244,3 +244,20 @@ def test_an_output_that_appears_during_the_run_is_not_replaced(cli, make_image, 
     assert "out.png exists" in line
     assert (tmp_path / "out.png").read_text() == "the other run's image"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+@pytest.mark.parametrize("shard", ["", "²/²", "١/٢", "0/2", "3/2", "1/2 ", "2"])
+def test_a_shard_that_is_not_k_of_n_in_ascii_digits_is_one_line(cli, make_image, style_args, tmp_path, error_line, shard):
+    line = error_line(cli("stylize", make_image("c.png"), *style_args, "--shard", shard, "-o", tmp_path / "out"))
+    assert "--shard" in line and "K/N" in line and not (tmp_path / "out").exists()
+
+
+def test_shards_split_the_contents_and_an_empty_share_says_so(cli, make_image, style_args, tmp_path):
+    for name in ("a.png", "b.png", "c.png"):
+        make_image(f"photos/{name}")
+    for shard in ("1/2", "2/2"):
+        assert cli("stylize", tmp_path / "photos", *style_args, "--shard", shard, "-o", tmp_path / "out").exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [f"{n}_stylized_style.png" for n in "abc"]
+    result = cli("stylize", tmp_path / "photos", *style_args, "--shard", "5/5", "-o", tmp_path / "empty")
+    assert result.exit_code == 0 and "share 5 of 5 holds none of the 3 content images" in result.stderr
+    assert not (tmp_path / "empty").exists()
