@@ -24,6 +24,9 @@ from .models import Encoded, StyleTransferModel
 ALIGN = 16  # tile edges on the coarsest pooling grid, so pooling and nearest resizes line up with the whole image's
 ENCODER_HALO = 96  # px of context after which a tile's border changes no encoder tap (relu5_1: radius ~80 px)
 HALO = 128  # px for encoder + blocks + decoder (output radius measured at ~102 px for adaattn and sanet)
+# The smallest tile `--tile` takes: below it a tile's window is mostly halo (a 16-px tile runs a 272-px window per
+# 16-px core, 20x slower than no tiles). The library takes any size, and its tests use small ones.
+MIN_TILE = 2 * HALO
 
 Box = tuple[int, int, int, int]  # top, bottom, left, right in image pixels
 

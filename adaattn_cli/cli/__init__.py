@@ -61,6 +61,8 @@ class _Group(TyperGroup):
             raise _usage_exit(error) from None
         except (typer.Exit, typer.Abort, typer.TyperException, BrokenPipeError):
             raise  # Typer's exits and usage errors; a closed pipe (`| head`) is Typer's to handle
+        except KeyboardInterrupt:  # where the command did not say what it left unwritten
+            raise console.interrupted() from None
         except Exception as error:
             console.report_error(error)
             raise typer.Exit(code=console.exit_code(error)) from None

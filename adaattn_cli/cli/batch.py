@@ -39,7 +39,7 @@ def run_batch(
     world = distributed.current_world()
     # Under torchrun the bar (process 0's) counts its own share: the other processes report nothing until the end.
     with image_progress(len(jobs), "images" if world.size == 1 else f"images (process 0 of {world.size})") as advance:
-        for content_path, output_path in jobs:
+        for index, (content_path, output_path) in enumerate(jobs):
             start = time.perf_counter()
             try:
                 check_target(output_path, overwrite=overwrite)  # checked first: skip the work, not just the write
@@ -48,6 +48,10 @@ def run_batch(
             except AdaattnError as error:
                 failed += 1
                 report_error(error, subject=content_path)
+            except KeyboardInterrupt:
+                later = len(jobs) - index - 1
+                unwritten = f"{output_path} and the {later} after it were" if later else f"{output_path} was"
+                raise output.interrupted(f"{unwritten} not written") from None
             else:
                 info(f"wrote {output_path} ({time.perf_counter() - start:.1f} s)")
             advance()

@@ -10,7 +10,7 @@ import typer
 from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
 from ..errors import BadInputError
 from .batch import run_batch
-from .inputs import fit_masks, load_masks, load_stylizer, output_suffix, prepare_jobs
+from .inputs import fit_masks, load_masks, load_style_image, load_stylizer, output_suffix, prepare_jobs
 from .options import (
     AlphaOption,
     ContentArgument,
@@ -103,8 +103,6 @@ def blend_styles(
       adaattn blend-styles photo.jpg -s starry.jpg -s scream.jpg --weights 0.7,0.3
       adaattn blend-styles photo.jpg -s starry.jpg -s scream.jpg --grid -o sheet.png
     """
-    from ..image_io import load_resized
-
     if len(style) < 2:
         raise BadInputError("blend-styles needs two or more --style images; use stylize for one")
     if weights is not None and len(weights) != len(style):
@@ -119,7 +117,7 @@ def blend_styles(
 
     jobs = prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=shard)
     stylizer = load_stylizer(method, model, device, precision, style_positions, tile)
-    style_images = [load_resized(path, size=style_size or None).rgb for path in style]
+    style_images = [load_style_image(path, style_size) for path in style]
     encoded = [stylizer.encode_style(image, seed=seed) for image in style_images]  # once, reused by every tile
     masks = load_masks(mask)
 

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import typer
 from rich.console import Console
 from rich.markup import escape
 
@@ -84,6 +85,13 @@ def print_shared(message: str) -> None:
         distributed.error_reported(world)
     elif not distributed.wait_for_error_report(world):
         print_error(message)
+
+
+def interrupted(unwritten: str = "") -> typer.Exit:
+    """Ctrl-C: say so, and what was not written (`unwritten`, a sentence: outputs appear whole or not at all, so
+    whatever was written is whole); returns the exit to raise: 130, the shell's code for SIGINT."""
+    info(f"interrupted; {unwritten}" if unwritten else "interrupted")
+    return typer.Exit(code=130)
 
 
 def print_error(message: str) -> None:

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
-from .console import info
-from .inputs import names_folder
+from .console import info, interrupted
+from .inputs import load_style_image, names_folder
 from .options import OverwriteOption, StyleSizeOption
 
 ModelArgument = Annotated[
@@ -109,20 +109,19 @@ def export(
     path = Path(output) / default if output is not None and names_folder(output) else Path(output or default)
     check_output(path, overwrite=overwrite)  # a .onnx name, and nothing replaced without --overwrite
     start = time.perf_counter()
-    style_image = None
-    if style is not None:
-        from ..image_io import load_resized
-
-        style_image = load_resized(style, size=style_size or None).rgb
-    export_onnx(
-        model,
-        path,
-        alpha=alpha,
-        style=style_image,
-        style_name=style and style.name,
-        style_positions=style_positions,
-        seed=seed,
-        opset=opset,
-        overwrite=overwrite,
-    )
+    style_image = None if style is None else load_style_image(style, style_size)
+    try:
+        export_onnx(
+            model,
+            path,
+            alpha=alpha,
+            style=style_image,
+            style_name=style and style.name,
+            style_positions=style_positions,
+            seed=seed,
+            opset=opset,
+            overwrite=overwrite,
+        )
+    except KeyboardInterrupt:
+        raise interrupted(f"{path} was not written") from None
     info(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB, {time.perf_counter() - start:.0f} s)")

@@ -148,6 +148,16 @@ def load_stylizer(
     return stylizer
 
 
+def load_style_image(path: Path, style_size: int) -> torch.Tensor:
+    """A --style file as [3, h, w], its shorter side resized to `style_size` (0: kept); one too small is named."""
+    from ..api import check_image
+    from ..image_io import load_resized
+
+    rgb = load_resized(path, size=style_size or None).rgb
+    check_image(rgb, f"style image {path}")
+    return rgb
+
+
 def load_masks(paths: list[Path] | None) -> list[tuple[Path, torch.Tensor]]:
     """--mask files as greyscale masks [H, W] in [0, 1], with their paths (image_io.load_mask)."""
     from ..image_io import load_mask

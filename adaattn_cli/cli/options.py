@@ -41,6 +41,22 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     return int(match[1]) - 1, int(match[2])
 
 
+def _check_tile(value: int | None) -> int | None:
+    if not value:
+        return value
+    from ..tiling import MIN_TILE  # imports torch: only when --tile N is given
+
+    if value < MIN_TILE:
+        raise typer.BadParameter(f"{value} is below {MIN_TILE} px, where a tile's window is mostly its halo; give {MIN_TILE} or more, or 0")
+    return value
+
+
+def _check_style_size(value: int) -> int:
+    if value != 0 and value < 32:  # 32: api.MIN_SIDE, the smallest side a model takes
+        raise typer.BadParameter(f"{value} is neither 0 (keep the size) nor at least 32 pixels")
+    return value
+
+
 def _check_device(value: str) -> str:
     if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", value):
         raise typer.BadParameter(f"{value!r} is not one of auto, cpu, cuda, cuda:N, mps")
@@ -56,7 +72,10 @@ ContentArgument = Annotated[
     ),
 ]
 AlphaOption = Annotated[
-    float, typer.Option("--alpha", "-a", callback=check_fraction, help="Style strength, 0-1: 1 = full style, 0 = the content.")
+    float,
+    typer.Option(
+        "--alpha", "-a", callback=check_fraction, help="Style strength, 0-1: 1 = full style, 0 = the model's reconstruction of the content."
+    ),
 ]
 OutputOption = Annotated[
     Optional[str],  # a string, not a Path: Path drops the trailing "/" that marks a folder
@@ -85,7 +104,14 @@ MaxSizeOption = Annotated[
     Optional[int],
     typer.Option(min=32, help="Shrink the content only if its longer side exceeds N pixels.", metavar="N", show_default=False),
 ]
-StyleSizeOption = Annotated[int, typer.Option(min=0, help="Resize style images so their shorter side is N pixels (0 = keep).", metavar="N")]
+
+
+StyleSizeOption = Annotated[
+    int,
+    typer.Option(
+        callback=_check_style_size, help="Resize style images so their shorter side is N pixels, at least 32 (0 = keep).", metavar="N"
+    ),
+]
 MaskOption = Annotated[
     Optional[List[Path]],
     typer.Option(
@@ -129,17 +155,18 @@ RefineOption = Annotated[
         min=0,
         metavar="N",
         help="Refine each picture with N optimisation steps in the encoder's feature space: painted rather than "
-        "embossed. 50 recommended (~18 s at 512x512 on a 2-core CPU, 25 ~10 s); 0 = the model's picture.",
+        "embossed. 50 recommended (~19 s at 512x512 on a 2-core CPU, 25 ~12 s); 0 = the model's picture.",
     ),
 ]
 TileOption = Annotated[
     Optional[int],
     typer.Option(
         min=0,
+        callback=_check_tile,
         metavar="N",
         show_default=False,
-        help="Run contents larger than N px per side in N-px tiles: memory bounded by the tile, same result. "
-        "0 = never. \\[default: 2048-px tiles above 4096x4096 pixels]",
+        help="Run contents larger than N px per side in N-px tiles (at least 256): memory bounded by the tile, same "
+        "result. 0 = never. \\[default: 2048-px tiles above 4096x4096 pixels]",
     ),
 ]
 ShardOption = Annotated[

@@ -9,7 +9,7 @@ import typer
 from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
 from ..errors import BadInputError
 from .batch import run_batch
-from .inputs import fit_masks, load_masks, load_stylizer, output_suffix, prepare_jobs
+from .inputs import fit_masks, load_masks, load_style_image, load_stylizer, output_suffix, prepare_jobs
 from .options import (
     AlphaOption,
     ContentArgument,
@@ -73,8 +73,6 @@ def stylize(
       adaattn stylize photo.jpg -s starry.jpg --refine 50      # slower, painted rather than embossed
       torchrun --nproc-per-node 4 -m adaattn_cli stylize photos/ -s starry.jpg -o out/   # 4 GPUs
     """
-    from ..image_io import load_resized
-
     if mask and len(mask) > 1:
         raise BadInputError("stylize takes one --mask (one per style); use blend-styles for several styles")
 
@@ -83,7 +81,7 @@ def stylize(
 
     jobs = prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=shard)
     stylizer = load_stylizer(method, model, device, precision, style_positions, tile)
-    style_image = load_resized(style, size=style_size or None).rgb
+    style_image = load_style_image(style, style_size)
     masks = load_masks(mask)
     # Encoded once for the whole batch; with --preserve-color the style is recoloured per content instead.
     encoded = style_image if preserve_color else stylizer.encode_style(style_image, seed=seed)

@@ -12,8 +12,8 @@ import typer
 
 from ..config import HOLD_THRESHOLD, STYLE_SIZE, VIDEO_STYLE_POSITIONS
 from ..errors import BadInputError
-from .console import info
-from .inputs import load_stylizer
+from .console import info, interrupted
+from .inputs import load_style_image, load_stylizer
 from .options import (
     AlphaOption,
     DeviceOption,
@@ -193,7 +193,7 @@ def video(
       adaattn video clip.mp4 -s starry.jpg --size 288 --refine 8            # far more style, slower
       adaattn video frames/ -s starry.jpg --fps 24 -o stylized_frames
     """
-    from ..image_io import load_resized, set_pixel_limit
+    from ..image_io import set_pixel_limit
     from ..video import plan_video, stylize_video
 
     if max_pixels is not None:
@@ -206,7 +206,7 @@ def video(
     began = time.perf_counter()
     try:
         stylizer = load_stylizer(method or (None if model else _default_video_method()), model, device, precision, style_positions)
-        style_image = load_resized(style, size=style_size or None).rgb
+        style_image = load_style_image(style, style_size)
         encoded = stylizer.encode_style(style_image, seed=seed)  # once: every frame attends to the same style positions
         palette = _check_palette(palette, stylizer.model.method)
         with frame_progress(plan.expected_frames) as advance:
@@ -226,8 +226,7 @@ def video(
                 progress=advance,
             )
     except KeyboardInterrupt:
-        info(f"interrupted; {output} was not written")
-        raise typer.Exit(code=130) from None
+        raise interrupted(f"{output} was not written") from None
     info(f"wrote {output} ({frames} frames at {float(plan.rate):.4g} fps, {time.perf_counter() - began:.1f} s)")
 
 

@@ -87,3 +87,14 @@ def test_overwrite_replaces_files_only(cli, tmp_path, error_line, exported):
 def test_export_alpha_0_is_a_usage_error(cli, error_line, exported):
     line = error_line(cli("export", "adain", "--alpha", 0))
     assert line.startswith("error: --alpha") and "above 0" in line and not exported
+
+
+def test_ctrl_c_during_an_export_says_nothing_was_written(cli, tmp_path, exported, monkeypatch):
+    from adaattn_cli import export
+
+    def interrupted(*args, **options):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(export, "export_onnx", interrupted)
+    result = cli("export", "adain", "-o", "m.onnx")
+    assert result.exit_code == 130 and "interrupted; m.onnx was not written" in result.stderr and not (tmp_path / "m.onnx").exists()

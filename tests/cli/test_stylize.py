@@ -261,3 +261,35 @@ def test_shards_split_the_contents_and_an_empty_share_says_so(cli, make_image, s
     result = cli("stylize", tmp_path / "photos", *style_args, "--shard", "5/5", "-o", tmp_path / "empty")
     assert result.exit_code == 0 and "share 5 of 5 holds none of the 3 content images" in result.stderr
     assert not (tmp_path / "empty").exists()
+
+
+def test_ctrl_c_says_what_was_not_written_and_exits_130(cli, make_image, style_args, tmp_path, monkeypatch):
+    from adaattn_cli.api import Stylizer
+
+    for name in ("a.png", "b.png", "c.png"):
+        make_image(f"photos/{name}")
+    stylize, calls = Stylizer.stylize, []
+
+    def interrupted_on_the_second(self, *args, **options):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return stylize(self, *args, **options)
+
+    monkeypatch.setattr(Stylizer, "stylize", interrupted_on_the_second)
+    result = cli("stylize", tmp_path / "photos", *style_args, "-o", tmp_path / "out")
+    assert result.exit_code == 130
+    assert f"interrupted; {tmp_path / 'out' / 'b_stylized_style.png'} and the 1 after it were not written" in result.stderr
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["a_stylized_style.png"]
+
+
+@pytest.mark.parametrize("option, value", [("--tile", 1), ("--tile", 255), ("--style-size", 8)])
+def test_sizes_that_cannot_work_are_usage_errors(cli, make_image, style_args, tmp_path, error_line, option, value):
+    line = error_line(cli("stylize", make_image("c.png"), *style_args, option, value, "-o", tmp_path / "out"))
+    assert line.startswith(f"error: {option}") and not (tmp_path / "out").exists()
+
+
+def test_a_style_image_too_small_is_named(cli, make_image, weights_dir, tmp_path, error_line):
+    tiny = make_image("tiny.png", (16, 16))
+    line = error_line(cli("stylize", make_image("c.png"), "-s", tiny, "--model", weights_dir / "adain.safetensors", "--style-size", 0))
+    assert f"style image {tiny} is 16x16 pixels" in line
