@@ -157,9 +157,12 @@ def test_bad_alpha_and_opset_and_existing_file(tiny, tmp_path):
     with pytest.raises(BadInputError, match="opset"):
         export_onnx(tiny["adain"], tmp_path / "a.onnx", opset=16)
     (tmp_path / "b.onnx").write_bytes(b"keep")
-    with pytest.raises(BadInputError, match="exists; pass overwrite=True"):
+    with pytest.raises(BadInputError, match="overwrite=True"):  # the library's argument; the CLI says --overwrite
         export_onnx(tiny["adain"], tmp_path / "b.onnx")
     assert (tmp_path / "b.onnx").read_bytes() == b"keep"
+    with pytest.raises(BadInputError, match="ending in .onnx"):  # an ONNX graph under an image's name
+        export_onnx(tiny["adain"], tmp_path / "c.png")
+    assert not (tmp_path / "c.png").exists()
 
 
 def test_the_bundled_model_exports_and_runs(tmp_path):
