@@ -74,18 +74,18 @@ def test_export_help_shows_the_extra_to_install(cli):
     assert "pip install 'adaattn[onnx]'" in cli("export", "-h").stdout
 
 
-def test_help_and_version_do_not_import_torch():
+def test_help_and_version_import_neither_torch_nor_gradio():
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
         "from adaattn_cli.cli import app\n"
         "for args in (['--version'], ['--help'], ['stylize', '--help'], ['blend-styles', '-h'], ['export', '-h'], ['gui', '-h']):\n"
         "    assert CliRunner().invoke(app, args).exit_code == 0, args\n"
-        "print('torch' in sys.modules)\n"
+        "print('torch' in sys.modules, 'gradio' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == "False False"
 
 
 def test_python_dash_m():
