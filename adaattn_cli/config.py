@@ -29,6 +29,14 @@ VIDEO_STYLE_POSITIONS = 1024
 # thresholds also hold back slow movement and average stylisations (less style).
 HOLD_THRESHOLD = 0.015
 
+# Video encoder quality (adaattn video --crf): the codec's constant rate factor, lower = better and bigger; 18 is
+# x264's "visually lossless" setting.
+VIDEO_CRF = 18
+# ONNX opset of exported graphs (adaattn export): >= 17 (LayerNormalization era); 18 runs on onnxruntime >= 1.14 and
+# most other runtimes.
+ONNX_OPSET = 18
+# Weight of the colour-distillation term of `adaattn train --teacher MODEL` (the video model's recipe, weights/README.md).
+TEACHER_WEIGHT = 1e5
 # Weights of the teacher-set distillation terms (`adaattn train --teacher-set`), pixels (L1) and relu1_1..relu3_1
 # features (MSE); chosen so that each is a sizeable share of AdaAttN's loss (docs/training.md, "Distillation").
 DISTILL_WEIGHT = 1e5

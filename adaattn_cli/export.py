@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from . import __version__
 from .api import check_image
 from .attention import StyleMemory
+from .config import ONNX_OPSET
 from .errors import BadInputError
 from .files import check_target, publish
 from .models import StyleTransferModel, use_plain_ops
@@ -38,8 +39,6 @@ from .weights import encoder_sha256, load_model
 
 log = logging.getLogger(__name__)
 
-# ONNX opset of the graphs: >= 17 (LayerNormalization era); 18 runs on onnxruntime >= 1.14 and most other runtimes.
-DEFAULT_OPSET = 18
 INSTALL_HINT = "ONNX export needs the onnx extra: pip install 'adaattn[onnx]' (onnx, onnxruntime, onnxscript)"
 # Example inputs to trace with; every side is dynamic in the graph. Not multiples of 16, so the padding is traced.
 _EXAMPLE_CONTENT, _EXAMPLE_STYLE = (72, 88), (64, 72)
@@ -175,7 +174,7 @@ def export_onnx(
     style_name: str | None = None,
     style_positions: int = 0,
     seed: int = 0,
-    opset: int = DEFAULT_OPSET,
+    opset: int = ONNX_OPSET,
     overwrite: bool = False,
 ) -> Path:
     """Export `model` (a model, or a model name/file as load_model takes) to an ONNX file at `path`, atomically.

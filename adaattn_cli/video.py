@@ -28,7 +28,7 @@ import torch
 from . import functional as fn
 from . import video_io
 from .api import MIN_SIDE, Style, Stylizer
-from .config import DEFAULT_STYLE_POSITIONS, HOLD_THRESHOLD
+from .config import DEFAULT_STYLE_POSITIONS, HOLD_THRESHOLD, VIDEO_CRF
 from .errors import BadInputError
 from .image_io import check_pixel_limit
 from .temporal import FrameRefiner, StaticHold
@@ -123,7 +123,7 @@ def stylize_video(
     hold: float = HOLD_THRESHOLD,
     refine: int = 0,
     codec: str | None = None,
-    crf: int = 18,
+    crf: int = VIDEO_CRF,
     progress: Callable[[int], None] | None = None,
 ) -> int:
     """Stylise the clip of `plan` with `style` (encoded by `stylizer`) and write its output; returns the frames written.

@@ -26,6 +26,7 @@ from typing import Iterator
 
 import numpy as np
 
+from .config import VIDEO_CRF
 from .errors import BadInputError
 from .files import check_target, publish
 
@@ -283,7 +284,7 @@ class VideoWriter:
         fps: Fraction | float | str,
         size: tuple[int, int],
         codec: str | None = None,
-        crf: int = 18,
+        crf: int = VIDEO_CRF,
         audio_from: str | os.PathLike | None = None,
         audio_start: float | None = None,
         audio_duration: float | None = None,

@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
+from ..config import DEFAULT_STYLE_POSITIONS, ONNX_OPSET, STYLE_SIZE
 from .console import info, interrupted
 from .inputs import load_style_image, names_folder
 from .options import OverwriteOption, StyleSizeOption
@@ -83,7 +83,7 @@ def export(
     alpha: AlphaOption = 1.0,
     style_positions: StylePositionsOption = DEFAULT_STYLE_POSITIONS,
     seed: SeedOption = 0,
-    opset: OpsetOption = 18,
+    opset: OpsetOption = ONNX_OPSET,
     overwrite: OverwriteOption = False,
 ) -> None:
     """Export a model to ONNX: (content, style) images in, the stylised image out, any height and width.

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import DISTILL_FEATURE_WEIGHT, DISTILL_WEIGHT, TrainConfig
+from ..config import DISTILL_FEATURE_WEIGHT, DISTILL_WEIGHT, TEACHER_WEIGHT, TrainConfig
 from ..errors import BadInputError
 from .console import info
 from .options import DeviceOption, Method
@@ -90,7 +90,8 @@ def train(
         Optional[float],
         typer.Option(
             min=0.0,
-            help="Weight of the --teacher colour loss (mean abs difference, [0, 1] pixels). \\[default: 1e5 with --teacher]",
+            help="Weight of the --teacher colour loss (mean abs difference, [0, 1] pixels). "
+            f"\\[default: {TEACHER_WEIGHT:.0e} with --teacher]",
             show_default=False,
         ),
     ] = None,
@@ -108,7 +109,8 @@ def train(
         Optional[float],
         typer.Option(
             min=0.0,
-            help="Weight of the --teacher-set pixel term (mean abs difference, [0, 1] pixels). \\[default: 1e5 with --teacher-set]",
+            help="Weight of the --teacher-set pixel term (mean abs difference, [0, 1] pixels). "
+            f"\\[default: {DISTILL_WEIGHT:.0e} with --teacher-set]",
             show_default=False,
         ),
     ] = None,
@@ -116,7 +118,8 @@ def train(
         Optional[float],
         typer.Option(
             min=0.0,
-            help="Weight of the --teacher-set feature term (MSE of relu1_1..relu3_1). \\[default: 4 with --teacher-set]",
+            help="Weight of the --teacher-set feature term (MSE of relu1_1..relu3_1). "
+            f"\\[default: {DISTILL_FEATURE_WEIGHT:g} with --teacher-set]",
             show_default=False,
         ),
     ] = None,
@@ -153,7 +156,7 @@ def train(
     if teacher_weight is not None and teacher is None:
         raise BadInputError("--teacher-weight needs --teacher MODEL")
     if teacher is not None:
-        losses.teacher = 1e5 if teacher_weight is None else teacher_weight
+        losses.teacher = TEACHER_WEIGHT if teacher_weight is None else teacher_weight
     if (distill_weight is not None or distill_feature_weight is not None) and teacher_set is None:
         raise BadInputError("--distill-weight and --distill-feature-weight need --teacher-set DIR")
     if teacher_set is not None:

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import HOLD_THRESHOLD, STYLE_SIZE, VIDEO_STYLE_POSITIONS
+from ..config import HOLD_THRESHOLD, STYLE_SIZE, VIDEO_CRF, VIDEO_STYLE_POSITIONS
 from ..errors import BadInputError
 from .console import info, interrupted
 from .inputs import load_style_image, load_stylizer
@@ -166,7 +166,7 @@ def video(
     fps: FpsOption = None,
     start: StartOption = None,
     duration: DurationOption = None,
-    crf: CrfOption = 18,
+    crf: CrfOption = VIDEO_CRF,
     codec: CodecOption = None,
     palette: PaletteOption = None,
     hold: HoldOption = HOLD_THRESHOLD,
