@@ -23,7 +23,7 @@ from adaattn_cli.export import build_graph, export_onnx  # noqa: E402
 from adaattn_cli.models import build_model, use_plain_ops  # noqa: E402
 from adaattn_cli.weights import REPO_WEIGHTS, load_model  # noqa: E402
 
-pytestmark = pytest.mark.slow  # each export traces the model (10-50 s)
+slow = pytest.mark.slow  # each export traces the model (10-50 s); the tests that export none run in the quick loop
 
 METHODS = ["adaattn", "adain", "sanet", "adaattn-video"]
 # Contents whose sides are not multiples of 16 (padded inside the graph); styles whose odd feature maps make the
@@ -80,6 +80,7 @@ def run(session, content, style=None):
     return torch.from_numpy(session.run(None, feeds)[0][0])
 
 
+@slow
 @pytest.mark.parametrize("method", METHODS)
 def test_the_graph_equals_ours_at_any_size(tiny, exported, method):
     session = exported(method)
@@ -92,6 +93,7 @@ def test_the_graph_equals_ours_at_any_size(tiny, exported, method):
         assert (got - expected).abs().max() < 1e-4
 
 
+@slow
 @pytest.mark.parametrize("method", METHODS)
 def test_a_baked_style_graph_equals_the_two_input_graph(exported, style, method):
     content = rand(3, 83, 64, seed=3)
@@ -100,6 +102,7 @@ def test_a_baked_style_graph_equals_the_two_input_graph(exported, style, method)
     assert (run(baked, content) - run(exported(method), content, style)).abs().max() < 1e-4
 
 
+@slow
 def test_a_baked_style_keeps_the_positions_stylize_samples(tiny, tmp_path, style):
     """--style-positions N --seed S: the baked memory holds the positions `adaattn stylize` draws (252 at relu3_1 here)."""
     content, model = rand(3, 64, 72, seed=5), tiny["adaattn-video"]
@@ -111,12 +114,14 @@ def test_a_baked_style_keeps_the_positions_stylize_samples(tiny, tmp_path, style
     assert (run(session, content) - ours(model, content, style)).abs().max() > 1e-3  # not all positions
 
 
+@slow
 def test_alpha_is_baked_in_and_matches_ours(tiny, exported, style):
     content = rand(3, 64, 72, seed=4)
     got = run(exported("adaattn", baked=True, alpha=0.6), content)
     assert (got - ours(tiny["adaattn"], content, style, alpha=0.6)).abs().max() < 1e-4
 
 
+@slow
 def test_the_graph_carries_the_model_header(exported):
     exported("adain", baked=True)  # a model without a file: the header comes from the model itself
     graph = onnx.load(str(exported.paths["adain", True, 1.0]), load_external_data=False)
@@ -165,6 +170,7 @@ def test_bad_alpha_and_opset_and_existing_file(tiny, tmp_path):
     assert not (tmp_path / "c.png").exists()
 
 
+@slow
 def test_the_bundled_model_exports_and_runs(tmp_path):
     """The real AdaAttN (slow-ish: ~45 s to export, ~95 MB file): its graph equals ours at a small size."""
     path = export_onnx("adaattn", tmp_path / "adaattn.onnx")
