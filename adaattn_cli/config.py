@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .errors import BadInputError
+from .errors import BadInputError, SettingError
 
 if TYPE_CHECKING:
     from .losses import LossConfig
@@ -96,4 +96,4 @@ class TrainConfig:
         if bool(self.teacher_set) != bool(self.losses.distill or self.losses.distill_features):
             raise BadInputError("a teacher set and a distillation weight go together: give both or neither")
         if self.crop_size % 16 or self.crop_size < 32:
-            raise BadInputError(f"--crop-size must be a multiple of 16 and at least 32, got {self.crop_size}")
+            raise SettingError(f"{{crop_size}} must be a multiple of 16 and at least 32, got {self.crop_size}")

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from .errors import BadInputError
+from .errors import BadInputError, SettingError
 from .functional import warp
 from .image_io import IMAGE_EXTENSIONS, load_image
 
@@ -110,7 +110,7 @@ class SampleRange(torch.utils.data.Sampler):
 
     def __init__(self, start: int, stop: int, batch_size: int, *, rank: int = 0, processes: int = 1):
         if batch_size % processes:
-            raise BadInputError(f"--batch-size {batch_size} does not split evenly over {processes} processes")
+            raise SettingError(f"{{batch_size}} {batch_size} does not split evenly over {processes} processes")
         self.start, self.stop, self.batch_size, self.rank, self.processes = start, stop, batch_size, rank, processes
 
     def __iter__(self):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import BadInputError
+from .errors import BadInputError, SettingError
 
 
 def pick_device(device: str = "auto") -> torch.device:
@@ -23,16 +23,16 @@ def pick_device(device: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if device == "cuda" and not torch.cuda.is_available():
-        raise BadInputError("--device cuda: no CUDA GPU is available")
+        raise SettingError("{device} cuda: no CUDA GPU is available")
     if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise BadInputError("--device mps: Apple MPS is not available")
+        raise SettingError("{device} mps: Apple MPS is not available")
     if device not in ("cpu", "cuda", "mps") and not re.fullmatch(r"cuda:\d+", device):
         raise BadInputError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
     if device.startswith("cuda:"):  # checked here: torch only fails at the first tensor moved there
         count = torch.cuda.device_count() if torch.cuda.is_available() else 0
         if int(device[5:]) >= count:
             have = f"GPUs cuda:0 to cuda:{count - 1}" if count > 1 else "one GPU, cuda:0" if count else "no CUDA GPU"
-            raise BadInputError(f"--device {device}: no such GPU; this machine has {have}")
+            raise SettingError(f"{{device}} {device}: no such GPU; this machine has {have}")
     return torch.device(device)
 
 

@@ -16,7 +16,7 @@ import signal
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Sequence, TypeVar
 
-from .errors import BadInputError
+from .errors import BadInputError, SettingError
 
 if TYPE_CHECKING:
     import torch
@@ -60,7 +60,9 @@ def rank_device(device: torch.device, world: World) -> torch.device:
     if world.size == 1 or device.type != "cuda":
         return device
     if device.index is not None:
-        raise BadInputError(f"--device {device}: under torchrun each process takes the GPU of its LOCAL_RANK; give --device cuda or auto")
+        raise SettingError(
+            f"{{device}} {device}: under torchrun each process takes the GPU of its LOCAL_RANK; give {{device}} cuda or auto"
+        )
     processes_here = int(os.environ.get("LOCAL_WORLD_SIZE", world.local_rank + 1))
     if processes_here > torch.cuda.device_count():
         raise BadInputError(

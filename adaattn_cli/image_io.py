@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from adaattn_cli.errors import BadInputError
+from adaattn_cli.errors import BadInputError, SettingError
 from adaattn_cli.files import check_target, publish
 
 # Output format by extension; the format is passed to Pillow explicitly because the
@@ -55,9 +55,9 @@ def check_pixel_limit(width: int, height: int, what: str) -> None:
     --size 60000 on a small photo would otherwise ask for tens of gigabytes."""
     limit = Image.MAX_IMAGE_PIXELS
     if limit is not None and width * height > limit:
-        raise BadInputError(
+        raise SettingError(
             f"{what} would be {width}x{height} = {width * height:,} pixels, above the pixel limit ({limit:,}); "
-            "choose a smaller size or pass --max-pixels to raise the limit."
+            "choose a smaller size or raise the limit with {max_pixels}."
         )
 
 
@@ -167,8 +167,8 @@ def load_image(path: str | os.PathLike, *, max_size: int | None = None) -> Loade
                 img = ImageOps.exif_transpose(img)
                 rgb, alpha = _to_tensors(img, max_size)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise BadInputError(
-            f"{path}: image exceeds the pixel limit ({Image.MAX_IMAGE_PIXELS} pixels); pass --max-pixels to raise it."
+        raise SettingError(
+            f"{path}: image exceeds the pixel limit ({Image.MAX_IMAGE_PIXELS} pixels); raise it with {{max_pixels}}."
         ) from None
     except UnidentifiedImageError:
         raise BadInputError(f"{path}: not a readable image (cannot identify image file).") from None

@@ -28,7 +28,7 @@ from .checkpoints import first_line, read_checkpoint, write_checkpoint
 from .config import TrainConfig
 from .data import SampleRange, StyleTransferData, find_images, split_holdout
 from .devices import pick_device, resolve_precision
-from .errors import BadInputError
+from .errors import BadInputError, SettingError
 from .losses import LossConfig, training_losses
 from .methods import get_method
 from .models import StyleTransferModel, build_model
@@ -80,8 +80,8 @@ class Trainer:
         self.world = distributed.current_world()
         self.device = distributed.rank_device(pick_device(config.device), self.world)
         if config.batch_size % self.world.size:
-            raise BadInputError(
-                f"--batch-size {config.batch_size} is the global batch and must split evenly over {self.world.size} processes"
+            raise SettingError(
+                f"{{batch_size}} {config.batch_size} is the global batch and must split evenly over {self.world.size} processes"
             )
         self.precision = resolve_precision(config.precision, self.device)
         content, content_skipped = find_images(config.content)
@@ -155,7 +155,7 @@ class Trainer:
         saved = state["config"]
         for key in ("method", "crop_size", "batch_size", "seed", "encoder", "width_divisor", "teacher_set_size"):
             if saved.get(key, 0) != getattr(self.config, key):
-                raise BadInputError(f"--resume: checkpoint was made with {key}={saved.get(key)!r}, not {getattr(self.config, key)!r}")
+                raise SettingError(f"{{resume}}: checkpoint was made with {key}={saved.get(key)!r}, not {getattr(self.config, key)!r}")
         try:
             self.model.load_state_dict({**state["model"], **{f"encoder.{k}": v for k, v in self.model.encoder.state_dict().items()}})
             self.optimizer.load_state_dict(state["optimizer"])
@@ -322,7 +322,7 @@ def build_models(config: TrainConfig, device: torch.device) -> tuple[StyleTransf
         init = load_model(config.init, encoder=encoder) if config.init else None
         if init is not None:
             if init.method != config.method:
-                raise BadInputError(f"--init {config.init} is a {init.method} model, not {config.method}")
+                raise SettingError(f"{{init}} {config.init} is a {init.method} model, not {config.method}")
             model_config.update(init.config)  # fine-tuning keeps the file's variant (e.g. SANet's levels)
         model = build_model(config.method, encoder, **model_config)
         if init is not None:

@@ -29,7 +29,7 @@ from . import functional as fn
 from . import video_io
 from .api import MIN_SIDE, Style, Stylizer
 from .config import DEFAULT_STYLE_POSITIONS, HOLD_THRESHOLD, VIDEO_CRF
-from .errors import BadInputError
+from .errors import SettingError
 from .image_io import check_pixel_limit
 from .temporal import FrameRefiner, StaticHold
 from .video_io import VideoInfo
@@ -91,9 +91,9 @@ def plan_video(
     too small or above the pixel limit."""
     clip, output = Path(clip), Path(output)
     if size is not None and max_size is not None:
-        raise BadInputError("--size and --max-size exclude each other; give one")
+        raise SettingError("{size} and {max_size} exclude each other; give one")
     if duration == 0:
-        raise BadInputError("--duration 0 leaves no frames; give a positive number of seconds")
+        raise SettingError("{duration} 0 leaves no frames; give a positive number of seconds")
     info = video_io.probe(clip, fps=fps)
     video_io.check_output(output, overwrite=overwrite)  # before the model loads: a typo costs nothing
     frame_size, sar = fit_frame_size(info.size, size=size, max_size=max_size), info.sar
@@ -102,7 +102,7 @@ def plan_video(
     check_pixel_limit(*frame_size, f"{clip}: each frame")
     if min(frame_size) < MIN_SIDE:
         width, height = frame_size
-        raise BadInputError(f"{clip}: frames would be {width}x{height}; each side must be at least {MIN_SIDE} (see --size)")
+        raise SettingError(f"{clip}: frames would be {width}x{height}; each side must be at least {MIN_SIDE} (see {{size}})")
     rate = fps or info.fps
     notes: list[str] = []
     audio_from = _audio_source(clip, info, output, rate, notes)

@@ -82,7 +82,7 @@ def test_gpu_checks_give_every_process_the_same_answer(monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     for local_rank in (0, 1):
         world = World(rank=local_rank, size=2, local_rank=local_rank)
-        with pytest.raises(BadInputError, match="--device cuda:0: under torchrun"):
+        with pytest.raises(BadInputError, match="device cuda:0: under torchrun"):
             rank_device(torch.device("cuda", 0), world)
         with pytest.raises(BadInputError, match="2 processes on this machine but 1 GPUs"):
             rank_device(torch.device("cuda"), world)

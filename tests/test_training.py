@@ -330,3 +330,13 @@ def test_a_teacher_set_of_other_images_is_refused(data, tmp_path):
         Trainer(_distilling(data, tmp_path, data / "content"))
     with pytest.raises(BadInputError, match="go together"):
         _config(data, tmp_path, "adaattn", teacher_set=str(teacher_set))
+
+
+def test_library_errors_name_settings_in_the_librarys_terms(data, tmp_path):
+    """The library says crop_size; the CLI (tests/cli/test_train_command.py) says --crop-size for the same error."""
+    from adaattn_cli.errors import SettingError
+
+    with pytest.raises(SettingError, match=r"^crop_size must be a multiple of 16") as caught:
+        _config(data, tmp_path, "adain", crop_size=40)
+    assert "--" not in str(caught.value)
+    assert caught.value.render(lambda name: "--" + name.replace("_", "-")).startswith("--crop-size must be")

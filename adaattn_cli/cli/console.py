@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from .. import distributed
-from ..errors import AdaattnError, BadInputError, OutputExistsError, WeightsError
+from ..errors import AdaattnError, BadInputError, OutputExistsError, SettingError, WeightsError
 
 log = logging.getLogger("adaattn_cli.cli")
 console = Console(stderr=True)  # progress, "wrote ..." lines and errors; stdout is for command output
@@ -62,6 +62,8 @@ def report_error(error: BaseException, *, subject: Path | None = None) -> None:
     shared = subject is None and exit_code(error) == 2
     if isinstance(error, OutputExistsError):  # the library names its argument; here it is a flag
         message = f"{error.path} exists{error.detail}; pass --overwrite to replace it."
+    elif isinstance(error, SettingError):  # the library names its settings; here they are flags
+        message = error.render(lambda name: "--" + name.replace("_", "-"))
     else:
         message = str(error) if isinstance(error, AdaattnError) else f"{type(error).__name__}: {error}"
     if subject is not None and str(subject) not in message:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..config import HOLD_THRESHOLD, STYLE_SIZE
-from ..errors import AdaattnError, BadInputError
+from ..errors import AdaattnError, BadInputError, SettingError
 
 if TYPE_CHECKING:
     import torch
@@ -248,7 +248,13 @@ def load_picture(path: Path, what: str, **sizes) -> LoadedImage:
     try:
         return load_resized(path, **sizes)
     except BadInputError as error:
-        raise BadInputError(str(error).replace(str(path), f"{what} {Path(path).name}")) from None
+        message = error.render(_app_wording) if isinstance(error, SettingError) else str(error)
+        raise BadInputError(message.replace(str(path), f"{what} {Path(path).name}")) from None
+
+
+def _app_wording(setting: str) -> str:
+    """A library setting as the app's user meets it: the pixel limit is `adaattn gui`'s option, the rest controls."""
+    return "adaattn gui --max-pixels" if setting == "max_pixels" else setting.replace("_", " ")
 
 
 def _stamp(path: Path) -> tuple[int, int]:
@@ -312,7 +318,8 @@ def build(studio: Studio):
             except gr.Error:
                 raise
             except AdaattnError as error:
-                raise gr.Error(str(error), print_exception=False) from None
+                message = error.render(_app_wording) if isinstance(error, SettingError) else str(error)
+                raise gr.Error(message, print_exception=False) from None
             except Exception as error:
                 log.exception("the app's %s failed", handler.__name__)
                 raise gr.Error(f"{type(error).__name__}: {error}", print_exception=False) from None
