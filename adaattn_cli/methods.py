@@ -52,10 +52,6 @@ def register_method(method: Method) -> Method:
     return method
 
 
-def unregister_method(name: str) -> None:
-    _METHODS.pop(name, None)
-
-
 def list_methods() -> list[str]:
     return list(_METHODS)
 

@@ -49,12 +49,6 @@ class TeacherSetSpec:
     precision: str = "auto"
 
 
-def _split(content: str | Path, style: str | Path, holdout: int) -> tuple[list[Path], list[Path]]:
-    from .data import find_images, split_holdout
-
-    return split_holdout(find_images(content)[0], holdout)[0], split_holdout(find_images(style)[0], holdout)[0]
-
-
 def generate(
     content: str | Path,
     style: str | Path,
@@ -69,12 +63,13 @@ def generate(
     many were written. A DIR made with another spec or other images is refused. `stylizer`: the Stylizer of
     spec.model to use (default: loaded here, with the CLI's style positions)."""
     from .api import Stylizer
-    from .data import StyleTransferData
+    from .data import StyleTransferData, find_images, split_holdout
     from .image_io import save_image
     from .weights import load_model, resolve_model_path
 
     directory = Path(directory)
-    content_paths, style_paths = _split(content, style, spec.holdout)
+    content_paths = split_holdout(find_images(content)[0], spec.holdout)[0]
+    style_paths = split_holdout(find_images(style)[0], spec.holdout)[0]
     model_path = resolve_model_path(spec.model)
     manifest = {
         "format": FORMAT,
@@ -113,9 +108,19 @@ def generate(
     return written
 
 
-def open_teacher_set(directory: str | Path, content: str | Path, style: str | Path, holdout: int, size: int = 0) -> list[Path]:
-    """The triples of the set in DIR that a training run on these folders and this split may use: the first `size`
-    (0: every finished one). One BadInputError if DIR is not a teacher set or was made from other images."""
+def open_teacher_set(
+    directory: str | Path,
+    *,
+    content: str | Path,
+    content_images: list[Path],
+    style: str | Path,
+    style_images: list[Path],
+    holdout: int,
+    size: int = 0,
+) -> list[Path]:
+    """The triples of the set in DIR that a training run may use: the first `size` (0: every finished one).
+    content_images, style_images: the training side of `holdout`'s split of the folders content and style, as the run
+    found them. One BadInputError if DIR is not a teacher set or was made from other images or another split."""
     directory = Path(directory)
     manifest_path = directory / MANIFEST
     try:
@@ -124,11 +129,10 @@ def open_teacher_set(directory: str | Path, content: str | Path, style: str | Pa
         raise BadInputError(f"{directory}: not a teacher set (no readable {MANIFEST}; make one with tools/teacher_set.py)") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise BadInputError(f"{directory}: {MANIFEST} is not an adaattn teacher set of format {FORMAT}")
-    content_paths, style_paths = _split(content, style, holdout)
     if (
         manifest.get("holdout") != holdout
-        or manifest.get("content_signature") != images_signature(content_paths, content)
-        or manifest.get("style_signature") != images_signature(style_paths, style)
+        or manifest.get("content_signature") != images_signature(content_images, content)
+        or manifest.get("style_signature") != images_signature(style_images, style)
     ):
         raise BadInputError(
             f"{directory}: the teacher set was made from other training images (its folders {manifest.get('content')}, "

@@ -95,8 +95,14 @@ class Trainer:
         if config.teacher_set:
             if checkpoint is not None and not config.teacher_set_size:
                 config.teacher_set_size = int(checkpoint["config"].get("teacher_set_size") or 0)
-            self.teacher_triples = open_teacher_set(
-                config.teacher_set, config.content, config.style, config.holdout, config.teacher_set_size
+            self.teacher_triples = open_teacher_set(  # the images as found above: the folders are not scanned again
+                config.teacher_set,
+                content=config.content,
+                content_images=self.content,
+                style=config.style,
+                style_images=self.style,
+                holdout=config.holdout,
+                size=config.teacher_set_size,
             )
             config.teacher_set_size = len(self.teacher_triples)
         distributed.join(self.world, self.device)
