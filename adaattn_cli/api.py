@@ -1,38 +1,52 @@
-"""Inference API: what the CLI calls. No Typer or Rich here.
+"""The library's entry point: a model ready to stylise pictures.
 
-    stylizer = Stylizer.load("adaattn", device="auto")            # precision "auto": bf16 where it pays
-    style = stylizer.encode_style(style_image, seed=0)          # once per style
-    result = stylizer.stylize(content_image, [style], alpha=0.8)  # [3, H, W] in [0, 1]
+    from adaattn_cli import Stylizer
+    stylizer = Stylizer.load("adaattn")                          # the bundled model; device and precision "auto"
+    stylizer.stylize("photo.jpg", "monet.jpg").save("out.png")   # what `adaattn stylize photo.jpg -s monet.jpg` writes
 
-Alpha, blending and masks are one mechanism: per block, the output is a per-position weighted sum of
-the block outputs for each style and for the content used as its own style (the model's reconstruction
-of the content). alpha=1 without masks is exactly the plain model; alpha=0 its reconstruction.
+Pictures are file paths, PIL images, (H, W, 3) arrays or tensors, and come back as the kind given (pictures.py;
+a path comes back as a PIL image). A style used more than once is encoded once with `encode_style`.
+The mixing of styles, alpha and masks is one mechanism (mixing.py).
 """
 
 from __future__ import annotations
 
-import math
-from contextlib import nullcontext
+import os
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, TypedDict, TypeVar, Union, overload
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from . import functional as fn
 from . import tiling
 from .attention import StyleMemory
-from .config import DEFAULT_STYLE_POSITIONS
+from .config import STYLE_SIZE
 from .devices import pick_device, resolve_precision
 from .errors import BadInputError
+from .methods import get_method
+from .mixing import Weight, checked_mix, mix_terms
 from .models import StyleTransferModel
+from .pictures import PictureLike, as_mask, as_picture, resized_style
 from .refine import Carried, Refiner, RefineSettings, StyleTargets
 from .weights import load_model
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack  # typing.Unpack from Python 3.11
 
 MIN_SIDE = 32  # relu5_1 is 1/16 of the input; reflection-padded convs there need at least 2 pixels
 # Contents above this many pixels run in tiles of AUTO_TILE px (tiling.py: same result, memory bounded by the
 # tile): one pass's peak memory grows with the image, 2048-px tiles keep it at a few GiB whatever the image size
 # (see docs/performance.md, "Large images").
 AUTO_TILE_PIXELS, AUTO_TILE = 4096 * 4096, 2048
+
+Progress = Callable[[int, int], None]  # progress(done, total)
+# What stylize gives back for what it is given: a tensor, an array or a PIL image as given; a path as a PIL image.
+Given = TypeVar("Given", torch.Tensor, np.ndarray, Image.Image)
 
 
 def check_image(image: torch.Tensor, what: str) -> torch.Tensor:
@@ -60,59 +74,89 @@ def pad_to_multiple(image: torch.Tensor, multiple: int) -> torch.Tensor:
 
 @dataclass
 class Style:
-    """A style encoded once: the model's memory of it (sampled positions included) and its image."""
+    """A style encoded once (Stylizer.encode_style): the model's memory of it (its sampled positions included), its
+    image [3, h, w] at the size it was encoded, the seed of the sampling and its mask [h, w] (None: all of it)."""
 
     memory: list[StyleMemory]
     image: torch.Tensor
     seed: int
+    mask: torch.Tensor | None = None
     # refinement targets per working scale, computed on first use (a batch refines against them once)
     refine_targets: dict[float, StyleTargets] = field(default_factory=dict, repr=False)
 
 
-class Stylizer:
-    """Runs a model for inference. It owns the model it is given (it moves and configures it).
+StyleLike = Union[Style, PictureLike]
 
-    precision: "fp32" (exact), "bf16" (bf16 convs and attention matmuls, moments combined in fp32: about
-    2-3x faster on CPUs with avx512_bf16, outputs within bf16 tolerance) or "auto" (bf16 where it pays).
-    style_positions: cap on the style positions each attention block attends to (random subset drawn
-    from the style's seed); None keeps the model's own caps.
-    tile_size: contents larger than this many pixels per side run in tiles of that size (bounded memory,
-    same result; tiling.py); 0 = never; None = AUTO_TILE above AUTO_TILE_PIXELS.
+
+class StylizeOptions(TypedDict, total=False):
+    """The keyword options of Stylizer.stylize (their defaults and meaning: its docstring)."""
+
+    weights: Sequence[float] | None
+    alpha: float
+    masks: Sequence[PictureLike | None] | None
+    preserve_color: bool
+    seed: int
+    refine: int
+    style_size: int | None
+    progress: Progress | None
+    refine_progress: Progress | None
+
+
+class Stylizer:
+    """A model ready for inference. Build one with Stylizer.load; it owns its model (it moves and configures it).
+
+    device: "auto" (CUDA, then MPS, then the CPU), "cpu", "cuda", "cuda:1", ... or a torch.device.
+    precision: "fp32" (exact), "bf16" (bf16 convs and attention matmuls, moments combined in fp32: about 2-3x faster
+    on CPUs with avx512_bf16, outputs within bf16 tolerance) or "auto" (bf16 where it is measured faster).
+    style_positions: cap on the style positions each attention block attends to (a random subset drawn from the
+    style's seed); None: the method's default (methods.py), 0: every position.
+    tile_size: contents larger than this many pixels per side run in tiles of that size (bounded memory, same
+    result; tiling.py); 0 = never; None = AUTO_TILE above AUTO_TILE_PIXELS.
+    refine: the objective and schedule of `stylize(..., refine=N)` (refine.RefineSettings; None: its defaults).
     """
 
     def __init__(
         self,
         model: StyleTransferModel,
         *,
-        device: str | torch.device = "cpu",
-        precision: str = "fp32",
+        device: str | torch.device = "auto",
+        precision: str = "auto",
         style_positions: int | None = None,
         tile_size: int | None = None,
-        refine_settings: RefineSettings | None = None,
+        refine: RefineSettings | None = None,
     ):
         self.tile_size = tile_size
         self.device = pick_device(device) if isinstance(device, str) else device
         self.precision = resolve_precision(precision, self.device)
+        if style_positions is None:
+            style_positions = get_method(model.method).style_positions
+        if style_positions < 0:
+            raise BadInputError(f"style_positions must be 0 (all) or positive, got {style_positions}")
+        self.style_positions = style_positions
         # channels_last: oneDNN and cuDNN run 3x3 convs faster on NHWC tensors, in fp32 too. bf16 weights when
         # fast: autocast would cast them to bf16 at every call anyway (same results, less time: docs/performance.md).
         dtype = torch.bfloat16 if self.precision == "bf16" else None
         self.model = model.to(self.device, dtype=dtype, memory_format=torch.channels_last).eval()
         matmul_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         self.model.configure_inference(matmul_dtype=matmul_dtype, style_positions=style_positions)
-        self.refiner = Refiner(self.model.encoder, precision=self.precision, settings=refine_settings)
+        self.refiner = Refiner(self.model.encoder, precision=self.precision, settings=refine)
 
     @classmethod
     def load(
         cls,
-        model: str = "adaattn",
+        model: str | os.PathLike[str] | StyleTransferModel = "adaattn",
         *,
-        device: str = "auto",
+        device: str | torch.device = "auto",
         precision: str = "auto",
-        style_positions: int | None = DEFAULT_STYLE_POSITIONS,
-    ) -> "Stylizer":
-        return cls(load_model(model), device=device, precision=precision, style_positions=style_positions)
+        style_positions: int | None = None,
+        tile_size: int | None = None,
+        refine: RefineSettings | None = None,
+    ) -> Stylizer:
+        """A model by name (an installed one: `adaattn models`, list_models()), by file, or a model object."""
+        loaded = model if isinstance(model, StyleTransferModel) else load_model(model)
+        return cls(loaded, device=device, precision=precision, style_positions=style_positions, tile_size=tile_size, refine=refine)
 
-    def _autocast(self):
+    def _autocast(self) -> AbstractContextManager:
         if self.precision != "bf16":
             return nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
@@ -122,97 +166,144 @@ class Stylizer:
             return self.model.encode(image.to(self.device, memory_format=torch.channels_last))
 
     @torch.inference_mode()
-    def encode_style(self, image: torch.Tensor, *, seed: int = 0, mask: torch.Tensor | None = None) -> Style:
-        """Encode a style image [3, h, w]; `mask` [h, w] restricts which style pixels may be attended to."""
-        image = check_image(image, "style image")
+    def encode_style(self, image: PictureLike, *, mask: PictureLike | None = None, seed: int = 0, style_size: int | None = None) -> Style:
+        """Encode a style picture once, for any number of contents.
+
+        mask: where in the style picture its style is taken from (white: used; any kind of picture, or an [h, w]
+        tensor/array, with the picture's aspect ratio). seed: the draw of the style positions (style_positions).
+        style_size: the style's shorter side in pixels, as the CLI's --style-size (0: as given); None: STYLE_SIZE for
+        a path, a PIL image or an array, and as given for a tensor (prepared by the caller)."""
+        prepared = self._style_image(image, style_size)
+        fitted = None if mask is None else as_mask(mask, prepared.shape[-2:], "style mask", "the style")
+        return self._encode_style(prepared, fitted, seed)
+
+    def _style_image(self, image: PictureLike, style_size: int | None) -> torch.Tensor:
+        """A style picture as the [3, h, w] CPU tensor it is encoded from (encode_style's style_size)."""
+        picture = as_picture(image, "style image")
+        rgb = check_image(picture.rgb, "style image")
+        if rgb.shape[0] != 1:
+            raise BadInputError(f"style image: one picture per style, not a batch of {rgb.shape[0]}")
+        size = style_size if style_size is not None else (0 if picture.is_tensor else STYLE_SIZE)
+        return check_image(resized_style(rgb[0], size), "style image")[0].cpu()
+
+    def _encode_style(self, image: torch.Tensor, mask: torch.Tensor | None, seed: int) -> Style:
+        """Encode a prepared style image [3, h, w] with its mask [h, w] (or None)."""
         generator = torch.Generator().manual_seed(seed)  # private: the global RNG is never reseeded
-        encoded = self._encode(image)
+        encoded = self._encode(image[None])
         with self._autocast():
             memory = self.model.memorize(encoded, generator=generator, mask=None if mask is None else mask.to(self.device))
-        return Style(memory, image[0].cpu(), seed)
+        return Style(memory, image, seed, mask)
 
+    @overload
+    def stylize(self, content: Given, style: StyleLike | Sequence[StyleLike], **options: Unpack[StylizeOptions]) -> Given: ...
+    @overload
+    def stylize(
+        self, content: str | os.PathLike[str], style: StyleLike | Sequence[StyleLike], **options: Unpack[StylizeOptions]
+    ) -> Image.Image: ...
     @torch.inference_mode()
     def stylize(
         self,
-        content: torch.Tensor,
-        styles: list[Style | torch.Tensor],
+        content: PictureLike,
+        style: StyleLike | Sequence[StyleLike],
         *,
-        weights: list[float] | None = None,
+        weights: Sequence[float] | None = None,
         alpha: float = 1.0,
-        masks: list[torch.Tensor | None] | None = None,
+        masks: Sequence[PictureLike | None] | None = None,
         preserve_color: bool = False,
         seed: int = 0,
-        progress=None,
         refine: int = 0,
-        refine_progress=None,
-    ) -> torch.Tensor:
-        """Stylise content [3, H, W] (or a batch) with one or more styles; returns the same size, clamped to [0, 1].
+        style_size: int | None = None,
+        progress: Progress | None = None,
+        refine_progress: Progress | None = None,
+    ) -> PictureLike:
+        """Stylise `content` with one style or several (a list); returns the same kind of picture, the same size.
 
-        weights: blend of the styles (normalised to sum 1). masks: per style, an [H, W] map of where it applies
-        (content outside every mask keeps the content's own statistics). alpha: 1 = full style, 0 = the model's
-        reconstruction of the content. preserve_color: recolour each style with the content's palette first.
-        progress(done, total): called after each tile when the content runs in tiles.
-        refine: steps of test-time refinement of the model's picture (Stylizer.refine; 0 = the model's picture);
-        refine_progress(done, total) is called after each step.
+        A path or a PIL image gives a PIL image (its transparency and colour profile kept), an (H, W, 3) array an array
+        of its dtype, a tensor [3, H, W] or [B, 3, H, W] in [0, 1] a tensor of the same rank, dtype and device.
+        style: Styles from encode_style, or pictures (encoded here with `seed` and `style_size`, as encode_style does).
+        weights: blend of the styles (normalised to sum 1). masks: per style, where on the content it applies (any
+        kind of picture or an [H, W] tensor/array, with the content's aspect ratio); content outside every mask
+        keeps its own statistics. alpha: 1 = full style, 0 = the model's reconstruction of the content.
+        preserve_color: recolour each style with the content's palette first (a Style keeps its mask and seed).
+        refine: steps of test-time refinement of the model's picture (refine.py; 0 = the model's picture).
+        progress(done, total): called after each tile when the content runs in tiles; refine_progress(done, total)
+        after each refinement step.
         """
-        content = check_image(content, "content image").to(self.device)
-        weights, masks = _checked_mix(styles, weights, alpha, masks, content.shape[-2:])
-        height, width = content.shape[-2:]
-        padded = pad_to_multiple(content, self.model.size_multiple)
+        picture = as_picture(content, "content image")
+        batch = check_image(picture.rgb, "content image").to(self.device)
+        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        size = batch.shape[-2:]
+        weights, fitted = checked_mix(len(styles), weights, alpha, _fitted_masks(masks, size), size)
         if preserve_color:
-            if content.shape[0] != 1:
+            if batch.shape[0] != 1:
                 raise BadInputError("preserve_color works on one content image at a time")
-            styles = [fn.coral(s.image if isinstance(s, Style) else s, content[0].cpu()) for s in styles]
-        styles = [s if isinstance(s, Style) else self.encode_style(s, seed=seed) for s in styles]
-        mix, content_as_style_weight, region = self._mixing_weights(styles, weights, alpha, masks, padded.shape[-2:])
-        terms = [(style.memory, weight) for style, weight in mix]
-        content_as_style_generator = None if content_as_style_weight is None else torch.Generator().manual_seed(seed)
-        tile = self._tile_for(padded)
-        with self._autocast():
-            if tile is None:
-                encoded = self._encode(padded)
-                if content_as_style_generator is not None:
-                    terms.append((self.model.memorize(encoded, generator=content_as_style_generator), content_as_style_weight))
-                mixed = self.model.transfer_mixed(encoded, terms)
-                del encoded  # the shallow encoder taps are the largest tensors; free them before decoding
-                output = self.model.decode(mixed)
-            else:
-                output = self._stylize_tiled(padded, terms, content_as_style_weight, content_as_style_generator, tile, progress)
-        output = output[..., :height, :width].float().clamp(0, 1).contiguous()
+            styles = [self._recoloured(s, batch[0].cpu(), seed, style_size) for s in styles]
+        encoded = [self._as_style(s, seed, style_size) for s in styles]
+        padded = pad_to_multiple(batch, self.model.size_multiple)
+        mix, content_as_style_weight, region = mix_terms(encoded, weights, alpha, fitted, padded.shape[-2:], self.device)
+        output = self._transfer(padded, mix, content_as_style_weight, seed, progress)[..., : size[0], : size[1]]
+        output = output.float().clamp(0, 1).contiguous()
         if refine:
             output = torch.cat(
                 [
                     self._refine(c[None], o[None], mix, content_as_style_weight, region, refine, refine_progress)
-                    for c, o in zip(content, output)
+                    for c, o in zip(batch, output)
                 ]
             )
-        return output.squeeze(0)
+        return picture.returned(output)
+
+    def _as_style(self, style: StyleLike, seed: int, style_size: int | None) -> Style:
+        return style if isinstance(style, Style) else self.encode_style(style, seed=seed, style_size=style_size)
+
+    def _recoloured(self, style: StyleLike, content: torch.Tensor, seed: int, style_size: int | None) -> Style:
+        """`style` with the palette of `content` [3, H, W] (fn.coral), encoded with its own mask and seed if it is a
+        Style, else with `seed`."""
+        if isinstance(style, Style):
+            return self._encode_style(fn.coral(style.image, content), style.mask, style.seed)
+        return self._encode_style(fn.coral(self._style_image(style, style_size), content), None, seed)
+
+    def _transfer(self, padded: torch.Tensor, mix, content_as_style_weight, seed: int, progress) -> torch.Tensor:
+        """The model's picture of a padded content batch for a mix (mixing.mix_terms)."""
+        terms = [(style.memory, weight) for style, weight in mix]
+        content_as_style_generator = None if content_as_style_weight is None else torch.Generator().manual_seed(seed)
+        tile = self._tile_for(padded)
+        with self._autocast():
+            if tile is not None:
+                return self._stylize_tiled(padded, terms, content_as_style_weight, content_as_style_generator, tile, progress)
+            encoded = self._encode(padded)
+            if content_as_style_generator is not None:
+                terms.append((self.model.memorize(encoded, generator=content_as_style_generator), content_as_style_weight))
+            mixed = self.model.transfer_mixed(encoded, terms)
+            del encoded  # the shallow encoder taps are the largest tensors; free them before decoding
+            return self.model.decode(mixed)
 
     def refine(
         self,
         content: torch.Tensor,
         picture: torch.Tensor,
-        styles: list[Style | torch.Tensor],
+        styles: Sequence[Style | torch.Tensor],
         *,
         steps: int,
-        weights: list[float] | None = None,
+        weights: Sequence[float] | None = None,
         alpha: float = 1.0,
-        masks: list[torch.Tensor | None] | None = None,
+        masks: Sequence[torch.Tensor | None] | None = None,
         seed: int = 0,
-        progress=None,
+        progress: Progress | None = None,
         previous: Carried | None = None,
     ) -> torch.Tensor:
-        """Refine `picture` [3, H, W], a stylisation of `content`, for `steps` steps (refine.py): its pixels are
-        optimised for the style, local and content losses against the same styles, weights, alpha and masks.
+        """Refine `picture` [3, H, W], a stylisation of the tensor `content`, for `steps` steps (refine.py): its pixels
+        are optimised for the style, local and content losses against the same styles, weights, alpha and masks.
         previous: for a video frame, what it takes over from the previous refined frame (temporal.FrameRefiner)."""
         content = check_image(content, "content image")
         picture = check_image(picture, "picture")
         if picture.shape != content.shape:
             raise BadInputError(f"the picture is {tuple(picture.shape[1:])} but the content is {tuple(content.shape[1:])}")
-        weights, masks = _checked_mix(styles, weights, alpha, masks, content.shape[-2:])
-        styles = [s if isinstance(s, Style) else self.encode_style(s, seed=seed) for s in styles]
-        mix, content_as_style_weight, region = self._mixing_weights(styles, weights, alpha, masks, content.shape[-2:])
-        return self._refine(content, picture, mix, content_as_style_weight, region, steps, progress, previous).squeeze(0)
+        size = content.shape[-2:]
+        weights, fitted = checked_mix(len(styles), weights, alpha, masks, size)
+        encoded = [self._as_style(s, seed, None) for s in styles]
+        mix, content_as_style_weight, region = mix_terms(encoded, weights, alpha, fitted, size, self.device)
+        refined = self._refine(content, picture, mix, content_as_style_weight, region, steps, progress, previous)
+        return refined.squeeze(0)
 
     def _refine(self, content, picture, mix, content_as_style_weight, region, steps: int, progress, previous=None) -> torch.Tensor:
         """Refine one [1, 3, H, W] picture, returned on the picture's device. Where no style applies (alpha = 0, outside
@@ -232,7 +323,7 @@ class Stylizer:
 
             return at
 
-        def cropped(weight):  # a copy: autograd cannot save the inference tensors made under inference_mode
+        def cropped(weight: Weight | None) -> Weight | None:  # a copy: autograd cannot save inference tensors
             return weight if weight is None or isinstance(weight, float) else weight[..., :height, :width].clone()
 
         with torch.inference_mode(False), torch.enable_grad():
@@ -269,75 +360,9 @@ class Stylizer:
             progress=progress,
         )
 
-    def _mixing_weights(self, styles, weights, alpha, masks, padded_size):
-        """The (style, weight) terms that apply somewhere, the weight of the content as its own style (None: no such
-        term), and the region the styles cover, [1, 1, H, W] (None without masks: everywhere)."""
-        region = None
-        if all(m is None for m in masks):
-            terms = [(s, alpha * w) for s, w in zip(styles, weights)]
-            content_as_style_weight = 1.0 - alpha
-        else:
-            maps = torch.stack([_pad_mask(m, padded_size, self.device) for m in masks])  # [K, 1, 1, H, W]
-            weight_column = torch.tensor(weights, device=self.device).view(-1, 1, 1, 1, 1)
-            raw = maps * weight_column
-            share = raw / raw.sum(dim=0, keepdim=True).clamp_min(1e-8)
-            coverage = (maps * (weight_column > 0)).sum(dim=0).clamp(0, 1)  # a weight-0 style covers nothing
-            terms = [(s, alpha * coverage * share[k]) for k, s in enumerate(styles)]
-            content_as_style_weight = 1.0 - alpha * coverage
-            region = coverage
-        # A term of weight 0 everywhere (alpha 0, a black mask, a weight of 0) changes nothing in the mix, and the
-        # refinement must not optimise for it.
-        terms = [(style, weight) for style, weight in terms if _somewhere(weight)]
-        return terms, (content_as_style_weight if _somewhere(content_as_style_weight) else None), region
 
-
-def _somewhere(weight: float | torch.Tensor) -> bool:
-    """Whether a mixing weight (a number or a map) is above 0 anywhere."""
-    return weight > 0 if isinstance(weight, float) else bool((weight > 0).any())
-
-
-def _checked_mix(styles, weights, alpha: float, masks, size) -> tuple[list[float], list[torch.Tensor | None]]:
-    """The checks of a mix of styles (stylize and refine): the weights normalised, the masks one per style."""
-    if not styles:
-        raise BadInputError("at least one style is needed")
-    if not 0.0 <= alpha <= 1.0:
-        raise BadInputError(f"alpha must be between 0 and 1, got {alpha}")
-    return _normalised_weights(weights, len(styles)), _checked_masks(masks, len(styles), size)
-
-
-def _normalised_weights(weights, count: int) -> list[float]:
-    if weights is None:
-        return [1.0 / count] * count
-    if len(weights) != count:
-        raise BadInputError(f"got {len(weights)} weights for {count} styles; give one weight per style")
-    if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:
-        raise BadInputError(f"style weights must be finite and non-negative with a positive sum, got {list(weights)}")
-    total = float(sum(weights))
-    return [w / total for w in weights]
-
-
-def _checked_masks(masks, count: int, size) -> list[torch.Tensor | None]:
-    """The masks, one per style; an all-white mask becomes None, no mask: it is the same mix, and it must give the
-    same picture bit for bit (the refinement amplifies the last bits of any other computation of it)."""
+def _fitted_masks(masks: Sequence[PictureLike | None] | None, size) -> list[torch.Tensor | None] | None:
+    """Each mask of a content as [H, W] at its `size` (pictures.as_mask); None stays None."""
     if masks is None:
-        return [None] * count
-    if len(masks) != count:
-        raise BadInputError(f"got {len(masks)} masks for {count} styles; give one mask per style")
-    for mask in masks:
-        if mask is None:
-            continue
-        if tuple(mask.shape[-2:]) != tuple(size):
-            raise BadInputError(
-                f"mask is {mask.shape[-1]}x{mask.shape[-2]} but the content is {size[1]}x{size[0]}; masks must match the content size"
-            )
-        if not bool(((mask >= 0) & (mask <= 1)).all()):  # NaN fails both
-            raise BadInputError("mask values must be numbers from 0 to 1")
-    return [None if mask is None or bool((mask == 1).all()) else mask for mask in masks]
-
-
-def _pad_mask(mask: torch.Tensor | None, size, device) -> torch.Tensor:
-    """[H, W] mask in [0, 1] -> [1, 1, H', W'] padded like the content (None = everywhere)."""
-    if mask is None:
-        return torch.ones(1, 1, *size, device=device)
-    mask = mask.to(device=device, dtype=torch.float32).reshape(1, 1, *mask.shape[-2:])
-    return F.pad(mask, (0, size[1] - mask.shape[-1], 0, size[0] - mask.shape[-2]), mode="replicate")
+        return None
+    return [None if mask is None else as_mask(mask, size, "mask", "the content") for mask in masks]

@@ -159,13 +159,11 @@ def load_image(path: str | os.PathLike, *, max_size: int | None = None) -> Loade
             # Pillow only warns between 1x and 2x the limit; treat that as a refusal too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
-                icc = img.info.get("icc_profile") or None
                 if max_size is not None and img.format == "JPEG":
                     # Let libjpeg decode at 1/2, 1/4 or 1/8 scale: far less memory for big photos.
                     img.draft(None, _fit(img.height, img.width, max_size)[::-1])
                 img.load()  # force the full decode here so truncated files fail inside the try
-                img = ImageOps.exif_transpose(img)
-                rgb, alpha = _to_tensors(img, max_size)
+                return from_pil(img, max_size=max_size, path=path)
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
         raise SettingError(
             f"{path}: image exceeds the pixel limit ({Image.MAX_IMAGE_PIXELS} pixels); raise it with {{max_pixels}}."
@@ -175,9 +173,16 @@ def load_image(path: str | os.PathLike, *, max_size: int | None = None) -> Loade
     except (OSError, SyntaxError, ValueError, EOFError) as e:
         reason = str(e) or type(e).__name__
         raise BadInputError(f"{path}: not a readable image ({reason}).") from None
+
+
+def from_pil(img: Image.Image, *, max_size: int | None = None, path: Path | None = None) -> LoadedImage:
+    """A PIL image as load_image returns a file: EXIF orientation applied, the longer side at most `max_size`, the
+    transparency and an RGB ICC profile kept."""
+    icc = img.info.get("icc_profile") or None
     # An ICC profile for CMYK or grey data would mislabel the RGB tensors we return.
     if icc is not None and icc[16:20] != b"RGB ":
         icc = None
+    rgb, alpha = _to_tensors(ImageOps.exif_transpose(img), max_size)
     return LoadedImage(rgb=rgb, alpha=alpha, icc_profile=icc, path=path)
 
 
@@ -186,13 +191,18 @@ def load_resized(path: str | os.PathLike, *, size: int | None = None, max_size: 
     longer side at most `max_size` (load_image's)."""
     image = load_image(path, max_size=max_size)
     if size:
-        height, width = image.rgb.shape[-2:]
-        scale = size / min(height, width)
-        target = (max(1, round(height * scale)), max(1, round(width * scale)))
+        target = shorter_side_at(image.rgb.shape[-2:], size)
         check_pixel_limit(target[1], target[0], f"{path} with its shorter side at {size}")
         image.rgb = resize(image.rgb, target)
         image.alpha = None if image.alpha is None else resize(image.alpha, target)
     return image
+
+
+def shorter_side_at(image_size, size: int) -> tuple[int, int]:
+    """(height, width) of an image of `image_size` (height, width) scaled so that its shorter side is `size`."""
+    height, width = image_size
+    scale = size / min(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
 
 
 def load_mask(path: str | os.PathLike) -> torch.Tensor:
@@ -200,13 +210,13 @@ def load_mask(path: str | os.PathLike) -> torch.Tensor:
     return load_image(path).rgb.mean(dim=0)
 
 
-def fit_mask(mask: torch.Tensor, size: tuple[int, int], what: str | os.PathLike) -> torch.Tensor:
-    """A mask [h, w] resized (bilinear) to `size` (height, width), whose aspect ratio it must have within a pixel;
-    `what` names the mask in the error."""
+def fit_mask(mask: torch.Tensor, size: tuple[int, int], what: str | os.PathLike, image: str = "the content") -> torch.Tensor:
+    """A mask [h, w] resized (bilinear) to `size` (height, width) of `image`, whose aspect ratio it must have within a
+    pixel; `what` and `image` name the mask and its image in the error."""
     height, width = size
     mask_h, mask_w = mask.shape
     if abs(round(mask_h * width / mask_w) - height) > 1:
-        raise BadInputError(f"{what} is {mask_w}x{mask_h} but the content is {width}x{height}; a mask needs the content's aspect ratio")
+        raise BadInputError(f"{what} is {mask_w}x{mask_h} but {image} is {width}x{height}; a mask needs the aspect ratio of its image")
     return resize(mask[None], (height, width), mode="bilinear")[0]
 
 
@@ -214,6 +224,25 @@ def _to_uint8(t: torch.Tensor) -> np.ndarray:
     """[C,H,W] float in [0,1] -> [H,W,C] uint8 with proper rounding (NaN -> 0)."""
     t = torch.nan_to_num(t.detach().to("cpu", torch.float32), nan=0.0).clamp(0, 1)
     return t.mul(255).add_(0.5).floor_().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def to_pil(rgb: torch.Tensor, *, alpha: torch.Tensor | None = None, icc_profile: bytes | None = None) -> Image.Image:
+    """rgb [3, H, W] in [0, 1] (and alpha [1, H, W]) -> an RGB (RGBA) PIL image, the ICC profile in its info (Pillow
+    writes it back on save)."""
+    if rgb.dim() == 4 and rgb.shape[0] == 1:
+        rgb = rgb[0]
+    if rgb.dim() != 3 or rgb.shape[0] != 3:
+        raise ValueError(f"expected an RGB tensor [3, H, W], got shape {tuple(rgb.shape)}")
+    pixels = _to_uint8(rgb)
+    if alpha is not None:
+        a = alpha.reshape(1, *alpha.shape[-2:])
+        if a.shape[-2:] != rgb.shape[-2:]:
+            raise ValueError(f"alpha shape {tuple(a.shape)} does not match rgb {tuple(rgb.shape)}")
+        pixels = np.concatenate([pixels, _to_uint8(a)], axis=2)
+    img = Image.fromarray(pixels)  # mode inferred: RGB or RGBA
+    if icc_profile:
+        img.info["icc_profile"] = icc_profile
+    return img
 
 
 def save_image(
@@ -241,13 +270,7 @@ def save_image(
         raise BadInputError(f"{path}: is a directory; give an image file name.")
     check_target(path, overwrite=overwrite)
 
-    pixels = _to_uint8(rgb)
-    if alpha is not None and fmt in _ALPHA_FORMATS:
-        a = alpha.reshape(1, *alpha.shape[-2:])
-        if a.shape[-2:] != rgb.shape[-2:]:
-            raise ValueError(f"alpha shape {tuple(a.shape)} does not match rgb {tuple(rgb.shape)}")
-        pixels = np.concatenate([pixels, _to_uint8(a)], axis=2)
-    img = Image.fromarray(pixels)  # mode inferred: RGB or RGBA
+    img = to_pil(rgb, alpha=alpha if fmt in _ALPHA_FORMATS else None)
 
     options: dict = {}
     if fmt in ("JPEG", "WEBP"):

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
+from .config import DEFAULT_STYLE_POSITIONS, VIDEO_STYLE_POSITIONS
 from .errors import BadInputError
 
 if TYPE_CHECKING:
@@ -26,7 +27,9 @@ class Method:
     model: "module:Class" of its StyleTransferModel subclass; losses: its training losses and their default weights
     (losses.LossConfig fields); schedule: the learning-rate schedule its reference code trains with (training.py);
     content_target: "normalised" (the output's normalised features against the content's) or "transferred" (AdaIN's:
-    the output must re-encode to the transferred features); video: trained on pairs of views with temporal terms."""
+    the output must re-encode to the transferred features); video: trained on pairs of views with temporal terms;
+    style_positions: the default cap on the style positions each attention block attends to at inference
+    (api.Stylizer; 0: all)."""
 
     name: str
     model: str
@@ -35,6 +38,7 @@ class Method:
     schedule: str = "step"
     content_target: str = "normalised"
     video: bool = False
+    style_positions: int = DEFAULT_STYLE_POSITIONS
 
     def model_class(self) -> type[StyleTransferModel]:
         module, _, name = self.model.partition(":")
@@ -83,6 +87,7 @@ register_method(
         # weights/README.md).
         losses={"style": 10.0, "local": 3.0, "similarity": 2e4, "local_layers": (2, 3, 4)},
         video=True,
+        style_positions=VIDEO_STYLE_POSITIONS,
     )
 )
 register_method(

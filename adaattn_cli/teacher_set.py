@@ -22,7 +22,6 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .config import DEFAULT_STYLE_POSITIONS
 from .errors import BadInputError
 
 MANIFEST = "teacher-set.json"
@@ -65,7 +64,7 @@ def generate(
     from .api import Stylizer
     from .data import StyleTransferData, find_images, split_holdout
     from .image_io import save_image
-    from .weights import load_model, resolve_model_path
+    from .weights import resolve_model_path
 
     directory = Path(directory)
     content_paths = split_holdout(find_images(content)[0], spec.holdout)[0]
@@ -91,7 +90,7 @@ def generate(
     manifest_path.write_text(json.dumps(manifest, indent=1) + "\n")
 
     if stylizer is None:
-        stylizer = Stylizer(load_model(model_path), device=device, precision=spec.precision, style_positions=DEFAULT_STYLE_POSITIONS)
+        stylizer = Stylizer.load(model_path, device=device, precision=spec.precision)
     data = StyleTransferData(content_paths, style_paths, seed=spec.seed, load_size=spec.load_size, crop_size=spec.crop_size, flip=True)
     written = 0
     for index in range(spec.count):

@@ -28,12 +28,11 @@ import torch
 from . import functional as fn
 from . import video_io
 from .api import MIN_SIDE, Style, Stylizer
-from .config import DEFAULT_STYLE_POSITIONS, HOLD_THRESHOLD, VIDEO_CRF
+from .config import HOLD_THRESHOLD, VIDEO_CRF
 from .errors import SettingError
 from .image_io import check_pixel_limit
 from .temporal import FrameRefiner, StaticHold
 from .video_io import VideoInfo
-from .weights import load_model
 
 log = logging.getLogger(__name__)
 
@@ -230,9 +229,7 @@ def fit_palette(stylizer: Stylizer, frame: np.ndarray, style: Style, style_image
 
 def _installed_image_stylizer(stylizer: Stylizer) -> Stylizer:
     """The installed adaattn image model, on the device and at the precision of `stylizer`."""
-    image_stylizer = Stylizer(
-        load_model("adaattn"), device=stylizer.device, precision=stylizer.precision, style_positions=DEFAULT_STYLE_POSITIONS
-    )
+    image_stylizer = Stylizer.load("adaattn", device=stylizer.device, precision=stylizer.precision)
     log.info("model %s (%s) on %s, %s", "adaattn", "adaattn", image_stylizer.device, image_stylizer.precision)
     return image_stylizer
 

@@ -88,6 +88,12 @@ def installed_models() -> list[tuple[Path, dict]]:
     return found
 
 
+def list_models() -> list[str]:
+    """The names Stylizer.load and --model take: the installed model files, each name once (the first one found
+    is the one loaded)."""
+    return list(dict.fromkeys(path.stem for path, _ in installed_models()))
+
+
 def tensors_sha256(tensors: dict[str, torch.Tensor]) -> str:
     """Content hash of named tensors (name, dtype, shape and bytes, in name order)."""
     digest = hashlib.sha256()

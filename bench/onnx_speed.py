@@ -50,7 +50,6 @@ def variants(args, tmp: Path, content: torch.Tensor, style: torch.Tensor) -> dic
     from adaattn_cli.api import DEFAULT_STYLE_POSITIONS, Stylizer
     from adaattn_cli.devices import resolve_precision
     from adaattn_cli.export import export_onnx
-    from adaattn_cli.weights import load_model
 
     threads, cap = torch.get_num_threads(), DEFAULT_STYLE_POSITIONS
     onnx_path = Path(args.onnx) if args.onnx else tmp / "model.onnx"
@@ -63,7 +62,7 @@ def variants(args, tmp: Path, content: torch.Tensor, style: torch.Tensor) -> dic
     feeds = {"content": content.numpy(), "style": style.numpy()}
 
     def ours(precision: str, positions: int):
-        stylizer = Stylizer(load_model(args.model), device="cpu", precision=precision, style_positions=positions)
+        stylizer = Stylizer.load(args.model, device="cpu", precision=precision, style_positions=positions)
         encoded = stylizer.encode_style(style[0], seed=0)
         return (
             lambda: stylizer.stylize(content[0], [stylizer.encode_style(style[0], seed=0)])[None],

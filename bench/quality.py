@@ -23,11 +23,10 @@ import time
 import torch
 
 from adaattn_cli.api import Stylizer
-from adaattn_cli.config import DEFAULT_STYLE_POSITIONS
 from adaattn_cli.data import find_images, split_holdout
 from adaattn_cli.image_io import grid_sheet, load_image, resize_max_side, save_image
 from adaattn_cli.losses import global_style_loss, local_feature_loss, normalised_content_loss
-from adaattn_cli.weights import load_encoder, load_model
+from adaattn_cli.weights import load_encoder
 
 
 def held_out_pairs(content_folder: str, style_folder: str, count: int):
@@ -79,7 +78,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     encoder = load_encoder()
-    stylizers = {name: Stylizer(load_model(name), precision=args.precision, style_positions=DEFAULT_STYLE_POSITIONS) for name in args.model}
+    stylizers = {name: Stylizer.load(name, device="cpu", precision=args.precision) for name in args.model}
     pairs = held_out_pairs(args.content, args.style, args.pairs)
     row_names = [(name, steps) for name in stylizers for steps in [0, *args.refine]]
     totals = {row: {"style": 0.0, "content": 0.0, "local": 0.0, "gram": 0.0, "seconds": 0.0} for row in row_names}

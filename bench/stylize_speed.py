@@ -57,7 +57,7 @@ def square_image(path: Path, size: int) -> torch.Tensor:
 
 def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name: str, out: Path) -> dict:
     """One variant at one size, in this process; writes the output tensor to `out`."""
-    from adaattn_cli.api import DEFAULT_STYLE_POSITIONS, Stylizer
+    from adaattn_cli.api import Stylizer
     from adaattn_cli.weights import load_model
 
     content = square_image(ROOT / "examples/bedroom.jpg", size)
@@ -76,8 +76,7 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
             from adaattn_cli import kernels
 
             kernels.WINOGRAD_MIN_CHANNELS = sys.maxsize
-        capped = fast or variant == "auto"
-        stylizer = Stylizer(model, precision=precision, style_positions=DEFAULT_STYLE_POSITIONS if capped else None)
+        stylizer = Stylizer.load(model, device="cpu", precision=precision)
         encoded = stylizer.encode_style(style[0])
         calls = {
             "cold": lambda: stylizer.stylize(content[0], [stylizer.encode_style(style[0])], refine=steps)[None],

@@ -30,7 +30,7 @@ from adaattn_cli.image_io import load_resized
 from adaattn_cli.temporal import STYLE_LAYERS, FrameRefiner, StaticHold, style_loss_by_layer, warping_error
 from adaattn_cli.video import fit_frame_size, fit_palette, stylize_frames
 from adaattn_cli.video_io import probe, read_frames
-from adaattn_cli.weights import load_encoder, load_model
+from adaattn_cli.weights import load_encoder
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="cap on the style positions per block (`adaattn video`: 1024; 0 = all); default: each model's own",
+        help="cap on the style positions per block (0 = all); default: the method's, as `adaattn video` (1024 for adaattn-video)",
     )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--per-layer", action="store_true", help="also the style loss's relu1_1..relu5_1 terms")
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     encoder = load_encoder()
     rows = []
     for name in models:
-        stylizer = Stylizer(load_model(name), device=args.device, precision=args.precision, style_positions=args.style_positions)
+        stylizer = Stylizer.load(name, device=args.device, precision=args.precision, style_positions=args.style_positions)
         encoded = stylizer.encode_style(style, seed=args.seed)
         recolour = None
         if args.palette == "image" and stylizer.model.method == "adaattn-video":

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from adaattn_cli.api import Stylizer
-from adaattn_cli.config import HOLD_THRESHOLD, STYLE_SIZE, VIDEO_STYLE_POSITIONS
+from adaattn_cli.config import DEFAULT_STYLE_POSITIONS, HOLD_THRESHOLD, STYLE_SIZE, VIDEO_STYLE_POSITIONS
 from adaattn_cli.devices import tune_cpu_for_inference
 from adaattn_cli.errors import WeightsError
 from adaattn_cli.image_io import load_resized
@@ -74,8 +74,8 @@ def main() -> None:
         for precision in args.precisions:
             model, origin = model_or_random(name)
             fast = precision == "fast"
-            positions = args.style_positions if fast else None
-            stylizer = Stylizer(model, precision="auto" if fast else "fp32", style_positions=positions)
+            positions = args.style_positions if fast else DEFAULT_STYLE_POSITIONS  # exact: the video model's own cap
+            stylizer = Stylizer.load(model, device="cpu", precision="auto" if fast else "fp32", style_positions=positions)
             encoded = stylizer.encode_style(style)
             stylize_frames(stylizer, frames[: args.batch], encoded, alpha=1.0, seed=0)  # warm-up
             recolour, fit_time = None, float("nan")

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from helpers import exact_stylizer
 
 from adaattn_cli import functional as fn
-from adaattn_cli.api import Stylizer
 from adaattn_cli.image_io import load_image, resize_max_side
 from adaattn_cli.weights import REPO_WEIGHTS, load_model
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow  # the shipped weights
 
 @pytest.fixture(scope="module")
 def bundled():
-    return Stylizer(load_model(REPO_WEIGHTS / "adaattn.safetensors"), device="cpu")
+    return exact_stylizer(load_model(REPO_WEIGHTS / "adaattn.safetensors"), device="cpu")
 
 
 PAIRS = [("bedroom", "vangogh-wheat-field"), ("football", "monet-water-lilies"), ("flowers", "turner-shipwreck")]
@@ -77,7 +77,7 @@ def test_chunked_attention_equals_full_attention_on_the_real_model(bundled, pair
 
 @pytest.fixture(scope="module")
 def bundled_video():
-    return Stylizer(load_model(REPO_WEIGHTS / "adaattn-video.safetensors"), device="cpu", style_positions=1024)
+    return exact_stylizer(load_model(REPO_WEIGHTS / "adaattn-video.safetensors"), device="cpu", style_positions=1024)
 
 
 def test_video_model_output_moves_toward_the_style(bundled_video, pairs):
@@ -101,7 +101,7 @@ def test_video_model_is_steadier_than_the_image_model_under_motion(bundled, bund
 
 @pytest.fixture(scope="module")
 def bundled_sanet():
-    return Stylizer(load_model(REPO_WEIGHTS / "sanet.safetensors"), device="cpu")
+    return exact_stylizer(load_model(REPO_WEIGHTS / "sanet.safetensors"), device="cpu")
 
 
 def test_sanet_output_moves_toward_the_style(bundled_sanet, pairs):

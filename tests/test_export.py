@@ -13,10 +13,9 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
-from tinymodels import spread_outputs  # noqa: E402
+from helpers import exact_stylizer, spread_outputs  # noqa: E402
 
 from adaattn_cli import functional as fn  # noqa: E402
-from adaattn_cli.api import Stylizer  # noqa: E402
 from adaattn_cli.encoders import build_encoder  # noqa: E402
 from adaattn_cli.errors import BadInputError  # noqa: E402
 from adaattn_cli.export import build_graph, export_onnx  # noqa: E402
@@ -69,7 +68,7 @@ def exported(tiny, style, tmp_path_factory):
 
 def ours(model, content, style, alpha=1.0):
     """adaattn stylize --precision fp32 --style-positions 0, on a copy of the model (a Stylizer owns its model)."""
-    stylizer = Stylizer(copy.deepcopy(model), device="cpu", precision="fp32", style_positions=0)
+    stylizer = exact_stylizer(copy.deepcopy(model), device="cpu", precision="fp32", style_positions=0)
     return stylizer.stylize(content, [style], alpha=alpha)
 
 
@@ -108,7 +107,7 @@ def test_a_baked_style_keeps_the_positions_stylize_samples(tiny, tmp_path, style
     content, model = rand(3, 64, 72, seed=5), tiny["adaattn-video"]
     export_onnx(model, tmp_path / "capped.onnx", style=style, style_positions=100, seed=3)
     session = ort.InferenceSession(str(tmp_path / "capped.onnx"), providers=["CPUExecutionProvider"])
-    stylizer = Stylizer(copy.deepcopy(model), device="cpu", precision="fp32", style_positions=100)
+    stylizer = exact_stylizer(copy.deepcopy(model), device="cpu", precision="fp32", style_positions=100)
     expected = stylizer.stylize(content, [stylizer.encode_style(style, seed=3)])
     assert (run(session, content) - expected).abs().max() < 1e-4
     assert (run(session, content) - ours(model, content, style)).abs().max() > 1e-3  # not all positions

@@ -5,10 +5,9 @@ import math
 
 import pytest
 import torch
-from tinymodels import spread_outputs
+from helpers import exact_stylizer, spread_outputs
 
 from adaattn_cli import functional as fn
-from adaattn_cli.api import Stylizer
 from adaattn_cli.image_io import load_image
 from adaattn_cli.reference import plain_copy, reference_stylize
 from adaattn_cli.weights import REPO_WEIGHTS, load_model
@@ -31,7 +30,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("cap", [None, 100])
 def test_ours_equals_the_plain_reference(pair, cap):
     content, style = pair
-    stylizer = Stylizer(load_model(REPO_WEIGHTS / "adaattn.safetensors"), precision="fp32")
+    stylizer = exact_stylizer(load_model(REPO_WEIGHTS / "adaattn.safetensors"), precision="fp32")
     stylizer.model.blocks[0].max_style_positions = cap  # 100 < 28*24 style positions at relu3_1: both sample the same
     reference = reference_stylize(plain_copy(stylizer.model), content[None], style[None], seed=3)[0]
     stylizer.model.blocks[0].logit_budget = 500  # and chunked attention
@@ -41,8 +40,8 @@ def test_ours_equals_the_plain_reference(pair, cap):
 
 def test_fast_path_is_within_bf16_tolerance(pair):
     content, style = pair
-    exact = Stylizer(load_model("adaattn"), precision="fp32")
-    fast = Stylizer(load_model("adaattn"), precision="bf16")
+    exact = exact_stylizer(load_model("adaattn"), precision="fp32")
+    fast = exact_stylizer(load_model("adaattn"), precision="bf16")
     assert fast.precision == "bf16" and fast.model.blocks[0].matmul_dtype == torch.bfloat16
     assert fast.model.decoder.convs[0].weight.dtype == torch.bfloat16  # autocast's cast, done once
     exact_out = exact.stylize(content, [style])
@@ -65,16 +64,16 @@ def test_bf16_attention_moments_are_close(mode):
 
 def test_style_positions_override_caps_every_block():
     model = load_model("adaattn")
-    assert [b.max_style_positions for b in Stylizer(model, style_positions=512).model.blocks] == [512, 512, 512]
-    assert [b.max_style_positions for b in Stylizer(model, style_positions=0).model.blocks] == [None, None, None]
-    assert [b.max_style_positions for b in Stylizer(model).model.blocks] == [4096, 65536, 65536]  # its own again
+    assert [b.max_style_positions for b in exact_stylizer(model, style_positions=512).model.blocks] == [512, 512, 512]
+    assert [b.max_style_positions for b in exact_stylizer(model, style_positions=0).model.blocks] == [None, None, None]
+    assert [b.max_style_positions for b in exact_stylizer(model).model.blocks] == [4096, 4096, 4096]  # the method's default (methods.py)
 
 
 def test_precision_is_checked():
     from adaattn_cli.errors import BadInputError
 
     with pytest.raises(BadInputError, match="precision"):
-        Stylizer(load_model("adaattn"), precision="fp8")
+        exact_stylizer(load_model("adaattn"), precision="fp8")
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +101,7 @@ def test_tiles_give_the_result_of_one_pass(tiny_models, method):
     mask[:, 150:] = 1
     results = []
     for tile_size in (0, 96):
-        stylizer = Stylizer(tiny_models[method], precision="fp32", style_positions=150, tile_size=tile_size)
+        stylizer = exact_stylizer(tiny_models[method], precision="fp32", style_positions=150, tile_size=tile_size)
         encoded = [stylizer.encode_style(s, seed=1) for s in styles]
         plain = stylizer.stylize(content, encoded[:1], seed=2)
         mixed = stylizer.stylize(content, encoded, weights=[0.7, 0.3], alpha=0.6, masks=[None, mask], seed=2)
@@ -115,7 +114,7 @@ def test_tiles_give_the_result_of_one_pass(tiny_models, method):
 def test_tiling_is_automatic_above_the_pixel_budget(monkeypatch, tiny_models):
     import adaattn_cli.api as api
 
-    stylizer = Stylizer(tiny_models["adain"], precision="fp32")
+    stylizer = exact_stylizer(tiny_models["adain"], precision="fp32")
     monkeypatch.setattr(api, "AUTO_TILE_PIXELS", 128 * 128)
     monkeypatch.setattr(api, "AUTO_TILE", 64)
     calls = []

@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from helpers import exact_stylizer
 
 from adaattn_cli import functional as fn
 from adaattn_cli.api import Stylizer
@@ -30,7 +31,7 @@ def tiny_stylizer(**options) -> Stylizer:
         conv.bias.zero_()
         for channel in range(6):  # the input layer gives BGR x 255 - mean
             conv.weight[channel, 2 - channel % 3, 1, 1] = (1 if channel < 3 else -1) / 255
-    return Stylizer(build_model("adaattn", encoder, width_divisor=8), **options)
+    return exact_stylizer(build_model("adaattn", encoder, width_divisor=8), **options)
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +119,7 @@ def test_masks_route_each_region_to_its_own_style(stylizer, pictures):
 @pytest.mark.parametrize("working_size", ["full", "smaller"])
 def test_pixels_where_no_style_applies_stay_exactly_as_the_model_painted_them(pictures, alpha, working_size):
     settings = RefineSettings() if working_size == "full" else RefineSettings(max_pixels=40 * 50, min_coarse_side=8)
-    refining = tiny_stylizer(refine_settings=settings)
+    refining = tiny_stylizer(refine=settings)
     content, red, _ = pictures
     left = torch.zeros(64, 80)
     left[:, :40] = 1
@@ -148,7 +149,7 @@ def test_an_all_white_mask_refines_as_no_mask(stylizer, pictures, alpha):
 
 
 def test_large_pictures_are_refined_at_the_working_size(pictures):
-    small_cap = tiny_stylizer(refine_settings=RefineSettings(max_pixels=48 * 60, min_coarse_side=8))
+    small_cap = tiny_stylizer(refine=RefineSettings(max_pixels=48 * 60, min_coarse_side=8))
     content, red, _ = pictures
     start = small_cap.stylize(content, [red])
     seen = []
@@ -181,7 +182,7 @@ def test_negative_steps_are_refused(stylizer, pictures):
 
 def working_size_stylizer(working_size: str) -> Stylizer:
     """The tiny model refining at full size, or at a working size below its 64x80 pictures (its change carried up)."""
-    return tiny_stylizer(refine_settings=None if working_size == "full" else RefineSettings(max_pixels=40 * 50, min_coarse_side=8))
+    return tiny_stylizer(refine=None if working_size == "full" else RefineSettings(max_pixels=40 * 50, min_coarse_side=8))
 
 
 @pytest.mark.parametrize("working_size", ["full", "smaller"])

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from helpers import exact_stylizer
 from PIL import Image
 
-from adaattn_cli.api import Stylizer
 from adaattn_cli.errors import BadInputError
 from adaattn_cli.losses import LossConfig
 from adaattn_cli.training import Interrupted, TrainConfig, Trainer, lr_factor
@@ -72,7 +72,7 @@ def test_loss_decreases_and_the_model_loads_in_stylize(data, tmp_path, method):
     header = read_model_header(path)
     assert header["method"] == method and header["provenance"]["steps"] == 30
     model = load_model(path, encoder=trainer.model.encoder)
-    out = Stylizer(model).stylize(torch.rand(3, 48, 64), [torch.rand(3, 64, 64)])
+    out = exact_stylizer(model).stylize(torch.rand(3, 48, 64), [torch.rand(3, 64, 64)])
     assert out.shape == (3, 48, 64)
     assert (tmp_path / "work" / "losses.png").is_file() and (tmp_path / "work" / "latest.safetensors").is_file()
     assert len(list((tmp_path / "work" / "samples").glob("*.png"))) == 1
@@ -257,7 +257,7 @@ def _make_teacher_set(data, tmp_path, count=4, holdout=0, directory=None):
     run = Trainer(_config(data, tmp_path / "model", "adaattn", max_steps=1, holdout=holdout))
     model_path = run.run()
     spec = TeacherSetSpec(model=str(model_path), refine_steps=2, count=count, crop_size=64, load_size=64, holdout=holdout, precision="fp32")
-    stylizer = Stylizer(load_model(model_path, encoder=run.model.encoder), device="cpu", precision="fp32")
+    stylizer = exact_stylizer(load_model(model_path, encoder=run.model.encoder), device="cpu", precision="fp32")
     directory = directory or tmp_path / "teacher-set"
     written = generate(data / "content", data / "style", directory, spec, stylizer=stylizer)
     return directory, spec, stylizer, written

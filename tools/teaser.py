@@ -10,7 +10,6 @@ import argparse
 
 from adaattn_cli.api import Stylizer
 from adaattn_cli.image_io import grid_sheet, load_image, save_image
-from adaattn_cli.weights import load_model
 
 PAIRS = [("bedroom", "vangogh-wheat-field"), ("football", "monet-water-lilies"), ("flowers", "turner-shipwreck")]
 
@@ -22,7 +21,7 @@ def main() -> None:
     parser.add_argument("--cell", type=int, default=240, help="side of each square picture, px")
     parser.add_argument("--refine", type=int, default=25, help="steps of the refined column (0: no such column)")
     args = parser.parse_args()
-    stylizer = Stylizer(load_model(args.model), device="cpu")
+    stylizer = Stylizer.load(args.model, device="cpu", precision="fp32")
     rows = []
     for content_name, style_name in PAIRS:
         content = load_image(f"examples/{content_name}.jpg").rgb

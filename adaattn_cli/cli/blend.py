@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, List, Optional
 
 import typer
 
-from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
+from ..config import STYLE_SIZE
 from ..errors import BadInputError
 from .batch import run_batch
 from .inputs import fit_masks, load_masks, load_style_image, load_stylizer, output_suffix, prepare_jobs
@@ -87,7 +87,7 @@ def blend_styles(
     mask: MaskOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
-    style_positions: StylePositionsOption = DEFAULT_STYLE_POSITIONS,
+    style_positions: StylePositionsOption = None,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = None,

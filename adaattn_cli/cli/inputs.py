@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Callable
 import typer
 
 from .. import distributed
-from ..config import DEFAULT_STYLE_POSITIONS
 from ..errors import BadInputError
 from .console import info, log
 from .options import Method, Precision
@@ -126,13 +125,13 @@ def load_stylizer(
     model: str | None,
     device: str,
     precision: Precision = Precision.auto,
-    style_positions: int = DEFAULT_STYLE_POSITIONS,
+    style_positions: int | None = None,
     tile_size: int | None = None,
 ) -> Stylizer:
-    """The model from --model, else the bundled one named by --method (adaattn by default)."""
+    """The model from --model, else the bundled one named by --method (adaattn by default); style_positions None:
+    the method's default (methods.py)."""
     from ..api import Stylizer
     from ..devices import pick_device, tune_cpu_for_inference
-    from ..weights import load_model
 
     if method is not None and model is not None:
         raise BadInputError("--method and --model exclude each other; give one")
@@ -140,11 +139,15 @@ def load_stylizer(
     target = distributed.rank_device(pick_device(device), world)  # under torchrun: one GPU per process
     distributed.join(world, target)
     tune_cpu_for_inference()
-    loaded = load_model(model or (method or Method.adaattn).value)
-    stylizer = Stylizer(
-        loaded, device=str(target), precision=Precision(precision).value, style_positions=style_positions, tile_size=tile_size
+    stylizer = Stylizer.load(
+        model or (method or Method.adaattn).value,
+        device=target,
+        precision=Precision(precision).value,
+        style_positions=style_positions,
+        tile_size=tile_size,
     )
-    log.info("model %s (%s) on %s, %s", model or loaded.method, loaded.method, stylizer.device, stylizer.precision)
+    method_name = stylizer.model.method
+    log.info("model %s (%s) on %s, %s", model or method_name, method_name, stylizer.device, stylizer.precision)
     return stylizer
 
 

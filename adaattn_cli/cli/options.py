@@ -12,6 +12,7 @@ from typing import Annotated, List, Optional
 
 import typer
 
+from ..config import DEFAULT_STYLE_POSITIONS, VIDEO_STYLE_POSITIONS
 from ..methods import list_methods
 
 # --method's choices: the registered methods (methods.py), as an Enum because Typer lists an Enum's values.
@@ -136,12 +137,14 @@ PrecisionOption = Annotated[
     ),
 ]
 StylePositionsOption = Annotated[
-    int,
+    Optional[int],
     typer.Option(
         min=0,
         metavar="N",
-        help="Style positions each attention block may attend to (a seeded random subset "
-        "beyond N; keeps time linear in the content's pixels). 0 = all.",
+        show_default=False,
+        help="Style positions each attention block may attend to (a seeded random subset beyond N, the same for every "
+        f"content and frame; keeps time linear in the content's pixels). 0 = all. \\[default: {DEFAULT_STYLE_POSITIONS}; "
+        f"{VIDEO_STYLE_POSITIONS} for adaattn-video, whose cosine attention spreads over all positions]",
     ),
 ]
 OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Replace output files that already exist.")]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from ..config import DEFAULT_STYLE_POSITIONS, STYLE_SIZE
+from ..config import STYLE_SIZE
 from ..errors import BadInputError
 from .batch import run_batch
 from .inputs import fit_masks, load_masks, load_style_image, load_stylizer, output_suffix, prepare_jobs
@@ -52,7 +52,7 @@ def stylize(
     mask: MaskOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
-    style_positions: StylePositionsOption = DEFAULT_STYLE_POSITIONS,
+    style_positions: StylePositionsOption = None,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     max_pixels: MaxPixelsOption = None,

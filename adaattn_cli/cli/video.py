@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import HOLD_THRESHOLD, STYLE_SIZE, VIDEO_CRF, VIDEO_STYLE_POSITIONS
+from ..config import HOLD_THRESHOLD, STYLE_SIZE, VIDEO_CRF
 from ..errors import BadInputError
 from .console import info, interrupted
 from .inputs import load_style_image, load_stylizer
@@ -25,6 +25,7 @@ from .options import (
     PrecisionOption,
     SeedOption,
     SizeOption,
+    StylePositionsOption,
     StyleSizeOption,
     check_fraction,
 )
@@ -66,14 +67,6 @@ VideoOutputOption = Annotated[
         help="Video file (.mp4 .mov .mkv .webm .gif) or a name without extension for a folder of PNG frames. "
         "\\[default: <clip>_stylized_<style>.mp4]",
         show_default=False,
-    ),
-]
-VideoStylePositionsOption = Annotated[
-    int,
-    typer.Option(
-        min=0,
-        metavar="N",
-        help="Style positions each attention block may attend to (a seeded random subset, the same for every frame). 0 = all.",
     ),
 ]
 VideoMethodOption = Annotated[
@@ -173,7 +166,7 @@ def video(
     batch: BatchOption = None,
     device: DeviceOption = "auto",
     precision: PrecisionOption = "auto",
-    style_positions: VideoStylePositionsOption = VIDEO_STYLE_POSITIONS,
+    style_positions: StylePositionsOption = None,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
     refine: VideoRefineOption = 0,

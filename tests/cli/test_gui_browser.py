@@ -42,7 +42,7 @@ PATIENCE = 180  # seconds a page may take to show a result; a guard against a ha
 def gui_weights(weights_dir, tmp_path_factory):
     """A tiny random adaattn model whose pictures spread over [0, 1] (a picture, not a flat colour, so that each
     alpha gives another), on weights_dir's encoder."""
-    from tinymodels import spread_outputs
+    from helpers import spread_outputs
 
     from adaattn_cli.models import build_model
     from adaattn_cli.weights import load_encoder, save_model

@@ -6,8 +6,8 @@ from fractions import Fraction
 import imageio_ffmpeg
 import numpy as np
 import pytest
+from helpers import exact_stylizer, spread_outputs
 from PIL import Image
-from tinymodels import spread_outputs
 from videoclips import audio_seconds, make_clip, make_vfr_clip
 
 from adaattn_cli.api import Stylizer
@@ -161,7 +161,7 @@ def test_the_palette_gives_the_video_frames_the_image_models_colours(video_model
 
     frame = next(iter(read_frames(make_clip(tmp_path / "clip.mp4"))))
     style = load_resized(make_image("style.png", (32, 32)), size=None).rgb
-    video, image = (Stylizer(load_model(path), device="cpu") for path in (video_model, weights_dir / "adaattn.safetensors"))
+    video, image = (exact_stylizer(load_model(path), device="cpu") for path in (video_model, weights_dir / "adaattn.safetensors"))
     encoded = video.encode_style(style)
     recolour = fit_palette(video, frame, encoded, style, alpha=1.0, seed=0, image_stylizer=image)
     own, recoloured = (stylize_frames(video, [frame], encoded, alpha=1.0, seed=0, recolour=r, as_uint8=False) for r in (None, recolour))
