@@ -293,7 +293,7 @@ class Stylizer:
     ) -> torch.Tensor:
         """Refine `picture` [3, H, W], a stylisation of the tensor `content`, for `steps` steps (refine.py): its pixels
         are optimised for the style, local and content losses against the same styles, weights, alpha and masks.
-        previous: for a video frame, what it takes over from the previous refined frame (temporal.FrameRefiner)."""
+        previous: for a video frame, what it takes over from the previous refined frame (video_filters.FrameRefiner)."""
         content = check_image(content, "content image")
         picture = check_image(picture, "picture")
         if picture.shape != content.shape:

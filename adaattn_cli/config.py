@@ -24,8 +24,8 @@ STYLE_SIZE = 512
 # its weight over all positions, so 1,024 of them estimate its mean/std maps well, and attention then costs little
 # next to the convolutions (bench/video_speed.py). 0 (--style-positions 0) uses them all.
 VIDEO_STYLE_POSITIONS = 1024
-# The video hold's threshold (temporal.StaticHold, `adaattn video --hold`): ~4 of 255 levels, about the noise of a
-# compressed clip. Measured at 256 px on the three test clips (docs/video.md, "The hold's shape"): higher
+# The video hold's threshold (video_filters.StaticHold, `adaattn video --hold`): ~4 of 255 levels, about the noise
+# of a compressed clip. Measured at 256 px on the three test clips (docs/video.md, "The hold's shape"): higher
 # thresholds also hold back slow movement and average stylisations (less style).
 HOLD_THRESHOLD = 0.015
 

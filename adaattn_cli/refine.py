@@ -23,7 +23,7 @@ carried onto the full-size start, which then gets the remaining steps. Pictures 
 refined at that working size and the change is carried up to full resolution, so memory stays bounded; pixels
 that take no step (outside the masks, still video pixels) keep their start exactly there too.
 Style targets are computed once per style and working size (a batch reuses them). Video frames carry over
-the previous refined frame (Carried, temporal.FrameRefiner).
+the previous refined frame (Carried, video_filters.FrameRefiner).
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ class RefineSettings:
 
 @dataclass
 class Carried:
-    """What a video frame takes over from the previous refined frame (temporal.FrameRefiner), all [1, C, H, W] at the
-    frame's size: `picture` (that frame, carried along the motion), `weight` (where it holds, in [0, 1]: the start
+    """What a video frame takes over from the previous refined frame (video_filters.FrameRefiner), all [1, C, H, W]
+    at the frame's size: `picture` (that frame, carried along the motion), `weight` (where it holds, in [0, 1]: the start
     there and the temporal term's mask) and `step_scale` (the share of each optimisation step a pixel takes: Adam
     moves every pixel by about the learning rate per step, however small its gradient, so the temporal term alone
     cannot keep carried pixels steady; 0 keeps `picture` exactly, at any working size)."""

@@ -31,7 +31,7 @@ from .api import MIN_SIDE, Style, Stylizer
 from .config import HOLD_THRESHOLD, VIDEO_CRF
 from .errors import SettingError
 from .image_io import check_pixel_limit
-from .temporal import FrameRefiner, StaticHold
+from .video_filters import FrameRefiner, StaticHold
 from .video_io import VideoInfo
 
 log = logging.getLogger(__name__)
@@ -248,8 +248,8 @@ def stylize_frames(
 ):
     """uint8 frames [H, W, 3] -> stylised uint8 frames [B, H, W, 3], one forward pass (as_uint8=False: the float
     [B, 3, H, W] tensor). recolour: fit_palette's (A, b, blur), applied to each frame's low frequencies; refine: the
-    clip's temporal.FrameRefiner; hold: its temporal.StaticHold, applied last (both keep state: pass the chunks in
-    order)."""
+    clip's video_filters.FrameRefiner; hold: its video_filters.StaticHold, applied last (both keep state: pass the
+    chunks in order)."""
     content = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div_(255)
     stylized = stylizer.stylize(content, [style], alpha=alpha, seed=seed)
     stylized = stylized.reshape(len(chunk), *stylized.shape[-3:])  # stylize drops the axis of a batch of one

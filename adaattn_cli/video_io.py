@@ -275,6 +275,9 @@ class VideoWriter:
     Everything goes to hidden temporary names in the output's folder and is renamed into place when the block
     ends without an exception. On an exception or Ctrl-C ffmpeg is killed, the temporaries are deleted and no
     output exists.
+
+    VideoWriter itself does only that and picks the writer by the extension: frames go to a _FrameFolder or to an
+    _Encoder, and mux_audio adds the audio to the finished, silent video.
     """
 
     def __init__(
@@ -295,48 +298,130 @@ class VideoWriter:
         self.kind = output_kind(self.path)
         if sar != 1 and self.kind in ("frames", ".gif"):
             raise ValueError(f"{self.path}: GIFs and PNG frames cannot record a pixel aspect ratio; resample to square pixels")
-        self.sar = Fraction(sar)
         check_output(self.path, overwrite=overwrite)
         self.overwrite = overwrite
         self.fps = frame_rate(fps)
         self.size = (int(size[0]), int(size[1]))
-        self.codec = codec or (CONTAINERS[self.kind][0] if self.kind != "frames" else None)
-        self.crf = crf
+        if self.kind == "frames":
+            self._output: _FrameFolder | _Encoder = _FrameFolder()
+        else:
+            self._output = _Encoder(self.path, fps=self.fps, size=self.size, codec=codec, crf=crf, sar=Fraction(sar))
         silent = self.kind in ("frames", ".gif") or audio_from is None
         self.audio = None if silent else (Path(audio_from), audio_start, audio_duration)
         self.frames = 0
         self._token = secrets.token_hex(4)
         self._temporaries: list[Path] = []
-        self._process: subprocess.Popen | None = None
-        self._errors = None
 
     def _temporary(self, tag: str) -> Path:
+        # Hidden, next to the output: the final rename stays on one filesystem. Files keep the extension, which
+        # tells ffmpeg the container.
         name = f".{self.path.name}.{tag}-{self._token}" + ("" if self.kind == "frames" else self.path.suffix)
         self._temporaries.append(self.path.with_name(name))
         return self._temporaries[-1]
 
-    @property
-    def _padded(self) -> bool:
-        return self.kind not in ("frames", ".gif") and (self.size[0] % 2 == 1 or self.size[1] % 2 == 1)
-
     def __enter__(self) -> "VideoWriter":
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            if self.kind == "frames":
-                self._temporary("tmp").mkdir()
-            else:
-                self._start_encoder(self._temporary("tmp"))
+            self._output.start(self._temporary("tmp"))
         except OSError as error:
             self._cleanup()
             raise BadInputError(f"{self.path}: cannot write here ({error.strerror or error})") from None
         return self
 
-    def _start_encoder(self, target: Path) -> None:
-        width, height = self.size
+    def write(self, frame: np.ndarray) -> None:
+        expected = (self.size[1], self.size[0], 3)
+        if frame.dtype != np.uint8 or frame.shape != expected:
+            raise ValueError(f"expected a uint8 frame of shape {expected}, got {frame.dtype} {frame.shape}")
+        self.frames += 1
+        self._output.write(frame)
+
+    def __exit__(self, kind, error, traceback) -> None:
+        try:
+            if error is None:
+                self._finish()
+        finally:
+            self._cleanup()
+
+    def _finish(self) -> None:
+        if self.frames == 0:
+            raise BadInputError(f"{self.path}: no frames to write")
+        finished = self._output.finish()
+        if self.audio:
+            finished = self._with_audio(finished)
+        self._replace(finished)
+
+    def _with_audio(self, video: Path) -> Path:
+        """The finished video with the source's audio, or the video alone if it cannot be added (a warning)."""
+        source, start, duration = self.audio
+        muxed = self._temporary("mux")
+        try:
+            mux_audio(video, source, muxed, start=start, duration=duration, length=float(self.frames / self.fps))
+        except BadInputError as error:  # the picture is what was asked for: keep it
+            log.warning("%s: %s; writing the video without it", self.path, error)
+            return video
+        return muxed
+
+    def _replace(self, finished: Path) -> None:
+        if self.overwrite and self.kind == "frames" and self.path.exists():
+            check_output(self.path, overwrite=True)  # again: it still holds only frames
+            # a rename cannot replace a folder that holds files: the old one goes aside, deleted with the temporaries
+            old = self._temporary("old")
+            os.replace(self.path, old)
+        publish(finished, self.path, overwrite=self.overwrite)  # an output that appeared meanwhile stays
+
+    def _cleanup(self) -> None:
+        self._output.stop()  # first: a running ffmpeg still writes to its temporary
+        for temporary in self._temporaries:
+            if temporary.is_dir():
+                shutil.rmtree(temporary, ignore_errors=True)
+            else:
+                temporary.unlink(missing_ok=True)
+
+
+class _FrameFolder:
+    """Frames as frame_000001.png ... in a new folder (`start`); VideoWriter names it and publishes it."""
+
+    def __init__(self):
+        self.folder: Path | None = None
+        self.count = 0
+
+    def start(self, folder: Path) -> None:
+        folder.mkdir()
+        self.folder = folder
+
+    def write(self, frame: np.ndarray) -> None:
+        from PIL import Image
+
+        self.count += 1
+        Image.fromarray(frame).save(self.folder / FRAME_NAME.format(self.count))
+
+    def finish(self) -> Path:
+        return self.folder
+
+    def stop(self) -> None:
+        pass  # nothing runs in the background; VideoWriter deletes an unfinished folder
+
+
+class _Encoder:
+    """An ffmpeg process that encodes the frames piped to it into one file (`start`): a video or a GIF, no audio.
+
+    `path` is the output the user named (for messages and its format); the file written is the one `start` gets.
+    """
+
+    def __init__(self, path: Path, *, fps: Fraction, size: tuple[int, int], codec: str | None, crf: int, sar: Fraction):
+        self.path, self.kind, self.fps, self.size = path, path.suffix.lower(), fps, size
+        self.codec, self.crf, self.sar = codec or CONTAINERS[self.kind][0], crf, sar
+        # 4:2:0 video needs even sizes: one row/column of edge pixels where a side is odd (a GIF takes any size)
+        self.pad = (0, 0) if self.kind == ".gif" else (size[1] % 2, size[0] % 2)
+        self.process: subprocess.Popen | None = None
+        self.target: Path | None = None
+        self._errors = None
+
+    def start(self, target: Path) -> None:
+        width, height = self.size[0] + self.pad[1], self.size[1] + self.pad[0]
         if self.kind == ".gif":
             codec = ["-vf", "split[a][b];[a]palettegen[p];[b][p]paletteuse"]  # one palette fitted to the whole clip
         else:
-            width, height = width + width % 2, height + height % 2
             # max: setsar reduces ratios to terms of at most 100 by default (128/117 would become 93/85)
             sar = f"setsar=r={self.sar.numerator}/{self.sar.denominator}:max=65535"
             codec = ["-c:v", self.codec, "-pix_fmt", "yuv420p", "-vf", sar]
@@ -356,109 +441,83 @@ class VideoWriter:
             "pipe:0",
             "-an",
             *codec,
-            *self._container_options(),
+            *_container_options(self.kind),
             f"file:{target}",
         )
-        self._errors = tempfile.TemporaryFile()
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._errors, **_OWN_GROUP)
-
-    def _container_options(self) -> list[str]:
-        return ["-movflags", "+faststart"] if self.kind in (".mp4", ".mov") else []  # playable while downloading
+        self._errors = tempfile.TemporaryFile()  # a file, not a pipe: ffmpeg can never block on a full stderr
+        self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=self._errors, **_OWN_GROUP)
+        self.target = target
 
     def write(self, frame: np.ndarray) -> None:
-        expected = (self.size[1], self.size[0], 3)
-        if frame.dtype != np.uint8 or frame.shape != expected:
-            raise ValueError(f"expected a uint8 frame of shape {expected}, got {frame.dtype} {frame.shape}")
-        self.frames += 1
-        if self.kind == "frames":
-            from PIL import Image
-
-            Image.fromarray(frame).save(self._temporaries[0] / FRAME_NAME.format(self.frames))
-            return
-        if self._padded:
-            frame = np.pad(frame, ((0, self.size[1] % 2), (0, self.size[0] % 2), (0, 0)), mode="edge")
+        if any(self.pad):
+            frame = np.pad(frame, ((0, self.pad[0]), (0, self.pad[1]), (0, 0)), mode="edge")
         try:
-            self._process.stdin.write(np.ascontiguousarray(frame).data)
+            self.process.stdin.write(np.ascontiguousarray(frame).data)
         except OSError:  # ffmpeg stopped: its stderr says why
-            self._process.wait()
+            self.process.wait()
             raise BadInputError(f"{self.path}: encoding failed: {_reason(_text(self._errors))}") from None
 
-    def __exit__(self, kind, error, traceback) -> None:
+    def finish(self) -> Path:
+        """Let ffmpeg finish the file; the file, or a BadInputError with ffmpeg's reason."""
         try:
-            if error is None:
-                self._finish()
-        finally:
-            self._cleanup()
-
-    def _finish(self) -> None:
-        if self.frames == 0:
-            raise BadInputError(f"{self.path}: no frames to write")
-        if self.kind == "frames":
-            self._replace(self._temporaries[0])
-            return
-        try:
-            self._process.stdin.close()  # end of stream: ffmpeg finishes the file
+            self.process.stdin.close()  # end of stream: ffmpeg finishes the file
         except OSError:  # ffmpeg already stopped; its exit status and stderr say why
             pass
-        if self._process.wait() != 0:
+        if self.process.wait() != 0:
             raise BadInputError(f"{self.path}: encoding failed: {_reason(_text(self._errors))}")
-        video = self._temporaries[0]
-        self._replace(self._mux_audio(video) if self.audio else video)
+        return self.target
 
-    def _mux_audio(self, video: Path) -> Path:
-        """The video with the source's audio: copied if the container takes it, else re-encoded, else left out."""
-        source, start, duration = self.audio
-        trim = (["-ss", str(start)] if start else []) + (["-t", str(duration)] if duration else [])
-        muxed = self._temporary("mux")
-        length = str(float(self.frames / self.fps))  # audio beyond the last frame is cut (-shortest can drop frames)
-        for audio_codec in ("copy", CONTAINERS[self.kind][1]):
-            command = _ffmpeg(
-                "-y",
-                "-i",
-                f"file:{video}",
-                *trim,
-                "-i",
-                f"file:{source}",
-                "-map",
-                "0:v:0",
-                "-map",
-                "1:a?",
-                "-c:v",
-                "copy",
-                "-c:a",
-                audio_codec,
-                "-t",
-                length,
-                *self._container_options(),
-                f"file:{muxed}",
-            )
-            result = subprocess.run(command, capture_output=True, **_OWN_GROUP)
-            if result.returncode == 0:
-                return muxed
-        log.warning(
-            "%s: the audio of %s could not be added (%s); writing the video without it",
-            self.path,
-            source,
-            _reason(result.stderr.decode(errors="replace")),
-        )
-        return video
-
-    def _replace(self, finished: Path) -> None:
-        if self.overwrite and self.kind == "frames" and self.path.exists():
-            check_output(self.path, overwrite=True)  # again: it still holds only frames
-            old = self._temporary("old")
-            os.replace(self.path, old)
-        publish(finished, self.path, overwrite=self.overwrite)  # an output that appeared meanwhile stays
-
-    def _cleanup(self) -> None:
-        if self._process is not None:
-            _stop(self._process)
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+        if self._errors is not None:
             self._errors.close()
-        for temporary in self._temporaries:
-            if temporary.is_dir():
-                shutil.rmtree(temporary, ignore_errors=True)
-            else:
-                temporary.unlink(missing_ok=True)
+
+
+def mux_audio(video: Path, source: Path, output: Path, *, start: float | None = None, duration: float | None = None, length: float) -> None:
+    """Write `video` with the audio of `source` (from `start`, for `duration` seconds) to `output`, a new file of a
+    container that holds audio (its extension says which; not a GIF).
+
+    The video stream is copied as it is; the audio is copied if the container takes it, else re-encoded with the
+    container's codec (CONTAINERS). The output ends at `length` seconds, the video's: audio beyond the last frame is
+    cut (-shortest can drop frames). A source without audio gives the video alone. If the audio cannot be added,
+    a BadInputError with ffmpeg's reason (it names the source, not `output`: the caller knows what it was writing)
+    and no `output`.
+    """
+    kind = output.suffix.lower()
+    if CONTAINERS.get(kind, (None, None))[1] is None:
+        raise ValueError(f"{output}: not a container that holds audio")
+    trim = (["-ss", str(start)] if start else []) + (["-t", str(duration)] if duration else [])
+    for audio_codec in ("copy", CONTAINERS[kind][1]):
+        command = _ffmpeg(
+            "-y",
+            "-i",
+            f"file:{video}",
+            *trim,
+            "-i",
+            f"file:{source}",
+            "-map",
+            "0:v:0",
+            "-map",
+            "1:a?",
+            "-c:v",
+            "copy",
+            "-c:a",
+            audio_codec,
+            "-t",
+            str(length),
+            *_container_options(kind),
+            f"file:{output}",
+        )
+        result = subprocess.run(command, capture_output=True, **_OWN_GROUP)
+        if result.returncode == 0:
+            return
+    output.unlink(missing_ok=True)  # what the failed tries left
+    raise BadInputError(f"the audio of {source} could not be added ({_reason(result.stderr.decode(errors='replace'))})")
+
+
+def _container_options(kind: str) -> list[str]:
+    return ["-movflags", "+faststart"] if kind in (".mp4", ".mov") else []  # playable while downloading
 
 
 # --- ffmpeg -----------------------------------------------------------------------------------------

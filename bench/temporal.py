@@ -4,9 +4,10 @@
         --method adaattn-video --method adaattn --max-frames 60 --size 256
 
 Each model stylises the first --max-frames frames independently (style encoded once, as `adaattn video` does);
-a second row per model runs the same frames through `adaattn video`'s --hold filter (temporal.StaticHold).
---refine N adds rows with `adaattn video --refine N` (temporal.FrameRefiner, before the hold), with seconds per frame.
-Warping error (lower = steadier): adaattn_cli.temporal.warping_error, flow from the input frames. Style loss
+a second row per model runs the same frames through `adaattn video`'s --hold filter (video_filters.StaticHold).
+--refine N adds rows with `adaattn video --refine N` (video_filters.FrameRefiner, before the hold), with seconds per
+frame.
+Warping error (lower = steadier): adaattn_cli.video_metrics.warping_error, flow from the input frames. Style loss
 (lower = more style): global mean/std loss of the frames against the style with the bundled encoder (--per-layer:
 also its relu1_1..relu5_1 terms, which say at which scale a model misses the style). The input
 clip's own row is the floor the flow allows. Needs OpenCV: pip install opencv-python-headless.
@@ -27,9 +28,10 @@ from adaattn_cli.api import Stylizer
 from adaattn_cli.config import HOLD_THRESHOLD, STYLE_SIZE
 from adaattn_cli.devices import tune_cpu_for_inference
 from adaattn_cli.image_io import load_resized
-from adaattn_cli.temporal import STYLE_LAYERS, FrameRefiner, StaticHold, style_loss_by_layer, warping_error
 from adaattn_cli.video import fit_frame_size, fit_palette, stylize_frames
+from adaattn_cli.video_filters import FrameRefiner, StaticHold
 from adaattn_cli.video_io import probe, read_frames
+from adaattn_cli.video_metrics import STYLE_LAYERS, style_loss_by_layer, warping_error
 from adaattn_cli.weights import load_encoder
 
 

@@ -7,7 +7,7 @@ Per model and precision: "stylise" = frames/s of the model alone (frames decoded
 once, batches of --batch as the CLI does); "end to end" = decode + stylise + H.264 encode to a temporary file
 (what `adaattn video` does, without audio). adaattn-video runs with its default palette (the image model's: fitted
 once on the first frame, "palette fit" seconds, then a low-frequency recolouring of every frame); every model
-runs with `adaattn video`'s default --hold (temporal.StaticHold). fast = `adaattn video`'s default on this CPU (bf16, style
+runs with `adaattn video`'s default --hold (video_filters.StaticHold). fast = `adaattn video`'s default on this CPU (bf16, style
 positions capped at 1024); fp32 = `--precision fp32 --style-positions 0` (the model's own caps). A model that is not
 installed is built with random weights (the
 time does not depend on the weights' values); the table says so.
@@ -31,8 +31,8 @@ from adaattn_cli.devices import tune_cpu_for_inference
 from adaattn_cli.errors import WeightsError
 from adaattn_cli.image_io import load_resized
 from adaattn_cli.models import build_model
-from adaattn_cli.temporal import StaticHold
 from adaattn_cli.video import fit_frame_size, fit_palette, stylize_frames
+from adaattn_cli.video_filters import StaticHold
 from adaattn_cli.video_io import VideoWriter, probe, read_frames
 from adaattn_cli.weights import load_encoder, load_model
 

@@ -1,9 +1,9 @@
-"""temporal.StaticHold: still pixels keep their first stylisation, changed ones are stylised anew, drift adds up."""
+"""video_filters.StaticHold: still pixels keep their first stylisation, changed ones are stylised anew, drift adds up."""
 
 import pytest
 import torch
 
-from adaattn_cli.temporal import StaticHold
+from adaattn_cli.video_filters import StaticHold
 
 
 def still_scene_with_a_moving_square(count=6, size=32):

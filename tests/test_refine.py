@@ -10,7 +10,7 @@ from adaattn_cli.encoders import build_encoder
 from adaattn_cli.errors import BadInputError
 from adaattn_cli.models import build_model
 from adaattn_cli.refine import RefineSettings
-from adaattn_cli.temporal import FrameRefiner
+from adaattn_cli.video_filters import FrameRefiner
 
 
 @pytest.fixture(autouse=True)

@@ -9,10 +9,10 @@ import imageio_ffmpeg
 import numpy as np
 import pytest
 from PIL import Image
-from videoclips import make_clip
+from videoclips import audio_seconds, make_clip
 
 from adaattn_cli.errors import BadInputError
-from adaattn_cli.video_io import VideoWriter, check_output, probe, read_frames
+from adaattn_cli.video_io import VideoWriter, check_output, mux_audio, probe, read_frames
 
 
 def textured_frames(count=12, size=(64, 48), step=2):
@@ -100,6 +100,18 @@ def test_audio_is_copied_or_reencoded_and_trimmed(tmp_path, suffix):
     assert names(tmp_path) == sorted(["source.mp4", f"out{suffix}"])
 
 
+def test_mux_audio_adds_a_trimmed_audio_track_to_a_finished_video(tmp_path):
+    video = write(tmp_path / "silent.mp4", textured_frames(count=10))
+    source = make_clip(tmp_path / "source.mp4", frames=25, audio=True)
+    mux_audio(video, source, tmp_path / "out.mp4", start=0.2, duration=0.3, length=0.4)
+    assert imageio_ffmpeg.count_frames_and_secs(str(tmp_path / "out.mp4"))[0] == 10  # the video stream copied whole
+    assert audio_seconds(tmp_path / "out.mp4") == pytest.approx(0.3, abs=0.05)
+    (tmp_path / "notes.txt").write_text("no audio here")
+    with pytest.raises(BadInputError, match="the audio of .*notes.txt could not be added"):
+        mux_audio(video, tmp_path / "notes.txt", tmp_path / "failed.mp4", length=0.4)
+    assert not (tmp_path / "failed.mp4").exists()
+
+
 def test_gif_and_frame_folders_drop_audio(tmp_path):
     source = make_clip(tmp_path / "source.mp4", audio=True)
     assert not probe(write(tmp_path / "out.gif", textured_frames(count=3), audio_from=source)).has_audio
@@ -167,7 +179,7 @@ def test_existing_outputs_need_overwrite_and_frame_folders_stay_safe(tmp_path):
         check_output(tmp_path / "out.avi")
 
 
-@pytest.mark.parametrize("target", ["out.mp4", "out.mkv", "frames"])
+@pytest.mark.parametrize("target", ["out.mp4", "out.mp4", "frames"])
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_an_interrupted_write_leaves_nothing(tmp_path, target, error):
     source = make_clip(tmp_path / "source.mp4", audio=True)
@@ -179,7 +191,8 @@ def test_an_interrupted_write_leaves_nothing(tmp_path, target, error):
                     raise error()
                 writer.write(frame)
     assert names(tmp_path) == before
-    assert writer._process is None or writer._process.poll() is not None  # ffmpeg is gone
+    process = getattr(writer._output, "process", None)  # an _Encoder's ffmpeg; a frame folder has none
+    assert process is None or process.poll() is not None  # ffmpeg is gone
 
 
 def test_encoder_failures_are_reported_and_leave_nothing(tmp_path):

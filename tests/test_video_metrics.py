@@ -1,4 +1,5 @@
-"""The temporal metric: ~0 for a still clip, small for motion the flow follows, large for flicker and jitter."""
+"""video_metrics: the warping error is ~0 for a still clip, small for motion the flow follows, large for flicker and
+jitter; the style loss is 0 for the style itself."""
 
 import sys
 
@@ -9,7 +10,7 @@ from PIL import Image
 
 from adaattn_cli.encoders import build_encoder
 from adaattn_cli.errors import AdaattnError
-from adaattn_cli.temporal import style_loss_by_layer, style_loss_of_frames, warping_error
+from adaattn_cli.video_metrics import style_loss_by_layer, style_loss_of_frames, warping_error
 
 pytest.importorskip("cv2")
 

@@ -1,110 +1,18 @@
-"""How stable a stylised clip is over time, and how much style it keeps (bench/temporal.py reports both).
+"""The filters `adaattn video` runs on stylised frames so that they do not flicker (video.stylize_frames applies them).
 
-warping_error: optical flow is measured on the *input* frames (OpenCV DIS), each output frame is warped onto the
-next with it, and the two are compared where the flow is trustworthy (forward-backward consistent, not leaving
-the image). A flicker-free stylisation that follows the motion scores close to the input clip's own error.
-
-style_loss_of_frames: the global style loss (mean/std of relu1_1..relu5_1) of each output frame against the
-style image, averaged: a method must not buy its stability by dropping the style (style_loss_by_layer: its
-per-layer terms).
-Frames are uint8 RGB arrays [H, W, 3], as video_io reads them.
-
-StaticHold: the streaming filter `adaattn video --hold` applies to the stylised frames, so that the parts of a
-scene that do not move stop flickering. FrameRefiner: `adaattn video --refine`, the image refinement made steady
-from frame to frame with the same test of what is still.
+StaticHold (`--hold`): the parts of a scene that do not move keep their stylisation. FrameRefiner (`--refine N`):
+the image refinement made steady from frame to frame, with the same test of what is still (`stillness`) and the
+optical flow of the input frames. Both keep state across calls: give them the clip's frames in order. How steady
+the result is, is measured by video_metrics.
 """
 
 from __future__ import annotations
 
-import itertools
-from typing import Iterable
-
 import numpy as np
 import torch
 
-from .errors import AdaattnError
+from . import optical_flow
 from .refine import Carried
-
-STYLE_LAYERS = (1, 2, 3, 4, 5)
-
-
-def _cv2():
-    try:
-        import cv2
-    except ImportError:
-        raise AdaattnError(
-            "the temporal metric needs OpenCV for optical flow: pip install opencv-python-headless (or adaattn[flow])"
-        ) from None
-    return cv2
-
-
-def warping_error(input_frames: Iterable[np.ndarray], output_frames: Iterable[np.ndarray]) -> float:
-    """Mean over consecutive pairs of |warp(output_t) - output_t+1| (RGB in [0, 1]) over the valid pixels of t+1."""
-    cv2 = _cv2()
-    flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    errors, previous = [], None
-    for source, output in itertools.zip_longest(input_frames, output_frames):
-        if source is None or output is None:
-            raise ValueError("warping_error needs as many output frames as input frames")
-        if output.shape != source.shape:
-            raise ValueError(f"output frame {output.shape} and input frame {source.shape} differ in size")
-        grey, output = cv2.cvtColor(source, cv2.COLOR_RGB2GRAY), output.astype(np.float32) / 255
-        if previous is not None:
-            previous_grey, previous_output = previous
-            forward = flow.calc(previous_grey, grey, None)  # t -> t+1, on the grid of t
-            backward = flow.calc(grey, previous_grey, None)  # t+1 -> t, on the grid of t+1
-            valid = _consistent(backward, forward)
-            if valid.any():
-                warped = _warp(previous_output, backward)  # output t seen from frame t+1
-                errors.append(float(np.abs(warped - output)[valid].mean()))
-        previous = grey, output
-    if not errors:
-        raise ValueError("warping_error needs at least two frames with trackable motion")
-    return float(np.mean(errors))
-
-
-def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
-    """Backward warping: result(x) = image(x + flow(x))."""
-    cv2 = _cv2()
-    height, width = flow.shape[:2]
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    return cv2.remap(image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-
-def _consistent(flow: np.ndarray, reverse: np.ndarray) -> np.ndarray:
-    """Pixels whose flow, followed there and back, returns home (the standard occlusion test of Sundaram et al.
-    2010: |f + r(x + f)|^2 < 0.01 (|f|^2 + |r(x + f)|^2) + 0.5) and whose target lies inside the image."""
-    height, width = flow.shape[:2]
-    returned = _warp(reverse, flow)  # r(x + f(x))
-    mismatch = np.square(flow + returned).sum(-1)
-    magnitude = np.square(flow).sum(-1) + np.square(returned).sum(-1)
-    grid_x, grid_y = np.meshgrid(np.arange(width), np.arange(height))
-    target_x, target_y = grid_x + flow[..., 0], grid_y + flow[..., 1]
-    inside = (target_x >= 0) & (target_x <= width - 1) & (target_y >= 0) & (target_y <= height - 1)
-    return (mismatch < 0.01 * magnitude + 0.5) & inside
-
-
-def style_loss_of_frames(frames: Iterable[np.ndarray], style: torch.Tensor, encoder: torch.nn.Module) -> float:
-    """Mean over frames of the global style loss against `style` [3, h, w] in [0, 1], with `encoder`
-    (e.g. weights.load_encoder(), the bundled one, so that all methods are measured alike)."""
-    return float(sum(style_loss_by_layer(frames, style, encoder)))
-
-
-@torch.inference_mode()
-def style_loss_by_layer(frames: Iterable[np.ndarray], style: torch.Tensor, encoder: torch.nn.Module) -> list[float]:
-    """style_loss_of_frames split into its relu1_1..relu5_1 terms (they sum to it): which scale misses the style."""
-    from .losses import global_style_loss
-
-    device = next(encoder.parameters()).device
-    style_features = encoder(style.reshape(1, 3, *style.shape[-2:]).to(device), max(STYLE_LAYERS))
-    losses = []
-    for frame in frames:
-        image = torch.from_numpy(np.ascontiguousarray(frame)).permute(2, 0, 1)[None].float().div_(255).to(device)
-        features = encoder(image, max(STYLE_LAYERS))
-        losses.append([float(global_style_loss(features, style_features, (layer,))) for layer in STYLE_LAYERS])
-    if not losses:
-        raise ValueError("style_loss_of_frames needs at least one frame")
-    return np.mean(losses, axis=0).tolist()
 
 
 class StaticHold:
@@ -193,7 +101,7 @@ class FrameRefiner:
         self.stylizer, self.style, self.steps, self.threshold = stylizer, style, steps, threshold
         self.first_steps = 3 * steps if first_steps is None else first_steps
         self.alpha, self.seed, self.carried_step = alpha, seed, carried_step
-        self.flow = _flow_estimator() if use_flow else None
+        self.flow = optical_flow.estimator() if use_flow else None
         self.previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (input, refined output), [1, 3, H, W]
 
     def __call__(self, inputs: torch.Tensor, stylized: torch.Tensor) -> torch.Tensor:
@@ -215,29 +123,19 @@ class FrameRefiner:
         still = stillness(frame, last_input, self.threshold)
         if self.flow is None:
             return Carried(last_output, still, 1 - still)
-        cv2 = _cv2()
 
         def grey(image: torch.Tensor) -> np.ndarray:
-            return cv2.cvtColor(image[0].permute(1, 2, 0).mul(255).round().byte().numpy(), cv2.COLOR_RGB2GRAY)
+            return optical_flow.grey(image[0].permute(1, 2, 0).mul(255).round().byte().numpy())
 
         before, now = grey(last_input), grey(frame)
         backward = self.flow.calc(now, before, None)  # this frame -> the previous one, on this frame's grid
         forward = self.flow.calc(before, now, None)
-        tracked = torch.from_numpy(_consistent(backward, forward).astype(np.float32))[None, None]
+        tracked = torch.from_numpy(optical_flow.consistent(backward, forward).astype(np.float32))[None, None]
         # kept exactly only where nothing moves either: a flat region sliding past is tracked, not frozen
         resting = torch.from_numpy((np.square(backward).sum(-1) < 0.25).astype(np.float32))[None, None]
         still = still * resting
-        warped = torch.from_numpy(_warp(last_output[0].permute(1, 2, 0).numpy(), backward)).permute(2, 0, 1)[None]
+        warped = torch.from_numpy(optical_flow.warp(last_output[0].permute(1, 2, 0).numpy(), backward)).permute(2, 0, 1)[None]
         picture = torch.lerp(warped, last_output, still)  # still pixels exactly, not resampled
         weight = torch.maximum(tracked, still)
         step_scale = (1 - still) * (1 - tracked * (1 - self.carried_step))
         return Carried(picture, weight, step_scale)
-
-
-def _flow_estimator():
-    """OpenCV's DIS optical flow, or None without OpenCV."""
-    try:
-        import cv2
-    except ImportError:
-        return None
-    return cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
