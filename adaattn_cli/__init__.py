@@ -1,25 +1,59 @@
-"""adaattn: arbitrary neural style transfer (AdaAttN, AdaIN, SANet) for images and video."""
+"""adaattn: arbitrary neural style transfer (AdaAttN, AdaIN, SANet) for images and video.
+
+    from adaattn_cli import Stylizer
+    stylizer = Stylizer.load("adaattn")
+    stylizer.stylize("photo.jpg", "monet.jpg").save("photo_monet.png")
+
+The library's reference is docs/api.md.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = ["Stylizer", "Style", "load_model", "save_model", "build_model", "load_encoder", "AdaattnError", "__version__"]
+# Where each public name lives. They are imported on first use, not here: the `adaattn` command imports this
+# package, and `adaattn --help` must not wait for torch. Type checkers and IDEs read the imports below instead.
+_HOMES = {
+    "Stylizer": "api",
+    "Style": "api",
+    "RefineSettings": "refine",
+    "stylize_video": "video",
+    "export_onnx": "export",
+    "list_models": "weights",
+    "load_model": "weights",
+    "save_model": "weights",
+    "load_encoder": "weights",
+    "build_model": "models",
+    "Method": "methods",
+    "register_method": "methods",
+    "get_method": "methods",
+    "list_methods": "methods",
+    "AdaattnError": "errors",
+    "BadInputError": "errors",
+}
+__all__ = [*_HOMES, "__version__"]
+
+if TYPE_CHECKING:
+    from .api import Style, Stylizer
+    from .errors import AdaattnError, BadInputError
+    from .export import export_onnx
+    from .methods import Method, get_method, list_methods, register_method
+    from .models import build_model
+    from .refine import RefineSettings
+    from .video import stylize_video
+    from .weights import list_models, load_encoder, load_model, save_model
 
 
-def __getattr__(name):  # lazy: `adaattn --version` must not import torch
-    if name in ("Stylizer", "Style"):
-        from . import api
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module 'adaattn_cli' has no attribute {name!r}")
+    value = getattr(import_module(f".{_HOMES[name]}", __name__), name)
+    globals()[name] = value  # once
+    return value
 
-        return getattr(api, name)
-    if name in ("load_model", "save_model", "load_encoder"):
-        from . import weights
 
-        return getattr(weights, name)
-    if name == "build_model":
-        from .models import build_model
-
-        return build_model
-    if name == "AdaattnError":
-        from .errors import AdaattnError
-
-        return AdaattnError
-    raise AttributeError(name)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

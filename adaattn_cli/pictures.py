@@ -66,9 +66,9 @@ def as_picture(picture: PictureLike, what: str) -> Picture:
         if picture.ndim != 3 or picture.shape[2] != 3:
             raise BadInputError(f"{what}: expected an RGB array of shape (H, W, 3), got {picture.shape}")
         if picture.dtype == np.uint8:
-            rgb = torch.from_numpy(np.ascontiguousarray(picture)).permute(2, 0, 1).float().div_(255)
+            rgb = torch.from_numpy(np.array(picture)).permute(2, 0, 1).float().div_(255)  # a copy: arrays may be read-only
         elif np.issubdtype(picture.dtype, np.floating):
-            rgb = torch.from_numpy(np.ascontiguousarray(picture, dtype=np.float32)).permute(2, 0, 1)
+            rgb = torch.from_numpy(np.array(picture, dtype=np.float32)).permute(2, 0, 1)
         else:
             raise BadInputError(f"{what}: an array must be uint8 (0-255) or float (0-1), got {picture.dtype}")
         return Picture(rgb, picture)

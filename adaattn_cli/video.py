@@ -1,9 +1,11 @@
 """The video pipeline, streamed: decode -> stylise -> palette -> hold or refine -> encode.
 
-    stylizer = Stylizer.load("adaattn-video")
-    style = stylizer.encode_style(style_image, seed=0)        # once: every frame attends to the same positions
+    stylize_video("clip.mp4", "monet.jpg", "out.mp4", size=288)   # all of `adaattn video`, as a function
+
+    stylizer = Stylizer.load("adaattn-video")                 # its steps, as the CLI and the app run them:
+    style = stylizer.encode_style("monet.jpg", seed=0)        # once: every frame attends to the same positions
     plan = plan_video("clip.mp4", "out.mp4", size=288)        # checks and sizes, before any frame is stylised
-    frames = stylize_video(stylizer, style, plan, palette="image", style_image=style_image)
+    frames = render_video(stylizer, style, plan, palette=default_palette(stylizer.model.method))
 
 Frames go from ffmpeg's decoder to its encoder one batch at a time (video_io), so memory does not grow with the
 clip; the output appears only once every frame is written, and an exception or Ctrl-C leaves none
@@ -27,12 +29,13 @@ import torch
 
 from . import functional as fn
 from . import video_io
-from .api import MIN_SIDE, Style, Stylizer
+from .api import MIN_SIDE, Style, StyleLike, Stylizer
 from .config import HOLD_THRESHOLD, VIDEO_CRF
 from .errors import SettingError
 from .image_io import check_pixel_limit
 from .video_filters import FrameRefiner, StaticHold
 from .video_io import VideoInfo
+from .weights import find_weights
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +112,71 @@ def plan_video(
 
 
 def stylize_video(
+    clip: str | os.PathLike[str],
+    style: StyleLike,
+    output: str | os.PathLike[str] | None = None,
+    *,
+    stylizer: Stylizer | None = None,
+    alpha: float = 1.0,
+    seed: int = 0,
+    size: int | None = None,
+    max_size: int | None = None,
+    fps: Fraction | None = None,
+    start: float | None = None,
+    duration: float | None = None,
+    palette: str | None = None,
+    hold: float = HOLD_THRESHOLD,
+    refine: int = 0,
+    codec: str | None = None,
+    crf: int = VIDEO_CRF,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+    notes: Callable[[str], None] = log.info,
+) -> Path:
+    """`adaattn video` as a function: stylise `clip` (a video file or a folder of frames) with `style` into `output`
+    (default <clip>_stylized_<style>.mp4 beside the clip; a name without extension: a folder of PNG frames); returns
+    the output's path. Nothing is written if it fails or is interrupted.
+
+    stylizer: default Stylizer.load(default_video_model()). style: a Style of that stylizer or a picture (encoded
+    with `seed`). size/max_size/fps/start/duration/overwrite: plan_video's; palette: None = default_palette's;
+    hold, refine, codec, crf, progress: render_video's. notes(text): what is left out (audio that cannot follow).
+    """
+    if output is None:
+        name = Path(style).stem if isinstance(style, (str, os.PathLike)) else "style"
+        output = Path(clip).with_name(f"{Path(clip).stem}_stylized_{name}.mp4")
+    plan = plan_video(clip, output, size=size, max_size=max_size, fps=fps, start=start, duration=duration, overwrite=overwrite)
+    for note in plan.notes:
+        notes(note)
+    stylizer = stylizer or Stylizer.load(default_video_model())
+    encoded = style if isinstance(style, Style) else stylizer.encode_style(style, seed=seed)
+    render_video(
+        stylizer,
+        encoded,
+        plan,
+        alpha=alpha,
+        seed=seed,
+        palette=palette or default_palette(stylizer.model.method),
+        hold=hold,
+        refine=refine,
+        codec=codec,
+        crf=crf,
+        progress=progress,
+    )
+    return plan.output
+
+
+def default_video_model() -> str:
+    """The video model when one is installed, else the image model (so that video works out of the box)."""
+    return "adaattn-video" if find_weights("adaattn-video.safetensors") else "adaattn"
+
+
+def default_palette(method: str) -> str:
+    """ "image" (the image model's colours, docs/video.md) for the video model when the image model is installed,
+    else "own"."""
+    return "image" if method == "adaattn-video" and find_weights("adaattn.safetensors") else "own"
+
+
+def render_video(
     stylizer: Stylizer,
     style: Style,
     plan: VideoPlan,
@@ -117,7 +185,6 @@ def stylize_video(
     seed: int = 0,
     batch: int | None = None,
     palette: str = "own",
-    style_image: torch.Tensor | None = None,
     image_stylizer: Stylizer | None = None,
     hold: float = HOLD_THRESHOLD,
     refine: int = 0,
@@ -129,15 +196,13 @@ def stylize_video(
 
     batch: frames per forward pass (None: 1 on a CPU, where bigger batches are measured slower, else 4).
     palette: "image" recolours the frames with the image model's palette (fit_palette, on the first frame, with
-    `style_image` and `image_stylizer`, default the installed adaattn model); "own" keeps the model's colours.
+    `image_stylizer`, default the installed adaattn model); "own" keeps the model's colours.
     hold: StaticHold's threshold (0: off). refine: steps of FrameRefiner per frame (0: off); it keeps still pixels
     itself, with `hold` (or HOLD_THRESHOLD) as its threshold, and no hold follows it.
     codec, crf: the encoder's (video_io.VideoWriter). progress(frames): called after each batch with its frame count.
     """
     if palette not in ("image", "own"):
         raise ValueError(f"palette must be 'image' or 'own', got {palette!r}")
-    if palette == "image" and style_image is None:
-        raise ValueError("palette 'image' needs the style image")
     batch = batch or default_batch(stylizer.device)
     # Without re-timing, frames come at the clip's rate by their timestamps (a variable rate keeps its timing);
     # re-timed: each frame once.
@@ -163,7 +228,7 @@ def stylize_video(
     with contextlib.closing(frames), writer:
         for chunk in _chunks(frames, batch):
             if palette == "image" and recolour is None:
-                recolour = fit_palette(stylizer, chunk[0], style, style_image, alpha=alpha, seed=seed, image_stylizer=image_stylizer)
+                recolour = fit_palette(stylizer, chunk[0], style, alpha=alpha, seed=seed, image_stylizer=image_stylizer)
             for frame in stylize_frames(
                 stylizer, chunk, style, alpha=alpha, seed=seed, recolour=recolour, refine=refiner, hold=hold_filter
             ):
@@ -215,12 +280,12 @@ def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray
         yield chunk
 
 
-def fit_palette(stylizer: Stylizer, frame: np.ndarray, style: Style, style_image, *, alpha: float, seed: int, image_stylizer=None):
+def fit_palette(stylizer: Stylizer, frame: np.ndarray, style: Style, *, alpha: float, seed: int, image_stylizer=None):
     """(A, b, blur): the colour map from the video model's output of `frame` to the image model's (fn.colour_transform).
 
     image_stylizer: the image model (default: the installed adaattn model, loaded here and dropped after)."""
     image_stylizer = image_stylizer or _installed_image_stylizer(stylizer)
-    image_style = image_stylizer.encode_style(style_image, seed=seed)
+    image_style = image_stylizer.encode_style(style.image, mask=style.mask, seed=style.seed)
     target = stylize_frames(image_stylizer, [frame], image_style, alpha=alpha, seed=seed, as_uint8=False)
     source = stylize_frames(stylizer, [frame], style, alpha=alpha, seed=seed, as_uint8=False)
     matrix, offset = fn.colour_transform(source[0], target[0])

@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
         encoded = stylizer.encode_style(style, seed=args.seed)
         recolour = None
         if args.palette == "image" and stylizer.model.method == "adaattn-video":
-            recolour = fit_palette(stylizer, frames[0], encoded, style, alpha=args.alpha, seed=args.seed)
+            recolour = fit_palette(stylizer, frames[0], encoded, alpha=args.alpha, seed=args.seed)
             name += " (palette: image)"
         for steps in [0, *args.refine]:
             refiner = (

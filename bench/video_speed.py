@@ -81,7 +81,7 @@ def main() -> None:
             recolour, fit_time = None, float("nan")
             if model.method == "adaattn-video":  # as `adaattn video` does by default (--palette image)
                 start = time.perf_counter()
-                recolour = fit_palette(stylizer, frames[0], encoded, style, alpha=1.0, seed=0)
+                recolour = fit_palette(stylizer, frames[0], encoded, alpha=1.0, seed=0)
                 fit_time = time.perf_counter() - start
             start, hold = time.perf_counter(), StaticHold(HOLD_THRESHOLD)
             for i in range(0, len(frames), args.batch):

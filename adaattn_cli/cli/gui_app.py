@@ -4,7 +4,7 @@
     picture = studio.stylize(photo, [(style, 1.0)], alpha=0.8)
     serve(host="127.0.0.1", port=7860, open_browser=True)    # the page over a Studio, until Ctrl-C
 
-The work is the library's (Stylizer, video.plan_video/stylize_video, blend.py's blend grid); Studio keeps what may
+The work is the library's (Stylizer, video.plan_video/render_video, blend.py's blend grid); Studio keeps what may
 be reused between clicks (loaded models, encoded styles: moving alpha renders anew without encoding the style
 again), the page turns its inputs into Studio calls and a library error into one message in the page. Gradio is
 imported only inside build() and serve(), torch only inside functions: `adaattn --help` loads neither."""
@@ -187,8 +187,7 @@ class Studio:
         notes: Callable[[str], None] = log.info,
     ) -> Path:
         """`adaattn video`: the clip stylised, with its audio, as an mp4 in a new results folder; returns its path."""
-        from ..video import plan_video, stylize_video
-        from ..weights import find_weights
+        from ..video import default_palette, default_video_model, plan_video, render_video
 
         output = self._new_folder() / f"{Path(clip).stem}_stylized_{Path(style).stem}.mp4"
         plan = plan_video(clip, output, size=size or None, start=start or None, duration=duration or None)
@@ -201,11 +200,9 @@ class Studio:
             )
         for note in plan.notes:
             notes(note)
-        model = model or ("adaattn-video" if find_weights("adaattn-video.safetensors") else "adaattn")
+        model = model or default_video_model()
         stylizer = self.stylizer(model)
-        # the video model with the image model's colours, as `adaattn video` by default (docs/video.md)
-        palette = "image" if stylizer.model.method == "adaattn-video" and find_weights("adaattn.safetensors") else "own"
-        style_image = load_picture(style, "style", size=STYLE_SIZE).rgb
+        palette = default_palette(stylizer.model.method)  # as `adaattn video` by default (docs/video.md)
         done = 0
 
         def advance(frames: int) -> None:
@@ -214,14 +211,13 @@ class Studio:
             if progress is not None:
                 progress(done, plan.expected_frames)
 
-        stylize_video(
+        render_video(
             stylizer,
             self.style(model, style, seed=seed),
             plan,
             alpha=alpha,
             seed=seed,
             palette=palette,
-            style_image=style_image,
             image_stylizer=self.stylizer("adaattn") if palette == "image" else None,
             hold=hold,
             refine=refine,

@@ -33,16 +33,6 @@ from .progress import frame_progress
 from .stylize import StyleOption
 
 
-def _default_video_method() -> Method:
-    """The video model when one is installed, else the image model (so the default works out of the box)."""
-    from ..weights import find_weights
-
-    if find_weights(f"{Method.adaattn_video.value}.safetensors"):
-        return Method.adaattn_video
-    info("no adaattn-video model installed; using the adaattn image model per frame")
-    return Method.adaattn
-
-
 def _parse_fps(value: Optional[str]) -> Optional[Fraction]:
     from ..video_io import frame_rate
 
@@ -187,7 +177,7 @@ def video(
       adaattn video frames/ -s starry.jpg --fps 24 -o stylized_frames
     """
     from ..image_io import set_pixel_limit
-    from ..video import plan_video, stylize_video
+    from ..video import default_video_model, plan_video, render_video
 
     if max_pixels is not None:
         set_pixel_limit(max_pixels)
@@ -198,12 +188,15 @@ def video(
 
     began = time.perf_counter()
     try:
-        stylizer = load_stylizer(method or (None if model else _default_video_method()), model, device, precision, style_positions)
-        style_image = load_style_image(style, style_size)
-        encoded = stylizer.encode_style(style_image, seed=seed)  # once: every frame attends to the same style positions
+        if method is None and model is None:
+            method = Method(default_video_model())
+            if method is not Method.adaattn_video:
+                info("no adaattn-video model installed; using the adaattn image model per frame")
+        stylizer = load_stylizer(method, model, device, precision, style_positions)
+        encoded = stylizer.encode_style(load_style_image(style, style_size), seed=seed)  # once: every frame, the same positions
         palette = _check_palette(palette, stylizer.model.method)
         with frame_progress(plan.expected_frames) as advance:
-            frames = stylize_video(
+            frames = render_video(
                 stylizer,
                 encoded,
                 plan,
@@ -211,7 +204,6 @@ def video(
                 seed=seed,
                 batch=batch,
                 palette=palette.value,
-                style_image=style_image,
                 hold=hold,
                 refine=refine,
                 codec=codec,
@@ -224,14 +216,13 @@ def video(
 
 
 def _check_palette(palette: Palette | None, method: str) -> Palette:
-    from ..weights import find_weights
+    from ..video import default_palette
 
     if palette is None:  # the default: the image model's palette where it applies and is installed
-        wanted = method == Method.adaattn_video.value
-        if wanted and not find_weights(f"{Method.adaattn.value}.safetensors"):
+        chosen = Palette(default_palette(method))
+        if method == Method.adaattn_video.value and chosen is Palette.own:
             info("no adaattn image model installed; the video model keeps its own palette")
-            wanted = False
-        return Palette.image if wanted else Palette.own
+        return chosen
     if palette is Palette.image and method != Method.adaattn_video.value:
         raise BadInputError(f"--palette image recolours the adaattn-video model's frames; this model is {method}")
     return palette

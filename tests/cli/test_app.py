@@ -169,7 +169,7 @@ def test_an_unexpected_failure_is_one_line_and_exit_1(cli, make_image, monkeypat
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr("adaattn_cli.weights.load_model", broken)
+    monkeypatch.setattr("adaattn_cli.api.load_model", broken)
     result = cli("stylize", make_image("c.png"), "-s", make_image("s.png", (32, 32)))
     assert result.exit_code == 1
     assert result.stderr.strip() == "error: RuntimeError: out of memory (run with --verbose for the traceback)"

@@ -163,7 +163,7 @@ def test_the_palette_gives_the_video_frames_the_image_models_colours(video_model
     style = load_resized(make_image("style.png", (32, 32)), size=None).rgb
     video, image = (exact_stylizer(load_model(path), device="cpu") for path in (video_model, weights_dir / "adaattn.safetensors"))
     encoded = video.encode_style(style)
-    recolour = fit_palette(video, frame, encoded, style, alpha=1.0, seed=0, image_stylizer=image)
+    recolour = fit_palette(video, frame, encoded, alpha=1.0, seed=0, image_stylizer=image)
     own, recoloured = (stylize_frames(video, [frame], encoded, alpha=1.0, seed=0, recolour=r, as_uint8=False) for r in (None, recolour))
     target = stylize_frames(image, [frame], image.encode_style(style), alpha=1.0, seed=0, as_uint8=False)
     error = lambda frames: float((frames.mean((0, 2, 3)) - target.mean((0, 2, 3))).abs().max())  # noqa: E731
