@@ -36,15 +36,23 @@ _HOMES = {
 }
 __all__ = [*_HOMES, "__version__"]
 
-if TYPE_CHECKING:
-    from .api import Style, Stylizer
-    from .errors import AdaattnError, BadInputError
-    from .export import export_onnx
-    from .methods import Method, get_method, list_methods, register_method
-    from .models import build_model
-    from .refine import RefineSettings
-    from .video import stylize_video
-    from .weights import list_models, load_encoder, load_model, save_model
+if TYPE_CHECKING:  # `X as X`: a re-export (PEP 484)
+    from .api import Style as Style
+    from .api import Stylizer as Stylizer
+    from .errors import AdaattnError as AdaattnError
+    from .errors import BadInputError as BadInputError
+    from .export import export_onnx as export_onnx
+    from .methods import Method as Method
+    from .methods import get_method as get_method
+    from .methods import list_methods as list_methods
+    from .methods import register_method as register_method
+    from .models import build_model as build_model
+    from .refine import RefineSettings as RefineSettings
+    from .video import stylize_video as stylize_video
+    from .weights import list_models as list_models
+    from .weights import load_encoder as load_encoder
+    from .weights import load_model as load_model
+    from .weights import save_model as save_model
 
 
 def __getattr__(name: str) -> Any:

@@ -25,12 +25,13 @@ class StyleMemory:
 
     logit_bias [B, 1, n]: set when the query projection is folded into the keys (AdaAttN.folded_query)."""
 
-    key: torch.Tensor | None = None
-    value: torch.Tensor | None = None
+    key: torch.Tensor
+    value: torch.Tensor
     logit_bias: torch.Tensor | None = None
 
     def to(self, *args, **kwargs) -> "StyleMemory":
-        return StyleMemory(*(t.to(*args, **kwargs) if t is not None else None for t in (self.key, self.value, self.logit_bias)))
+        logit_bias = None if self.logit_bias is None else self.logit_bias.to(*args, **kwargs)
+        return StyleMemory(self.key.to(*args, **kwargs), self.value.to(*args, **kwargs), logit_bias)
 
 
 def select_positions(
@@ -80,6 +81,7 @@ class TransferBlock(nn.Module):
     # needs only its whole-image statistics to be its own style, not its gathered positions (tiling.py).
     attends_to_positions = True
     max_style_positions: int | None = None
+    matmul_dtype: torch.dtype | None  # of the attention matmuls (None: the inputs', autocast decides)
 
     def configure_inference(self, *, matmul_dtype: torch.dtype, max_style_positions: int | None) -> None:
         """Inference settings: the dtype of the attention matmuls, the cap on attended style positions (None: all)."""
@@ -100,7 +102,7 @@ class AdaAttN(TransferBlock):
         self.max_style_positions = max_style_positions
         self.attention = attention
         self.logit_budget = fn.DEFAULT_LOGIT_BUDGET
-        self.matmul_dtype = torch.float32  # Stylizer sets bfloat16 for its fast path
+        self.matmul_dtype: torch.dtype = torch.float32  # Stylizer sets bfloat16 for its fast path
         self.plain = False  # models.use_plain_ops (ONNX export): the query projection stays on the content side
         self._folded: tuple = (None, None)  # (weights' stamp, folded_query()'s tensors)
 
@@ -113,7 +115,9 @@ class AdaAttN(TransferBlock):
         every logit, which softmax ignores. Saves a d x d conv at every content position (at relu3_1 the content
         has 4x the positions of the capped style). Cached until the weights change (new storage or in-place update).
         """
-        params = (self.query.weight, self.query.bias, self.key.weight, self.key.bias)
+        query_bias, key_bias = self.query.bias, self.key.bias
+        assert query_bias is not None and key_bias is not None  # the 1x1 convs of __init__ have biases
+        params = (self.query.weight, query_bias, self.key.weight, key_bias)
         stamp = version_stamp(*params)
         if self._folded[0] != stamp:
             dtype = params[0].dtype
@@ -137,7 +141,7 @@ class AdaAttN(TransferBlock):
         folded = memory.logit_bias is not None  # the query projection lives in the keys (folded_query)
         query = (content_key if folded else self.query(content_key)).flatten(2).transpose(1, 2)
         key, value = memory.key.expand(batch, -1, -1), memory.value.expand(batch, -1, -1)
-        logit_bias = memory.logit_bias.expand(batch, -1, -1) if folded else None
+        logit_bias = None if memory.logit_bias is None else memory.logit_bias.expand(batch, -1, -1)
         mean, std = fn.attention_mean_std(
             query,
             key,
@@ -191,6 +195,7 @@ class AdaIN(TransferBlock):
     def memorize(self, style: torch.Tensor | None, *, generator=None, mask=None, stats=None) -> StyleMemory:
         """stats: the style's (mean, std) when they are known already (a content processed in tiles)."""
         if stats is None:
+            assert style is not None, "AdaIN.memorize needs the style's features or their statistics"
             if mask is not None:
                 (style,) = select_positions([style], cap=None, generator=None, mask=mask)
             stats = fn.mean_std(style)

@@ -14,11 +14,13 @@ import datetime
 import os
 import signal
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TypeVar
 
 from .errors import BadInputError, SettingError
 
 if TYPE_CHECKING:
+    from types import FrameType
+
     import torch
 
 T = TypeVar("T")
@@ -180,7 +182,7 @@ class StopRequests:
 
     def __init__(self, *, enabled: bool = True):
         self.enabled, self.requested = enabled, False
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}  # what signal.signal returned
 
     def __enter__(self) -> StopRequests:
         for sig in self.signals if self.enabled else ():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -16,7 +17,7 @@ import torch.nn.functional as F
 
 from . import kernels
 from .errors import WeightsError
-from .layers import Conv3x3
+from .layers import Conv3x3, Padding
 
 # Convs per block up to conv5_1 (the deepest layer any method taps).
 _BLOCKS = {"vgg16": (2, 2, 3, 3, 1), "vgg19": (2, 2, 4, 4, 1)}
@@ -34,7 +35,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class EncoderSpec:
     name: str
     architecture: str  # key of _BLOCKS
-    padding: str  # "zeros" or "reflect"
+    padding: Padding  # "zeros" or "reflect"
     description: str
 
 
@@ -73,6 +74,9 @@ class Encoder(nn.Module):
     """
 
     plain = False
+    input_weight: torch.Tensor  # buffers: the 1x1 input layer (register_buffer below)
+    input_bias: torch.Tensor
+    weights_sha256: str | None = None  # of the weights file's tensors, once loaded (weights.load_encoder)
 
     def __init__(self, spec: EncoderSpec, width_divisor: int = 1):
         super().__init__()
@@ -92,6 +96,10 @@ class Encoder(nn.Module):
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def conv(self, name: str) -> Conv3x3:
+        """The conv `name` ("conv4_1") as what it is (an nn.ModuleDict's items are bare Modules to a type checker)."""
+        return cast(Conv3x3, self.convs[name])
 
     def train(self, mode: bool = True):  # frozen: never leaves eval mode
         return super().train(False)
@@ -113,7 +121,8 @@ class Encoder(nn.Module):
     def weights_state(self) -> dict[str, torch.Tensor]:
         """The state written to an encoder .safetensors file (the 1x1 input layer kept in fp32)."""
         state = {"input.weight": self.input_weight, "input.bias": self.input_bias}
-        for name, conv in self.convs.items():
+        for name in self.convs:
+            conv = self.conv(name)
             state[f"{name}.weight"], state[f"{name}.bias"] = conv.weight, conv.bias
         return state
 
@@ -162,6 +171,8 @@ def state_from_sequential(state_dict: dict[str, torch.Tensor], name: str) -> dic
     state = {}
     if indexed and indexed[0][1].shape == (3, 3, 1, 1):
         _, weight, bias = indexed.pop(0)
+        if bias is None:
+            raise WeightsError(f"{name}: the 1x1 input layer has no bias")
         state["input.weight"], state["input.bias"] = weight.float(), bias.float()
     names = conv_names(ENCODERS[name].architecture)
     if len(indexed) < len(names):

@@ -87,7 +87,7 @@ class FixedStyleGraph(_Graph):
 
     def __init__(self, model: StyleTransferModel, alpha: float, style: torch.Tensor, *, style_positions: int = 0, seed: int = 0):
         super().__init__(model, alpha)
-        caps = [(block, block.max_style_positions) for block in model.blocks if block.attends_to_positions]
+        caps = [(block, block.max_style_positions) for block in model.transfer_blocks() if block.attends_to_positions]
         for block, _ in caps:  # the positions api.Stylizer.encode_style(style, seed=seed) draws with this cap
             block.max_style_positions = style_positions or None
         try:
@@ -97,20 +97,21 @@ class FixedStyleGraph(_Graph):
         finally:
             for block, cap in caps:
                 block.max_style_positions = cap
-        self._fields = []  # (block, field) of each stored tensor; StyleMemory fields that are None are left out
-        for block, block_memory in enumerate(memory):
+        # (block index, field) of each stored tensor; StyleMemory fields that are None are left out
+        self._fields: list[tuple[int, str]] = []
+        for index, block_memory in enumerate(memory):
             for field in ("key", "value", "logit_bias"):
                 tensor = getattr(block_memory, field)
                 if tensor is not None:
-                    self.register_buffer(f"memory_{block}_{field}", tensor.detach().clone())
-                    self._fields.append((block, field))
+                    self.register_buffer(f"memory_{index}_{field}", tensor.detach().clone())
+                    self._fields.append((index, field))
         self._blocks = len(memory)
 
     def memory(self) -> list[StyleMemory]:
-        memory = [StyleMemory() for _ in range(self._blocks)]
-        for block, field in self._fields:
-            setattr(memory[block], field, getattr(self, f"memory_{block}_{field}"))
-        return memory
+        fields: list[dict[str, torch.Tensor]] = [{} for _ in range(self._blocks)]
+        for index, field in self._fields:
+            fields[index][field] = getattr(self, f"memory_{index}_{field}")
+        return [StyleMemory(**block_fields) for block_fields in fields]
 
     def forward(self, content: torch.Tensor) -> torch.Tensor:
         return self.stylize(content, self.memory())
@@ -120,7 +121,8 @@ def plain_copy(model: StyleTransferModel) -> StyleTransferModel:
     """A copy of `model` for export: fp32, CPU, contiguous, every style position, standard operators only.
 
     The caller's model is left as it is (a Stylizer may have moved it to bf16 or channels_last)."""
-    plain = copy.deepcopy(model).to("cpu", dtype=torch.float32, memory_format=torch.contiguous_format).eval()
+    # torch's stubs leave memory_format out of Module.to's (device, dtype) overload; it takes it (torch.nn.Module.to)
+    plain = copy.deepcopy(model).to("cpu", dtype=torch.float32, memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]
     plain.header = getattr(model, "header", None)
     plain.configure_inference(matmul_dtype=torch.float32, style_positions=0)  # deterministic: every style position
     return use_plain_ops(plain)
@@ -229,6 +231,8 @@ def _trace(graph: _Graph, opset: int):
     generator = torch.Generator().manual_seed(0)
     content = torch.rand(1, 3, *_EXAMPLE_CONTENT, generator=generator)
     dynamic = {2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC}
+    args: tuple[torch.Tensor, ...]
+    shapes: tuple[dict, ...]
     if isinstance(graph, StyleInputGraph):
         args, names, shapes = (content, torch.rand(1, 3, *_EXAMPLE_STYLE, generator=generator)), ["content", "style"], (dynamic, dynamic)
     else:

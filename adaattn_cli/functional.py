@@ -6,6 +6,8 @@ tensors in, tensors out, no device or RNG choices. The fast convolution kernels 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import torch
 import torch.nn.functional as F
 
@@ -17,6 +19,18 @@ VAR_FLOOR = 1e-6
 # Budget of attention logits computed at once (elements): 2**22 fp32 logits = 16 MiB. Chunks that fit in cache
 # make the matmul+softmax+matmul faster than bigger ones (bench/stylize_speed.py; see docs/performance.md).
 DEFAULT_LOGIT_BUDGET = 2**22
+
+
+def sum_terms(terms: Iterable[torch.Tensor]) -> torch.Tensor:
+    """The sum of (loss) terms, at least one. Not the builtin sum: it starts from the int 0, so that no terms would
+    sum to 0, not to a tensor (nor to a loss that backpropagates); here they are an error."""
+    iterator = iter(terms)
+    total = next(iterator, None)
+    if total is None:
+        raise ValueError("nothing to sum: no terms (a loss with no layers?)")
+    for term in iterator:
+        total = total + term
+    return total
 
 
 def mean_std(features: torch.Tensor, eps: float = STD_EPS) -> tuple[torch.Tensor, torch.Tensor]:

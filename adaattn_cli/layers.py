@@ -2,10 +2,12 @@
 
 Conv3x3 is VGG's layer (encoders.py); ReflectConv2d, its reflection-padded form with the decoder's fused
 upsampling and skip, is the decoders' and the merge convs' layer (models.py). Both pick the fast kernels of
-kernels.py where they apply.
+kernels.py where they apply (their common part: _Conv3x3).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn as nn
@@ -19,8 +21,12 @@ def version_stamp(*tensors: torch.Tensor) -> tuple:
     return tuple((t.data_ptr(), 0 if t.is_inference() else t._version) for t in tensors)  # inference tensors have no version
 
 
-class Conv3x3(nn.Conv2d):
-    """VGG's layer: a 3x3 conv with one pixel of zero or reflected padding, with the fast inference paths.
+Padding = Literal["zeros", "reflect"]
+
+
+class _Conv3x3(nn.Conv2d):
+    """A 3x3 conv with one pixel of zero or reflected padding, with the fast inference paths: what Conv3x3 and
+    ReflectConv2d share (each has its own forward).
 
     Wide layers in bf16 on the CPU without autograd run as Winograd F(2x2, 3x3) (kernels.winograd_conv3x3); the
     transformed kernel is kept until the weights change (new storage or an in-place update).
@@ -28,8 +34,9 @@ class Conv3x3(nn.Conv2d):
     """
 
     plain = False
+    bias: torch.Tensor  # never None: built with a bias
 
-    def __init__(self, in_channels: int, out_channels: int, padding_mode: str = "zeros"):
+    def __init__(self, in_channels: int, out_channels: int, padding_mode: Padding = "zeros"):
         super().__init__(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode)
         self._winograd: tuple = (None, None)  # (weight's stamp, its Winograd kernel)
 
@@ -39,7 +46,7 @@ class Conv3x3(nn.Conv2d):
             self._winograd = (stamp, kernels.winograd_kernel(self.weight.detach()))
         return self._winograd[1]
 
-    def forward(self, x: torch.Tensor, inputs: slice = slice(None)) -> torch.Tensor:
+    def conv_part(self, x: torch.Tensor, inputs: slice = slice(None)) -> torch.Tensor:
         """inputs: the input channels x stands for when the layer's input is split in parts (the decoder's
         skip concatenation); the bias comes with the part that starts at channel 0."""
         weight = self.weight[:, inputs]
@@ -55,7 +62,16 @@ class Conv3x3(nn.Conv2d):
         return F.conv2d(x, weight, bias, padding=1)
 
 
-class ReflectConv2d(Conv3x3):
+class Conv3x3(_Conv3x3):
+    """VGG's layer: a 3x3 conv with one pixel of zero or reflected padding, with the fast inference paths."""
+
+    def forward(self, x: torch.Tensor, inputs: slice = slice(None)) -> torch.Tensor:
+        """inputs: the input channels x stands for when the layer's input is split in parts; the bias comes with
+        the part that starts at channel 0."""
+        return self.conv_part(x, inputs)
+
+
+class ReflectConv2d(_Conv3x3):
     """The decoders' layer: 3x3 conv with one pixel of reflection padding (ReLU applied by the caller).
 
     upsample: the input is first upsampled x2 (nearest), fused into the conv (kernels.upsample_conv3x3_reflect).
@@ -70,7 +86,7 @@ class ReflectConv2d(Conv3x3):
         own = slice(0, x.shape[1])
         if upsample and self.plain:  # ONNX export: the upsampled copy, then the conv
             x, upsample = F.interpolate(x, scale_factor=2, mode="nearest"), False
-        out = kernels.upsample_conv3x3_reflect(x, self.weight[:, own], self.bias) if upsample else super().forward(x, own)
+        out = kernels.upsample_conv3x3_reflect(x, self.weight[:, own], self.bias) if upsample else self.conv_part(x, own)
         if skip is not None:
-            out = out.add_(super().forward(skip, slice(x.shape[1], None)))
+            out = out.add_(self.conv_part(skip, slice(x.shape[1], None)))
         return out

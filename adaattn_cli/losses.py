@@ -9,6 +9,7 @@ Layers are given as relu indices: 1 = relu1_1 ... 5 = relu5_1.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -25,17 +26,17 @@ LOCAL_MAX_POSITIONS = 4096
 def global_style_loss(output: list[torch.Tensor], style: list[torch.Tensor], layers, weights=()) -> torch.Tensor:
     """sum over layers of w * (MSE(mu(out), mu(style)) + MSE(sigma(out), sigma(style))), w = 1 unless `weights`
     (one per layer) says otherwise."""
-    total = 0.0
+    terms = []
     for layer, weight in zip(layers, weights or [1.0] * len(layers), strict=True):
         out_mean, out_std = fn.mean_std(output[layer - 1])
         style_mean, style_std = fn.mean_std(style[layer - 1])
-        total = total + weight * (F.mse_loss(out_mean, style_mean) + F.mse_loss(out_std, style_std))
-    return total
+        terms.append(weight * (F.mse_loss(out_mean, style_mean) + F.mse_loss(out_std, style_std)))
+    return fn.sum_terms(terms)
 
 
 def normalised_content_loss(output: list[torch.Tensor], content: list[torch.Tensor], layers) -> torch.Tensor:
     """sum over layers of MSE(Norm(out), Norm(content)) (SANet's content loss; AdaAttN's ablation)."""
-    return sum(F.mse_loss(fn.mean_variance_norm(output[i - 1]), fn.mean_variance_norm(content[i - 1])) for i in layers)
+    return fn.sum_terms(F.mse_loss(fn.mean_variance_norm(output[i - 1]), fn.mean_variance_norm(content[i - 1])) for i in layers)
 
 
 def local_feature_loss(
@@ -49,7 +50,7 @@ def local_feature_loss(
 ) -> torch.Tensor:
     """AdaAttN's local feature loss: the output's features should equal a parameter-free AdaAttN of the
     encoder features (keys = normalised shallow+deep features, values = raw style features)."""
-    total = 0.0
+    terms = []
     for layer in layers:
         content_key = fn.shallow_deep_key(content[:layer])
         style_value, style_key = select_positions(
@@ -59,8 +60,8 @@ def local_feature_loss(
         mean, std = fn.attention_mean_std(content_key.flatten(2).transpose(1, 2), style_key, style_value.transpose(1, 2))
         mean, std = (t.transpose(1, 2).reshape(batch, channels, height, width) for t in (mean, std))
         target = std * fn.mean_variance_norm(content[layer - 1]) + mean
-        total = total + F.mse_loss(output[layer - 1], target.detach())
-    return total
+        terms.append(F.mse_loss(output[layer - 1], target.detach()))
+    return fn.sum_terms(terms)
 
 
 def cosine_distance_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -76,7 +77,7 @@ def image_similarity_loss(
     """Temporal image-similarity loss of AdaAttN's video variant: the stylised pair must keep the content pair's relative
     cosine-distance structure. D_ij = 1 - cos(F_u^i, F_v^j), normalised per column, compared by L1.
     Positions are subsampled (the same ones for content and output) so memory stays bounded."""
-    total = 0.0
+    terms = []
     for layer in layers:
         c1, c2 = content_pair[0][layer - 1], content_pair[1][layer - 1]
         o1, o2 = output_pair[0][layer - 1], output_pair[1][layer - 1]
@@ -86,8 +87,8 @@ def image_similarity_loss(
         for u, v in ((c1, c2), (o1, o2)):
             d = cosine_distance_matrix(u, v)
             distances.append(d / (d.sum(dim=1, keepdim=True) + 1e-8))
-        total = total + (distances[0].detach() - distances[1]).abs().sum(dim=(1, 2)).mean() / distances[0].shape[1]
-    return total
+        terms.append((distances[0].detach() - distances[1]).abs().sum(dim=(1, 2)).mean() / distances[0].shape[1])
+    return fn.sum_terms(terms)
 
 
 def warp_consistency_loss(output: torch.Tensor, second_output: torch.Tensor, motion: torch.Tensor) -> torch.Tensor:
@@ -118,7 +119,7 @@ def distillation_loss(output: torch.Tensor, refined: torch.Tensor) -> torch.Tens
 def feature_distillation_loss(output: list[torch.Tensor], refined: list[torch.Tensor], layers) -> torch.Tensor:
     """sum over layers of MSE(F(O), F(R)): the refined picture's strokes and edges as the encoder sees them, which
     tolerates the sub-pixel shifts of a texture that the pixel term would average into blur."""
-    return sum(F.mse_loss(output[i - 1].float(), refined[i - 1].float()) for i in layers)
+    return fn.sum_terms(F.mse_loss(output[i - 1].float(), refined[i - 1].float()) for i in layers)
 
 
 # Earlier names of renamed losses: configs read back from JSON (a checkpoint's config, a model file's
@@ -163,7 +164,8 @@ class LossConfig:
     @classmethod
     def from_dict(cls, values: dict) -> "LossConfig":
         """A LossConfig from its asdict() form read back from JSON (lists for tuples; earlier field names accepted)."""
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in with_current_names(values).items()})
+        fields: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in with_current_names(values).items()}
+        return cls(**fields)
 
 
 def training_losses(
@@ -196,7 +198,7 @@ def training_losses(
         identity_style = model.decode(model.transfer(style_enc, model.memorize(style_enc, generator=generator)))
         terms["identity_pixels"] = F.mse_loss(identity_content, content) + F.mse_loss(identity_style, style)
         pairs = ((encoder(identity_content, 5), content_feats), (encoder(identity_style, 5), style_feats))
-        terms["identity_features"] = sum(F.mse_loss(a, b) for out, ref in pairs for a, b in zip(out, ref))
+        terms["identity_features"] = fn.sum_terms(F.mse_loss(a, b) for out, ref in pairs for a, b in zip(out, ref))
     if config.similarity or config.warp:
         second = batch["content2"]
         second_output = model.decode(model.transfer(model.encode(second), memory))
@@ -230,5 +232,5 @@ def training_losses(
         "distill": config.distill,
         "distill_features": config.distill_features,
     }
-    total = sum(weights[name] * value for name, value in terms.items())
+    total = fn.sum_terms(weights[name] * value for name, value in terms.items())
     return {"total": total, **terms}, output

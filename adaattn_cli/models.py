@@ -6,7 +6,9 @@ way for every method (see api.py). Decoders are rows of one table, built by one 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 import torch
 import torch.nn as nn
@@ -14,7 +16,7 @@ import torch.nn.functional as F
 
 from . import functional as fn
 from . import kernels
-from .attention import AdaAttN, AdaIN, SANet, StyleMemory
+from .attention import AdaAttN, AdaIN, SANet, StyleMemory, TransferBlock
 from .encoders import Encoder
 from .layers import ReflectConv2d
 from .methods import get_method
@@ -45,8 +47,9 @@ class Decoder(nn.Module):
                 channels = out
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
-        convs = iter(self.convs)
-        last = self.convs[-1]
+        layers = cast("list[ReflectConv2d]", list(self.convs))  # what __init__ put in (nn.ModuleList's items are bare Modules)
+        convs = iter(layers)
+        last = layers[-1]
         # Every row ends "up", conv, last conv: at inference the last conv reads the upsampling conv's four
         # phases directly (kernels.phases_conv3x3_reflect), so the full-size map before it is never built.
         fuse_tail = not torch.is_grad_enabled() and not self.plain and self.row[-3] == "up"
@@ -58,7 +61,7 @@ class Decoder(nn.Module):
                 extra = skip
             else:
                 conv = next(convs)
-                if fuse_tail and conv is self.convs[-2]:
+                if fuse_tail and conv is layers[-2]:
                     phases = torch.relu_(kernels.upsample_conv3x3_phases(x, conv.weight, conv.bias))
                     return kernels.phases_conv3x3_reflect(phases, last.weight, last.bias)
                 x = conv(x, upsample=upsample, skip=extra)
@@ -91,11 +94,17 @@ class StyleTransferModel(nn.Module):
     size_multiple = 16
     block_levels: tuple = ()  # relu levels of the transfer blocks, in block order
     key_levels: tuple = ()  # levels with AdaAttN shallow+deep keys (relu1_1..level, each normalised)
+    blocks: nn.ModuleList  # the transfer blocks (attention.TransferBlock), in block order: made by each subclass
+    header: dict | None = None  # a loaded model's file header (weights.load_model)
 
     def __init__(self, encoder: Encoder, **config):
         super().__init__()
         self.encoder = encoder
         self.config = config
+
+    def transfer_blocks(self) -> list[TransferBlock]:
+        """self.blocks as what they are (an nn.ModuleList's items are bare Modules to a type checker)."""
+        return cast("list[TransferBlock]", list(self.blocks))
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """The weights a model file holds: everything but the frozen encoder."""
@@ -114,8 +123,9 @@ class StyleTransferModel(nn.Module):
     def configure_inference(self, *, matmul_dtype: torch.dtype, style_positions: int | None = None) -> None:
         """Inference settings of the transfer blocks: the dtype of their attention matmuls, and the cap on the style
         positions each attends to (None: the model's own caps, as configured; 0: every position)."""
-        own_caps = self.config.get("max_style_positions") or [None] * len(self.blocks)
-        for block, own_cap in zip(self.blocks, own_caps):
+        blocks = self.transfer_blocks()
+        own_caps = self.config.get("max_style_positions") or [None] * len(blocks)
+        for block, own_cap in zip(blocks, own_caps):
             cap = own_cap if style_positions is None else (style_positions or None)
             block.configure_inference(matmul_dtype=matmul_dtype, max_style_positions=cap)
 
@@ -133,14 +143,14 @@ class StyleTransferModel(nn.Module):
     def decode(self, outputs: list[torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
-    def transfer_mixed(self, content: Encoded, terms: list[tuple[list[StyleMemory], torch.Tensor | float]]) -> list[torch.Tensor]:
+    def transfer_mixed(self, content: Encoded, terms: Sequence[tuple[list[StyleMemory], torch.Tensor | float]]) -> list[torch.Tensor]:
         """Blend several styles: per block, sum_k weight_k(x) * transfer(content, memory_k).
 
         Weights are floats or [B or 1, 1, H, W] maps (any size, resized to each block); they should sum to 1
         at every position. For AdaAttN/AdaIN this is exactly a weighted blend of the mean and std maps,
         since each block output is S * Norm(F_c) + M.
         """
-        mixed = None
+        mixed: list[torch.Tensor] | None = None
         for memory, weight in terms:
             outputs = self.transfer(content, memory)
             if not isinstance(weight, (int, float)):
@@ -148,6 +158,8 @@ class StyleTransferModel(nn.Module):
             elif weight != 1.0:
                 outputs = [o * weight for o in outputs]
             mixed = outputs if mixed is None else [m + o for m, o in zip(mixed, outputs)]
+        if mixed is None:
+            raise ValueError("transfer_mixed needs at least one (memory, weight) term")
         return mixed
 
     def forward(self, content: torch.Tensor, style: torch.Tensor, *, generator=None) -> torch.Tensor:
@@ -156,7 +168,7 @@ class StyleTransferModel(nn.Module):
         return self.decode(self.transfer(self.encode(content), memory))
 
 
-def _merge_conv(channels: int) -> nn.Conv2d:
+def _merge_conv(channels: int) -> ReflectConv2d:
     return ReflectConv2d(channels, channels)
 
 
@@ -175,7 +187,7 @@ class AdaAttNModel(StyleTransferModel):
 
     def __init__(self, encoder: Encoder, *, max_style_positions=(4096, 65536, 65536), width_divisor: int = 1):
         super().__init__(encoder, max_style_positions=list(max_style_positions), width_divisor=width_divisor)
-        channels = [encoder.convs[f"conv{i}_1"].out_channels for i in range(1, 6)]
+        channels = [encoder.conv(f"conv{i}_1").out_channels for i in range(1, 6)]
         key_channels = [sum(channels[:3]), sum(channels[:4]), sum(channels[:5])]
         self.blocks = nn.ModuleList(
             AdaAttN(value_channels=channels[layer - 1], key_channels=keys, max_style_positions=cap)
@@ -187,7 +199,7 @@ class AdaAttNModel(StyleTransferModel):
     def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
         return [
             block.memorize(style.features[layer - 1], key, generator=generator, mask=mask)
-            for block, layer, key in zip(self.blocks, self.block_levels, style.keys)
+            for block, layer, key in zip(cast("list[AdaAttN]", list(self.blocks)), self.block_levels, style.keys)
         ]
 
     def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
@@ -212,7 +224,7 @@ class AdaAttNVideoModel(StyleTransferModel):
 
     def __init__(self, encoder: Encoder, *, max_style_positions=(65536,), width_divisor: int = 1):
         super().__init__(encoder, max_style_positions=list(max_style_positions), width_divisor=width_divisor)
-        channels = [encoder.convs[f"conv{i}_1"].out_channels for i in range(1, 4)]
+        channels = [encoder.conv(f"conv{i}_1").out_channels for i in range(1, 4)]
         self.blocks = nn.ModuleList(
             [
                 AdaAttN(
@@ -223,7 +235,7 @@ class AdaAttNVideoModel(StyleTransferModel):
         self.decoder = Decoder(DECODERS["relu3_1"], in_channels=channels[2], width_divisor=width_divisor)
 
     def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
-        return [self.blocks[0].memorize(style.features[2], style.keys[0], generator=generator, mask=mask)]
+        return [cast(AdaAttN, self.blocks[0]).memorize(style.features[2], style.keys[0], generator=generator, mask=mask)]
 
     def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
         return [self.blocks[0](content.features[2], content.keys[0], memory[0])]
@@ -243,10 +255,10 @@ class AdaINModel(StyleTransferModel):
     def __init__(self, encoder: Encoder, *, width_divisor: int = 1):
         super().__init__(encoder, width_divisor=width_divisor)
         self.blocks = nn.ModuleList([AdaIN()])
-        self.decoder = Decoder(DECODERS["relu4_1"], in_channels=encoder.convs["conv4_1"].out_channels, width_divisor=width_divisor)
+        self.decoder = Decoder(DECODERS["relu4_1"], in_channels=encoder.conv("conv4_1").out_channels, width_divisor=width_divisor)
 
     def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
-        return [self.blocks[0].memorize(style.features[3], mask=mask, stats=style.norm_stats(4))]
+        return [cast(AdaIN, self.blocks[0]).memorize(style.features[3], mask=mask, stats=style.norm_stats(4))]
 
     def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
         return [self.blocks[0](content.features[3], memory[0], content.norm_stats(4))]
@@ -276,7 +288,7 @@ class SANetModel(StyleTransferModel):
             max_style_positions = (4096,) * skip + (65536, 65536)
         super().__init__(encoder, levels=list(levels), max_style_positions=list(max_style_positions), width_divisor=width_divisor)
         self.block_levels = levels
-        channels = {level: encoder.convs[f"conv{level}_1"].out_channels for level in (3, 4, 5)}
+        channels = {level: encoder.conv(f"conv{level}_1").out_channels for level in (3, 4, 5)}
         self.blocks = nn.ModuleList(
             SANet(channels=channels[level], max_style_positions=cap) for level, cap in zip(levels, max_style_positions)
         )
@@ -291,7 +303,7 @@ class SANetModel(StyleTransferModel):
     def memorize(self, style: Encoded, *, generator=None, mask=None) -> list[StyleMemory]:
         return [
             block.memorize(style.features[layer - 1], generator=generator, mask=mask, stats=style.norm_stats(layer))
-            for block, layer in zip(self.blocks, self.block_levels)
+            for block, layer in zip(cast("list[SANet]", list(self.blocks)), self.block_levels)
         ]
 
     def transfer(self, content: Encoded, memory: list[StyleMemory]) -> list[torch.Tensor]:
@@ -310,11 +322,11 @@ def use_plain_ops(model: StyleTransferModel, plain: bool = True) -> StyleTransfe
     standard pooling and upsampling, nearest resizing as index gathers, no fused decoder tail, unfolded queries,
     attention in one piece (the n_content x n_style logits at once). Same results up to rounding; the inference
     fast paths are off while it is set (use_plain_ops(model, False) turns them back on). Returns the model."""
-    for module in model.modules():
+    for module in model.modules():  # duck-typed: the encoder, convs, decoders, blocks and the model have the switches
         if hasattr(module, "plain"):
-            module.plain = plain
+            setattr(module, "plain", plain)
         if hasattr(module, "logit_budget"):
-            module.logit_budget = None if plain else fn.DEFAULT_LOGIT_BUDGET
+            setattr(module, "logit_budget", None if plain else fn.DEFAULT_LOGIT_BUDGET)
     return model
 
 
@@ -325,7 +337,8 @@ def build_model(method: str, encoder: Encoder, **config) -> StyleTransferModel:
     for name, module in model.named_modules():
         if isinstance(module, nn.Conv2d) and not name.startswith("encoder."):
             nn.init.normal_(module.weight, 0.0, 0.02)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
     return model
 
 

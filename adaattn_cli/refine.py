@@ -218,6 +218,7 @@ class Refiner:
             if previous is not None:
                 objective = _with_temporal_term(objective, _resize(held, size), _resize(weight, size), settings.temporal_weight)
             current = self._optimise(image.clamp(0, 1), objective, count, step_done, level_scale)
+        assert current is not None  # steps > 0: at least one level ran
         if current.shape[-2:] != (height, width):  # the working size's change carried up to full resolution
             current = _with_change(start, current, (height, width))
         if step_scale is not None:
@@ -246,8 +247,10 @@ class Refiner:
         settings = self.settings
         content_features = self.features(content)
         size = content.shape[-2:]
-        # (statistics per layer, weight) of each term; the content as its own style when it has a share
-        stat_terms, local_targets = [], [0.0] * len(LOCAL_LAYERS)
+        # (statistics per layer, weight) of each term, the content as its own style when it has a share; and per
+        # local layer, the sum of the terms' weighted targets
+        stat_terms: list[tuple[list[torch.Tensor], list[torch.Tensor], float | torch.Tensor]] = []
+        local_targets = [torch.zeros((), device=self.device) for _ in LOCAL_LAYERS]
         for make_targets, weight in terms:
             targets = make_targets(scale)
             weight = weight if isinstance(weight, float) else _resize(weight.to(self.device).float(), size)
@@ -268,17 +271,17 @@ class Refiner:
 
         def objective(image: torch.Tensor) -> torch.Tensor:
             features = self.features(image)
-            style = sum(
+            style = fn.sum_terms(
                 _share(weight)
-                * sum(
+                * fn.sum_terms(
                     F.mse_loss(mean, means[layer - 1]) + F.mse_loss(std, stds[layer - 1])
                     for layer in STYLE_LAYERS
                     for mean, std in [_weighted_mean_std(features[layer - 1], weight)]
                 )
                 for means, stds, weight in stat_terms
             )
-            local = sum(F.mse_loss(features[layer - 1], target) for layer, target in zip(LOCAL_LAYERS, local_targets))
-            content_loss = sum(
+            local = fn.sum_terms(F.mse_loss(features[layer - 1], target) for layer, target in zip(LOCAL_LAYERS, local_targets))
+            content_loss = fn.sum_terms(
                 F.mse_loss(fn.mean_variance_norm(features[layer - 1]), norm) for layer, norm in zip(CONTENT_LAYERS, content_norms)
             )
             loss = style + settings.local_weight * local + settings.content_weight * content_loss

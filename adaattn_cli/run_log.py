@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 import torch
@@ -18,7 +19,7 @@ class RunLog:
     def __init__(self, workdir: Path, *, every: int, writes: bool = True):
         self.path, self.every, self.writes = workdir / "log.jsonl", every, writes
         self.history: list[dict] = []
-        self._file = None
+        self._file: TextIO | None = None
 
     def resume_at(self, step: int) -> None:
         """Read back the steps up to `step` (a checkpoint's) and drop the lines written after it."""

@@ -66,9 +66,10 @@ def whole_image_pass(
     batch, _, height, width = image.shape
     maps = model.normalised_maps()
     sums: dict = {}
-    plan = []  # per block: (level, sampled flat indices at that level or None for all, gathered taps)
+    # per block: (level, the sampled flat indices at that level, the taps gathered there), None for AdaIN's
+    plan: list[tuple[int, torch.Tensor, dict[int, torch.Tensor | None]] | None] = []
     if content_as_style_generator is not None:
-        for block, level in zip(model.blocks, model.block_levels):
+        for block, level in zip(model.transfer_blocks(), model.block_levels):
             if not block.attends_to_positions:  # AdaIN: the whole-image statistics are its whole memory
                 plan.append(None)
                 continue

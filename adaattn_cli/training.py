@@ -107,9 +107,11 @@ class Trainer:
             config.teacher_set_size = len(self.teacher_triples)
         distributed.join(self.world, self.device)
         self.model, self.teacher = build_models(config, self.device)
-        # channels_last: oneDNN (CPU) and cuDNN run 3x3 convs faster on NHWC tensors (bench/train_speed.py)
-        self.model.to(self.device, memory_format=torch.channels_last).train()
+        # channels_last: oneDNN (CPU) and cuDNN run 3x3 convs faster on NHWC tensors (bench/train_speed.py); torch's
+        # stubs leave memory_format out of Module.to's device overload, which takes it (torch.nn.Module.to)
+        self.model.to(self.device, memory_format=torch.channels_last).train()  # type: ignore[call-overload]
         params = [p for p in self.model.parameters() if p.requires_grad]
+        assert config.losses is not None  # TrainConfig.__post_init__ fills it
         self.step_losses: torch.nn.Module = StepLosses(self.model, config.losses)
         if self.world.size > 1:
             # The 1x1 kernels' gradients come back with other strides than the channels_last parameters' in the
@@ -173,7 +175,7 @@ class Trainer:
         self.resumed_from_processes = int(state.get("processes", 1))
         self.log.resume_at(self.step)
 
-    def _loader(self):
+    def _loader(self) -> torch.utils.data.DataLoader:
         config = self.config
         if self.teacher_triples:
             data: torch.utils.data.Dataset = TeacherSetData(self.teacher_triples, seed=config.seed, crop_size=config.crop_size)
@@ -197,7 +199,7 @@ class Trainer:
             persistent_workers=False,
         )
 
-    def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         batch = {
             k: v.to(self.device, non_blocking=True, memory_format=torch.channels_last if v.dim() == 4 else torch.preserve_format)
             for k, v in batch.items()
@@ -270,6 +272,7 @@ class Trainer:
         path = Path(path or self.config.output)
         if not self.world.is_main:
             return path
+        assert self.config.losses is not None  # TrainConfig.__post_init__ fills it
         provenance = {
             "trained_by": f"adaattn {__version__}",
             "content": str(self.config.content),
@@ -290,16 +293,16 @@ class Trainer:
             "seed": self.config.seed,
             "losses": asdict(self.config.losses),
             **({"teacher": Path(self.config.teacher).name} if self.config.teacher else {}),
-            **({"teacher_set": self._teacher_set_record()} if self.config.teacher_set else {}),
+            **({"teacher_set": self._teacher_set_record(self.config.teacher_set)} if self.config.teacher_set else {}),
             "final_losses": self.log.recent_means(),
         }
         return save_model(self.model, path, provenance=provenance)
 
-    def _teacher_set_record(self) -> dict:
+    def _teacher_set_record(self, folder: str) -> dict:
         """How the teacher set's pictures were made (its manifest, less the local paths) and how many were used."""
         from .teacher_set import MANIFEST
 
-        manifest = json.loads((Path(self.config.teacher_set) / MANIFEST).read_text())
+        manifest = json.loads((Path(folder) / MANIFEST).read_text())
         return {**{k: v for k, v in manifest.items() if k not in ("content", "style")}, "used": self.config.teacher_set_size}
 
     def write_samples(self, count: int = 4) -> Path | None:
@@ -316,6 +319,7 @@ def build_models(config: TrainConfig, device: torch.device) -> tuple[StyleTransf
 
     The initial weights come from the seed, drawn on the CPU (the model is built there); the caller's RNG is left as
     it was. Every process builds the same model (DDP would copy process 0's anyway)."""
+    assert config.encoder is not None  # TrainConfig.__post_init__ fills it
     with torch.random.fork_rng(devices=[]):
         torch.default_generator.manual_seed(config.seed)
         if config.width_divisor > 1:
@@ -335,6 +339,7 @@ def build_models(config: TrainConfig, device: torch.device) -> tuple[StyleTransf
             model.load_state_dict(init.state_dict())
     teacher = None
     if config.teacher:
-        teacher = load_model(config.teacher, encoder=encoder).to(device, memory_format=torch.channels_last).eval()
+        # memory_format: see Trainer.__init__ (torch's stubs leave it out of Module.to's device overload)
+        teacher = load_model(config.teacher, encoder=encoder).to(device, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
         teacher.requires_grad_(False)
     return model, teacher

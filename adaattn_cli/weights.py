@@ -297,20 +297,20 @@ def _check_header(path, header: dict) -> None:
         raise WeightsError(f"{path}: the model header's provenance is {header['provenance']!r}; expected an object")
 
 
-def resolve_model_path(name_or_path: str | Path) -> Path:
+def resolve_model_path(name_or_path: str | os.PathLike[str]) -> Path:
     """A path as given, or a bundled/user model by method name (`adaattn` -> adaattn.safetensors)."""
     path = Path(name_or_path)
     if path.suffix or path.exists():
         if not path.is_file():
             raise WeightsError(f"{path}: no such model file")
         return path
-    found = find_weights(f"{name_or_path}.safetensors")
+    found = find_weights(f"{os.fspath(name_or_path)}.safetensors")
     if found is None:
-        raise WeightsError(f"no model named {str(name_or_path)!r} in {', '.join(map(str, weights_search_path()))}")
+        raise WeightsError(f"no model named {os.fspath(name_or_path)!r} in {', '.join(map(str, weights_search_path()))}")
     return found
 
 
-def load_model(name_or_path: str | Path, *, encoder: Encoder | None = None, device="cpu") -> StyleTransferModel:
+def load_model(name_or_path: str | os.PathLike[str], *, encoder: Encoder | None = None, device="cpu") -> StyleTransferModel:
     """A ready model (eval mode) from a model file or a model name; the encoder is loaded by id unless given."""
     path = resolve_model_path(name_or_path)
     tensors, metadata = read_safetensors(path)

@@ -5,7 +5,7 @@ Commands live one per module and import torch lazily, inside their functions, so
 inputs.py (contents, outputs, the model, masks), progress.py (bars) and batch.py (the batch loop).
 """
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import typer
 from typer.core import TyperGroup
@@ -15,7 +15,7 @@ from ..errors import BadInputError
 from . import blend, console, export, gui, models, stylize, train, video, weights
 
 # Registered in this order; a new command is one more row (and its module in the import above).
-COMMANDS = [
+COMMANDS: list[tuple[str, Callable[..., Any]]] = [
     ("stylize", stylize.stylize),
     ("blend-styles", blend.blend_styles),
     ("video", video.video),

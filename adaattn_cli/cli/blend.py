@@ -22,6 +22,7 @@ from .options import (
     ModelOption,
     OutputOption,
     OverwriteOption,
+    Precision,
     PrecisionOption,
     RefineOption,
     SeedOption,
@@ -30,6 +31,7 @@ from .options import (
     StylePositionsOption,
     StyleSizeOption,
     TileOption,
+    parsed_shard,
 )
 from .progress import part_progress
 
@@ -86,7 +88,7 @@ def blend_styles(
     style_size: StyleSizeOption = STYLE_SIZE,
     mask: MaskOption = None,
     device: DeviceOption = "auto",
-    precision: PrecisionOption = "auto",
+    precision: PrecisionOption = Precision.auto,
     style_positions: StylePositionsOption = None,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
@@ -118,7 +120,7 @@ def blend_styles(
             return f"{path.stem}_blend_grid.png"
         return f"{path.stem}_blend_{'+'.join(s.stem for s in style)}{output_suffix(path)}"
 
-    jobs = prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=shard)
+    jobs = prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=parsed_shard(shard))
     stylizer = load_stylizer(method, model, device, precision, style_positions, tile)
     style_images = [load_style_image(path, style_size) for path in style]
     encoded = [stylizer.encode_style(image, seed=seed) for image in style_images]  # once, reused by every tile

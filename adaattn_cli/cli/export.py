@@ -116,7 +116,7 @@ def export(
             path,
             alpha=alpha,
             style=style_image,
-            style_name=style and style.name,
+            style_name=style.name if style is not None else None,
             style_positions=style_positions,
             seed=seed,
             opset=opset,

@@ -22,13 +22,14 @@ import time
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..config import HOLD_THRESHOLD, STYLE_SIZE
 from ..errors import AdaattnError, BadInputError, SettingError
 
 if TYPE_CHECKING:
     import torch
+    from gradio.blocks import Block
 
     from ..api import Style, Stylizer
     from ..image_io import LoadedImage
@@ -264,9 +265,9 @@ def drawn_mask(editor: dict | None) -> torch.Tensor | None:
 
     from ..image_io import load_image
 
-    layers = [load_image(layer["path"]).alpha for layer in (editor or {}).get("layers") or [] if layer and layer.get("path")]
-    layers = [layer[0] for layer in layers if layer is not None and bool((layer > 0).any())]
-    return torch.stack(layers).amax(dim=0).gt(0).float() if layers else None
+    alphas = [load_image(layer["path"]).alpha for layer in (editor or {}).get("layers") or [] if layer and layer.get("path")]
+    painted = [alpha[0] for alpha in alphas if alpha is not None and bool((alpha > 0).any())]
+    return torch.stack(painted).amax(dim=0).gt(0).float() if painted else None
 
 
 def _file(payload) -> Path | None:
@@ -538,21 +539,22 @@ def build(studio: Studio):
             )
 
         slot_outputs = [styles, *slot_parts]
-        quick = {"show_progress": "hidden"}  # no spinner, nor an error cover, over the style slots
+        quick: dict[str, Any] = {"show_progress": "hidden"}  # no spinner, nor an error cover, over the style slots
         gallery.click(pick_painting, [gallery, styles, blend], slot_outputs, **quick)
         upload.upload(upload_style, [styles, blend, upload], slot_outputs, preprocess=False, **quick)
         for i, remove in enumerate(removers):
             remove.click(remove_style(i), [styles, *weights], slot_outputs + weights, **quick)
         photo.upload(check_photo, photo, None, preprocess=False)
         photo.change(mask_canvas, photo, mask_editor, preprocess=False, queue=False)
+        picture_inputs: set[Block]  # a set: the handlers get {component: value}
         picture_inputs = {photo, styles, shown, *weights, alpha, preserve, model, mask_editor, mask_file, refine, seed, size, kind}
-        work = {"concurrency_id": "work", "concurrency_limit": 1, "preprocess": False}  # one job at a time, queued
+        work: dict[str, Any] = {"concurrency_id": "work", "concurrency_limit": 1, "preprocess": False}  # one job at a time, queued
         go.click(render, picture_inputs, [result, download, shown], **work)
         # live: each move of alpha renders anew once a picture is shown; moves made meanwhile collapse into the last one
         alpha.input(rerender, picture_inputs, [result, download, shown], trigger_mode="always_last", **work)
         kind.input(save_as, [download, kind], download, preprocess=False)
         grid_go.click(grid, picture_inputs, [sheet, sheet_file], **work)
-        video_inputs = {clip, styles, alpha, seed, video_model, video_size, start, duration, video_refine, hold}
+        video_inputs: set[Block] = {clip, styles, alpha, seed, video_model, video_size, start, duration, video_refine, hold}
         video_go.click(stylize_clip, video_inputs, video_out, **work)
     return page
 

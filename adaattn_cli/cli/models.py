@@ -73,8 +73,8 @@ def models(as_json: JsonOption = False) -> None:
             escape(str(path)),
         )
     encoder_table = Table(Column("encoder", no_wrap=True), "description", Column("file", overflow="fold"), title="Encoders")
-    for name, description, path in encoders:
-        encoder_table.add_row(name, description, escape(str(path)) if path else "[yellow]not found[/]")
+    for name, description, file in encoders:
+        encoder_table.add_row(name, description, escape(str(file)) if file else "[yellow]not found[/]")
     console = Console()
     console.size = (max(console.width, _uncut_width(table), _uncut_width(encoder_table)), console.height)
     console.print(table if table.row_count else "No model files in: " + ", ".join(map(str, weights_search_path())))

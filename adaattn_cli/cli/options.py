@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, List, Optional
+from typing import Annotated, List, Optional, cast
 
 import typer
 
@@ -36,6 +36,11 @@ def parse_shard(text: str | None) -> tuple[int, int] | None:
     if not match or not 1 <= int(match[1]) <= int(match[2]):
         raise typer.BadParameter(f"{text!r} is not K/N with 1 <= K <= N, e.g. 1/4 for the first of four shares")
     return int(match[1]) - 1, int(match[2])
+
+
+def parsed_shard(option: str | None) -> tuple[int, int] | None:
+    """A ShardOption's value as the command gets it: parse_shard, its callback, has turned the text into (K - 1, N)."""
+    return cast("tuple[int, int] | None", option)
 
 
 def _check_tile(value: int | None) -> int | None:

@@ -21,6 +21,7 @@ from .options import (
     ModelOption,
     OutputOption,
     OverwriteOption,
+    Precision,
     PrecisionOption,
     RefineOption,
     SeedOption,
@@ -29,6 +30,7 @@ from .options import (
     StylePositionsOption,
     StyleSizeOption,
     TileOption,
+    parsed_shard,
 )
 from .progress import part_progress
 
@@ -51,7 +53,7 @@ def stylize(
     preserve_color: PreserveColorOption = False,
     mask: MaskOption = None,
     device: DeviceOption = "auto",
-    precision: PrecisionOption = "auto",
+    precision: PrecisionOption = Precision.auto,
     style_positions: StylePositionsOption = None,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
@@ -79,7 +81,7 @@ def stylize(
     def name(path: Path) -> str:
         return f"{path.stem}_stylized_{style.stem}{output_suffix(path)}"
 
-    jobs = prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=shard)
+    jobs = prepare_jobs(content, output, name, size=size, max_size=max_size, max_pixels=max_pixels, shard=parsed_shard(shard))
     stylizer = load_stylizer(method, model, device, precision, style_positions, tile)
     style_image = load_style_image(style, style_size)
     masks = load_masks(mask)

@@ -21,7 +21,7 @@ def train(
     style: Annotated[
         Path, typer.Option("--style", "-s", help="Folder of style artworks (searched recursively).", file_okay=False, exists=True)
     ],
-    method: Annotated[Method, typer.Option(help="What to train.")] = Method.adaattn,
+    method: Annotated[Method, typer.Option(help="What to train.")] = Method("adaattn"),
     output: Annotated[
         Optional[Path],
         typer.Option("--output", "-o", help="Final model file. \\[default: WORKDIR/<method>.safetensors]", show_default=False),

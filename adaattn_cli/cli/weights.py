@@ -91,7 +91,7 @@ def vgg19(
 
     if (from_file is None) == (not download):
         raise BadInputError("give exactly one of --from FILE and --download")
-    if download:
+    if from_file is None:
         _report(download_vgg19())
     else:
         _report(import_vgg_state("vgg19", safe_torch_load(from_file), source=str(from_file)))
