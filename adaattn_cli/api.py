@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypedDict, TypeVar, Union, overload
+from typing import TYPE_CHECKING, TypedDict, TypeVar, Union, cast, overload
 
 import numpy as np
 import torch
@@ -135,8 +135,9 @@ class Stylizer:
         self.style_positions = style_positions
         # channels_last: oneDNN and cuDNN run 3x3 convs faster on NHWC tensors, in fp32 too. bf16 weights when
         # fast: autocast would cast them to bf16 at every call anyway (same results, less time: docs/performance.md).
+        # (Module.to takes device, dtype and memory_format together; torch's type hints only know them apart)
         dtype = torch.bfloat16 if self.precision == "bf16" else None
-        self.model = model.to(self.device, dtype=dtype, memory_format=torch.channels_last).eval()
+        self.model = model.to(self.device, dtype=dtype, memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
         matmul_dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
         self.model.configure_inference(matmul_dtype=matmul_dtype, style_positions=style_positions)
         self.refiner = Refiner(self.model.encoder, precision=self.precision, settings=refine)
@@ -231,7 +232,8 @@ class Stylizer:
         """
         picture = as_picture(content, "content image")
         batch = check_image(picture.rgb, "content image").to(self.device)
-        styles = list(style) if isinstance(style, (list, tuple)) else [style]
+        # a list or a tuple is several styles, anything else one (as_picture names what it cannot read)
+        styles: list[StyleLike] = list(style) if isinstance(style, (list, tuple)) else [cast(StyleLike, style)]
         size = batch.shape[-2:]
         weights, fitted = checked_mix(len(styles), weights, alpha, _fitted_masks(masks, size), size)
         if preserve_color:
@@ -305,7 +307,17 @@ class Stylizer:
         refined = self._refine(content, picture, mix, content_as_style_weight, region, steps, progress, previous)
         return refined.squeeze(0)
 
-    def _refine(self, content, picture, mix, content_as_style_weight, region, steps: int, progress, previous=None) -> torch.Tensor:
+    def _refine(
+        self,
+        content: torch.Tensor,
+        picture: torch.Tensor,
+        mix: list[tuple[Style, Weight]],
+        content_as_style_weight: Weight | None,
+        region: torch.Tensor | None,
+        steps: int,
+        progress: Progress | None,
+        previous: Carried | None = None,
+    ) -> torch.Tensor:
         """Refine one [1, 3, H, W] picture, returned on the picture's device. Where no style applies (alpha = 0, outside
         every mask) the picture stays exactly as it is."""
         if steps < 0:
@@ -314,7 +326,7 @@ class Stylizer:
             return picture
         height, width = content.shape[-2:]
 
-        def targets_of(style: Style):
+        def targets_of(style: Style) -> Callable[[float], StyleTargets]:
             def at(scale: float) -> StyleTargets:
                 key = round(scale, 6)
                 if key not in style.refine_targets:
@@ -323,13 +335,17 @@ class Stylizer:
 
             return at
 
-        def cropped(weight: Weight | None) -> Weight | None:  # a copy: autograd cannot save inference tensors
-            return weight if weight is None or isinstance(weight, float) else weight[..., :height, :width].clone()
+        def cropped(weight_map: torch.Tensor) -> torch.Tensor:  # a copy: autograd cannot save inference tensors
+            return weight_map[..., :height, :width].clone()
+
+        def cropped_weight(weight: Weight) -> Weight:
+            return weight if isinstance(weight, float) else cropped(weight)
 
         with torch.inference_mode(False), torch.enable_grad():
-            terms = [(targets_of(style), cropped(weight)) for style, weight in mix]
+            terms = [(targets_of(style), cropped_weight(weight)) for style, weight in mix]
+            own = None if content_as_style_weight is None else cropped_weight(content_as_style_weight)
             refined = self.refiner.refine(
-                content, picture, terms, cropped(content_as_style_weight), steps, progress, previous, region=cropped(region)
+                content, picture, terms, own, steps, progress, previous, region=None if region is None else cropped(region)
             )
         return refined.to(picture.device)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import secrets
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,7 +211,7 @@ def load_mask(path: str | os.PathLike) -> torch.Tensor:
     return load_image(path).rgb.mean(dim=0)
 
 
-def fit_mask(mask: torch.Tensor, size: tuple[int, int], what: str | os.PathLike, image: str = "the content") -> torch.Tensor:
+def fit_mask(mask: torch.Tensor, size: Sequence[int], what: str | os.PathLike, image: str = "the content") -> torch.Tensor:
     """A mask [h, w] resized (bilinear) to `size` (height, width) of `image`, whose aspect ratio it must have within a
     pixel; `what` and `image` name the mask and its image in the error."""
     height, width = size
@@ -281,8 +282,7 @@ def save_image(
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        reason = e.strerror or e
-        raise BadInputError(f"{path}: cannot create the output folder ({reason}).") from None
+        raise BadInputError(f"{path}: cannot create the output folder ({e.strerror or e}).") from None
     # Same directory as the target, so os.replace is an atomic rename on one filesystem.
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(6)}")
     try:

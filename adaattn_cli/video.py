@@ -258,7 +258,7 @@ def fit_frame_size(source: tuple[int, int], *, size: int | None, max_size: int |
         scale = max_size / max(width, height)
     else:
         return source
-    return tuple(max(2, round(side * scale) // 2 * 2) for side in (width, height))
+    return max(2, round(width * scale) // 2 * 2), max(2, round(height * scale) // 2 * 2)
 
 
 def _audio_source(clip: Path, info: VideoInfo, output: Path, rate: Fraction, notes: list[str]) -> Path | None:

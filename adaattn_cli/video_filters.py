@@ -46,7 +46,7 @@ class StaticHold:
         result = torch.empty_like(outputs)
         for index in range(len(outputs)):
             frame, new = inputs[index : index + 1], outputs[index : index + 1]
-            if self.held is None or self.held.shape != new.shape:
+            if self.held is None or self.reference is None or self.held.shape != new.shape:  # the two are set together
                 self.reference, self.held = frame.clone(), new.clone()  # not views of the caller's tensors
             else:
                 keep = stillness(frame, self.reference, self.threshold)

@@ -18,11 +18,13 @@ import re
 import secrets
 import shutil
 import subprocess
+import sys
 import tempfile
+from collections.abc import Generator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import IO, Any
 
 import numpy as np
 
@@ -46,7 +48,11 @@ _CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}  #
 # Words of ffmpeg's error lines (its stderr also holds stream listings and progress).
 _ERROR_WORDS = re.compile(r"error|invalid|unknown|unsupported|not found|no such|could not|cannot|failed|not divisible", re.I)
 # ffmpeg in its own process group: Ctrl-C reaches only Python, which then stops ffmpeg itself.
-_OWN_GROUP = {"start_new_session": True} if os.name == "posix" else {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+_OWN_GROUP: dict[str, Any]
+if sys.platform == "win32":
+    _OWN_GROUP = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
+else:
+    _OWN_GROUP = {"start_new_session": True}
 
 
 @dataclass(frozen=True)
@@ -106,7 +112,7 @@ def read_frames(
     duration: float | None = None,
     fps: Fraction | float | None = None,
     rate: Fraction | None = None,
-) -> Iterator[np.ndarray]:
+) -> Generator[np.ndarray, None, None]:
     """Frames as uint8 [H, W, 3] arrays, one at a time (ffmpeg decodes ahead in its own process).
 
     size: (width, height) to resize to (default: the clip's). start, duration: seconds to skip and to read.
@@ -129,7 +135,7 @@ def _check_input(path: Path) -> None:
         raise BadInputError(f"{path}: file is empty")
 
 
-def _read_file(path: Path, size: tuple[int, int], start, duration, rate: Fraction | None) -> Iterator[np.ndarray]:
+def _read_file(path: Path, size: tuple[int, int], start, duration, rate: Fraction | None) -> Generator[np.ndarray, None, None]:
     width, height = size
     trim = (["-ss", str(start)] if start else []) + (["-t", str(duration)] if duration else [])
     # -fps_mode cfr -r RATE: the frames a constant-rate stream of the clip's timing shows (a frame shown for 0.6 s
@@ -169,7 +175,7 @@ def _read_file(path: Path, size: tuple[int, int], start, duration, rate: Fractio
 
 def _fill(stream, frame: np.ndarray) -> int:
     """Read into `frame` until it is full or the stream ends; the number of bytes read."""
-    view, done = memoryview(frame).cast("B"), 0
+    view, done = frame.data.cast("B"), 0
     while done < len(view) and (got := stream.readinto(view[done:])):
         done += got
     return done
@@ -198,7 +204,7 @@ def _probe_folder(folder: Path, fps: Fraction) -> VideoInfo:
     return VideoInfo(fps, (width, height), len(files), float(len(files) / fps), has_audio=False)
 
 
-def _read_folder(folder: Path, size, start, duration, fps: Fraction) -> Iterator[np.ndarray]:
+def _read_folder(folder: Path, size, start, duration, fps: Fraction) -> Generator[np.ndarray, None, None]:
     from PIL import Image
 
     files = _frame_files(folder)
@@ -306,8 +312,9 @@ class VideoWriter:
             self._output: _FrameFolder | _Encoder = _FrameFolder()
         else:
             self._output = _Encoder(self.path, fps=self.fps, size=self.size, codec=codec, crf=crf, sar=Fraction(sar))
-        silent = self.kind in ("frames", ".gif") or audio_from is None
-        self.audio = None if silent else (Path(audio_from), audio_start, audio_duration)
+        self.audio: tuple[Path, float | None, float | None] | None = None  # (source, start, duration)
+        if self.kind not in ("frames", ".gif") and audio_from is not None:
+            self.audio = (Path(audio_from), audio_start, audio_duration)
         self.frames = 0
         self._token = secrets.token_hex(4)
         self._temporaries: list[Path] = []
@@ -347,12 +354,11 @@ class VideoWriter:
             raise BadInputError(f"{self.path}: no frames to write")
         finished = self._output.finish()
         if self.audio:
-            finished = self._with_audio(finished)
+            finished = self._with_audio(finished, *self.audio)
         self._replace(finished)
 
-    def _with_audio(self, video: Path) -> Path:
+    def _with_audio(self, video: Path, source: Path, start: float | None, duration: float | None) -> Path:
         """The finished video with the source's audio, or the video alone if it cannot be added (a warning)."""
-        source, start, duration = self.audio
         muxed = self._temporary("mux")
         try:
             mux_audio(video, source, muxed, start=start, duration=duration, length=float(self.frames / self.fps))
@@ -381,7 +387,7 @@ class VideoWriter:
 class _FrameFolder:
     """Frames as frame_000001.png ... in a new folder (`start`); VideoWriter names it and publishes it."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.folder: Path | None = None
         self.count = 0
 
@@ -392,10 +398,12 @@ class _FrameFolder:
     def write(self, frame: np.ndarray) -> None:
         from PIL import Image
 
+        assert self.folder is not None, "start() first"
         self.count += 1
         Image.fromarray(frame).save(self.folder / FRAME_NAME.format(self.count))
 
     def finish(self) -> Path:
+        assert self.folder is not None, "start() first"
         return self.folder
 
     def stop(self) -> None:
@@ -415,7 +423,7 @@ class _Encoder:
         self.pad = (0, 0) if self.kind == ".gif" else (size[1] % 2, size[0] % 2)
         self.process: subprocess.Popen | None = None
         self.target: Path | None = None
-        self._errors = None
+        self._errors: IO[bytes] | None = None
 
     def start(self, target: Path) -> None:
         width, height = self.size[0] + self.pad[1], self.size[1] + self.pad[0]
@@ -449,6 +457,7 @@ class _Encoder:
         self.target = target
 
     def write(self, frame: np.ndarray) -> None:
+        assert self.process is not None and self.process.stdin is not None, "start() first"
         if any(self.pad):
             frame = np.pad(frame, ((0, self.pad[0]), (0, self.pad[1]), (0, 0)), mode="edge")
         try:
@@ -459,6 +468,7 @@ class _Encoder:
 
     def finish(self) -> Path:
         """Let ffmpeg finish the file; the file, or a BadInputError with ffmpeg's reason."""
+        assert self.process is not None and self.process.stdin is not None and self.target is not None, "start() first"
         try:
             self.process.stdin.close()  # end of stream: ffmpeg finishes the file
         except OSError:  # ffmpeg already stopped; its exit status and stderr say why
@@ -485,10 +495,11 @@ def mux_audio(video: Path, source: Path, output: Path, *, start: float | None = 
     and no `output`.
     """
     kind = output.suffix.lower()
-    if CONTAINERS.get(kind, (None, None))[1] is None:
+    fallback = CONTAINERS.get(kind, (None, None))[1]  # the audio codec when the source's cannot be copied
+    if fallback is None:
         raise ValueError(f"{output}: not a container that holds audio")
     trim = (["-ss", str(start)] if start else []) + (["-t", str(duration)] if duration else [])
-    for audio_codec in ("copy", CONTAINERS[kind][1]):
+    for audio_codec in ("copy", fallback):
         command = _ffmpeg(
             "-y",
             "-i",

@@ -140,7 +140,7 @@ def load_stylizer(
     distributed.join(world, target)
     tune_cpu_for_inference()
     stylizer = Stylizer.load(
-        model or (method or Method.adaattn).value,
+        model or (method or Method("adaattn")).value,
         device=target,
         precision=Precision(precision).value,
         style_positions=style_positions,

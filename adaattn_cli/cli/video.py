@@ -22,6 +22,7 @@ from .options import (
     Method,
     ModelOption,
     OverwriteOption,
+    Precision,
     PrecisionOption,
     SeedOption,
     SizeOption,
@@ -33,11 +34,11 @@ from .progress import frame_progress
 from .stylize import StyleOption
 
 
-def _parse_fps(value: Optional[str]) -> Optional[Fraction]:
+def _parse_fps(value: str) -> Fraction:
     from ..video_io import frame_rate
 
     try:
-        return None if value is None else frame_rate(value)
+        return frame_rate(value)
     except BadInputError as error:
         raise typer.BadParameter(str(error)) from None
 
@@ -64,9 +65,9 @@ VideoMethodOption = Annotated[
     typer.Option(help="Bundled model to use when --model is not given. \\[default: adaattn-video]", show_default=False),
 ]
 FpsOption = Annotated[
-    Optional[str],
+    Optional[Fraction],
     typer.Option(
-        callback=_parse_fps,
+        parser=_parse_fps,
         metavar="RATE",
         help="Frame rate to write, e.g. 25 or 30000/1001. Frames are re-timed (the clip plays faster or slower; "
         "its audio is then left out), never dropped or repeated. Also the rate of a folder of frames. "
@@ -155,7 +156,7 @@ def video(
     hold: HoldOption = HOLD_THRESHOLD,
     batch: BatchOption = None,
     device: DeviceOption = "auto",
-    precision: PrecisionOption = "auto",
+    precision: PrecisionOption = Precision.auto,
     style_positions: StylePositionsOption = None,
     seed: SeedOption = 0,
     overwrite: OverwriteOption = False,
@@ -190,7 +191,7 @@ def video(
     try:
         if method is None and model is None:
             method = Method(default_video_model())
-            if method is not Method.adaattn_video:
+            if method is not Method("adaattn-video"):
                 info("no adaattn-video model installed; using the adaattn image model per frame")
         stylizer = load_stylizer(method, model, device, precision, style_positions)
         encoded = stylizer.encode_style(load_style_image(style, style_size), seed=seed)  # once: every frame, the same positions
@@ -220,9 +221,9 @@ def _check_palette(palette: Palette | None, method: str) -> Palette:
 
     if palette is None:  # the default: the image model's palette where it applies and is installed
         chosen = Palette(default_palette(method))
-        if method == Method.adaattn_video.value and chosen is Palette.own:
+        if method == "adaattn-video" and chosen is Palette.own:
             info("no adaattn image model installed; the video model keeps its own palette")
         return chosen
-    if palette is Palette.image and method != Method.adaattn_video.value:
+    if palette is Palette.image and method != "adaattn-video":
         raise BadInputError(f"--palette image recolours the adaattn-video model's frames; this model is {method}")
     return palette
