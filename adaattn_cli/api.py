@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TypedDict, TypeVar, Union, cast, overload
+from typing import TYPE_CHECKING, TypedDict, TypeVar, Union, overload
 
 import numpy as np
 import torch
@@ -86,6 +86,7 @@ class Style:
 
 
 StyleLike = Union[Style, PictureLike]
+_ONE_STYLE = (Style, str, os.PathLike, Image.Image, np.ndarray, torch.Tensor)  # anything else: a sequence of styles
 
 
 class StylizeOptions(TypedDict, total=False):
@@ -233,7 +234,12 @@ class Stylizer:
         picture = as_picture(content, "content image")
         batch = check_image(picture.rgb, "content image").to(self.device)
         # a list or a tuple is several styles, anything else one (as_picture names what it cannot read)
-        styles: list[StyleLike] = list(style) if isinstance(style, (list, tuple)) else [cast(StyleLike, style)]
+        if isinstance(style, _ONE_STYLE):
+            styles = [style]
+        elif isinstance(style, Sequence):
+            styles = list(style)
+        else:
+            raise BadInputError(f"style: expected a Style, a picture or a list of them, got {type(style).__name__}")
         size = batch.shape[-2:]
         weights, fitted = checked_mix(len(styles), weights, alpha, _fitted_masks(masks, size), size)
         if preserve_color:

@@ -160,3 +160,11 @@ def test_the_notebook_in_docs_api_runs_as_written(tmp_path, monkeypatch):
     with Image.open("bedroom_vangogh.png") as written:
         assert written.size == Image.open(ROOT / "examples/bedroom.jpg").size
     assert namespace["painted"].dtype == np.uint8
+
+
+def test_styles_come_one_or_as_any_sequence(stylizer, images):
+    one = stylizer.stylize(images["content"], images["style"])
+    assert torch.equal(stylizer.stylize(images["content"], (images["style"],)), one)
+    assert torch.equal(stylizer.stylize(images["content"], [images["style"]]), one)
+    with pytest.raises(BadInputError, match="expected a Style, a picture or a list of them, got int"):
+        stylizer.stylize(images["content"], 5)
