@@ -7,7 +7,8 @@
 Variants (all with the bundled AdaAttN model, one image, model loaded before timing):
   reference  adaattn_cli/reference.py: the official formulation in plain fp32 NCHW, full attention, the style
              encoded per call, the model's own position caps (4096 at relu3_1, 65536 elsewhere)
-  fp32       ours, exact: fp32, chunked attention, channels_last, the model's own caps (same maths as the reference)
+  fp32       ours, exact: fp32, chunked attention, channels_last, the method's default cap of 4096 style positions
+             (at the default 512-px style: the positions of the model's own caps, so the reference's maths)
   fast       ours as the CLI runs it by default: bf16 convs and attention matmuls (moments in fp32),
              channels_last, every block capped at 4096 style positions (--style-positions); the wide
              3x3 convs as Winograd F(2x2, 3x3)
