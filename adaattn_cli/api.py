@@ -25,13 +25,12 @@ from PIL import Image
 from . import functional as fn
 from . import tiling
 from .attention import StyleMemory
-from .config import STYLE_SIZE
-from .devices import pick_device, resolve_precision
-from .errors import BadInputError
+from .devices import pick_device, resolve_precision, tune_cpu_for_inference
+from .errors import BadInputError, SettingError
 from .methods import get_method
 from .mixing import Weight, checked_mix, mix_terms
 from .models import StyleTransferModel
-from .pictures import PictureLike, as_mask, as_picture, resized_style
+from .pictures import PictureLike, as_mask, as_picture, style_picture
 from .refine import Carried, Refiner, RefineSettings, StyleTargets
 from .weights import load_model
 
@@ -81,6 +80,7 @@ class Style:
     image: torch.Tensor
     seed: int
     mask: torch.Tensor | None = None
+    model: StyleTransferModel | None = field(default=None, repr=False)  # whose memory it is (another model re-encodes it)
     # refinement targets per working scale, computed on first use (a batch refines against them once)
     refine_targets: dict[float, StyleTargets] = field(default_factory=dict, repr=False)
 
@@ -126,8 +126,12 @@ class Stylizer:
         tile_size: int | None = None,
         refine: RefineSettings | None = None,
     ):
+        if tile_size is not None and tile_size < 0:
+            raise SettingError(f"{{tile_size}} must be 0 (never) or a number of pixels, got {tile_size}")
         self.tile_size = tile_size
         self.device = pick_device(device) if isinstance(device, str) else device
+        if self.device.type == "cpu":
+            tune_cpu_for_inference()  # process-wide and idempotent: denormals off, freed memory kept (devices.py)
         self.precision = resolve_precision(precision, self.device)
         if style_positions is None:
             style_positions = get_method(model.method).style_positions
@@ -175,18 +179,9 @@ class Stylizer:
         tensor/array, with the picture's aspect ratio). seed: the draw of the style positions (style_positions).
         style_size: the style's shorter side in pixels, as the CLI's --style-size (0: as given); None: STYLE_SIZE for
         a path, a PIL image or an array, and as given for a tensor (prepared by the caller)."""
-        prepared = self._style_image(image, style_size)
+        prepared = check_image(style_picture(image, style_size), "style image")[0]
         fitted = None if mask is None else as_mask(mask, prepared.shape[-2:], "style mask", "the style")
         return self._encode_style(prepared, fitted, seed)
-
-    def _style_image(self, image: PictureLike, style_size: int | None) -> torch.Tensor:
-        """A style picture as the [3, h, w] CPU tensor it is encoded from (encode_style's style_size)."""
-        picture = as_picture(image, "style image")
-        rgb = check_image(picture.rgb, "style image")
-        if rgb.shape[0] != 1:
-            raise BadInputError(f"style image: one picture per style, not a batch of {rgb.shape[0]}")
-        size = style_size if style_size is not None else (0 if picture.is_tensor else STYLE_SIZE)
-        return check_image(resized_style(rgb[0], size), "style image")[0].cpu()
 
     def _encode_style(self, image: torch.Tensor, mask: torch.Tensor | None, seed: int) -> Style:
         """Encode a prepared style image [3, h, w] with its mask [h, w] (or None)."""
@@ -194,7 +189,7 @@ class Stylizer:
         encoded = self._encode(image[None])
         with self._autocast():
             memory = self.model.memorize(encoded, generator=generator, mask=None if mask is None else mask.to(self.device))
-        return Style(memory, image, seed, mask)
+        return Style(memory, image, seed, mask, model=self.model)
 
     @overload
     def stylize(self, content: Given, style: StyleLike | Sequence[StyleLike], **options: Unpack[StylizeOptions]) -> Given: ...
@@ -231,9 +226,9 @@ class Stylizer:
         progress(done, total): called after each tile when the content runs in tiles; refine_progress(done, total)
         after each refinement step.
         """
+        _check_steps(refine)
         picture = as_picture(content, "content image")
         batch = check_image(picture.rgb, "content image").to(self.device)
-        # a list or a tuple is several styles, anything else one (as_picture names what it cannot read)
         if isinstance(style, _ONE_STYLE):
             styles = [style]
         elif isinstance(style, Sequence):
@@ -258,17 +253,22 @@ class Stylizer:
                     for c, o in zip(batch, output)
                 ]
             )
-        return picture.returned(output)
+        return picture.as_given(output)
 
     def _as_style(self, style: StyleLike, seed: int, style_size: int | None) -> Style:
-        return style if isinstance(style, Style) else self.encode_style(style, seed=seed, style_size=style_size)
+        """A Style of this stylizer's model: a picture is encoded, another model's Style encoded again (same image,
+        mask and seed)."""
+        if not isinstance(style, Style):
+            return self.encode_style(style, seed=seed, style_size=style_size)
+        return style if style.model is self.model else self._encode_style(style.image, style.mask, style.seed)
 
     def _recoloured(self, style: StyleLike, content: torch.Tensor, seed: int, style_size: int | None) -> Style:
         """`style` with the palette of `content` [3, H, W] (fn.coral), encoded with its own mask and seed if it is a
         Style, else with `seed`."""
         if isinstance(style, Style):
             return self._encode_style(fn.coral(style.image, content), style.mask, style.seed)
-        return self._encode_style(fn.coral(self._style_image(style, style_size), content), None, seed)
+        prepared = check_image(style_picture(style, style_size), "style image")[0]
+        return self._encode_style(fn.coral(prepared, content), None, seed)
 
     def _transfer(self, padded: torch.Tensor, mix, content_as_style_weight, seed: int, progress) -> torch.Tensor:
         """The model's picture of a padded content batch for a mix (mixing.mix_terms)."""
@@ -289,7 +289,7 @@ class Stylizer:
         self,
         content: torch.Tensor,
         picture: torch.Tensor,
-        styles: Sequence[Style | torch.Tensor],
+        styles: Style | torch.Tensor | Sequence[Style | torch.Tensor],
         *,
         steps: int,
         weights: Sequence[float] | None = None,
@@ -302,6 +302,8 @@ class Stylizer:
         """Refine `picture` [3, H, W], a stylisation of the tensor `content`, for `steps` steps (refine.py): its pixels
         are optimised for the style, local and content losses against the same styles, weights, alpha and masks.
         previous: for a video frame, what it takes over from the previous refined frame (video_filters.FrameRefiner)."""
+        _check_steps(steps)
+        styles = [styles] if isinstance(styles, (Style, torch.Tensor)) else list(styles)
         content = check_image(content, "content image")
         picture = check_image(picture, "picture")
         if picture.shape != content.shape:
@@ -336,7 +338,7 @@ class Stylizer:
             def at(scale: float) -> StyleTargets:
                 key = round(scale, 6)
                 if key not in style.refine_targets:
-                    style.refine_targets[key] = self.refiner.style_targets(style.image, scale, style.seed)
+                    style.refine_targets[key] = self.refiner.style_targets(style.image, scale, style.seed, style.mask)
                 return style.refine_targets[key]
 
             return at
@@ -383,8 +385,15 @@ class Stylizer:
         )
 
 
+def _check_steps(refine) -> None:
+    if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
+        raise BadInputError(f"refine is a number of steps, 0 or more, got {refine!r} (its settings go to Stylizer.load)")
+
+
 def _fitted_masks(masks: Sequence[PictureLike | None] | None, size) -> list[torch.Tensor | None] | None:
     """Each mask of a content as [H, W] at its `size` (pictures.as_mask); None stays None."""
     if masks is None:
         return None
+    if isinstance(masks, _ONE_STYLE):
+        raise BadInputError("masks: give a list with one mask (or None) per style, e.g. masks=[mask]")
     return [None if mask is None else as_mask(mask, size, "mask", "the content") for mask in masks]

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 DEFAULT_STYLE_POSITIONS = 4096
 # Style images are resized so that their shorter side has this many pixels (the CLI's --style-size; 0 keeps them).
 STYLE_SIZE = 512
-# Video frames attend to fewer style positions than images by default: the video model's cosine attention spreads
-# its weight over all positions, so 1,024 of them estimate its mean/std maps well, and attention then costs little
-# next to the convolutions (bench/video_speed.py). 0 (--style-positions 0) uses them all.
+# The video model attends to fewer style positions by default (methods.py: each method's default): its cosine
+# attention spreads its weight over all positions, so 1,024 of them estimate its mean/std maps well, and attention
+# then costs little next to the convolutions (bench/video_speed.py). 0 (--style-positions 0) uses them all.
 VIDEO_STYLE_POSITIONS = 1024
 # The video hold's threshold (video_filters.StaticHold, `adaattn video --hold`): ~4 of 255 levels, about the noise
 # of a compressed clip. Measured at 256 px on the three test clips (docs/video.md, "The hold's shape"): higher

@@ -34,7 +34,9 @@ from .attention import StyleMemory
 from .config import ONNX_OPSET
 from .errors import BadInputError
 from .files import check_target, publish
+from .methods import get_method
 from .models import StyleTransferModel, use_plain_ops
+from .pictures import PictureLike, style_picture
 from .weights import encoder_sha256, load_model
 
 log = logging.getLogger(__name__)
@@ -172,9 +174,9 @@ def export_onnx(
     path: str | os.PathLike,
     *,
     alpha: float = 1.0,
-    style: torch.Tensor | None = None,
+    style: PictureLike | None = None,
     style_name: str | None = None,
-    style_positions: int = 0,
+    style_positions: int | None = None,
     seed: int = 0,
     opset: int = ONNX_OPSET,
     overwrite: bool = False,
@@ -182,9 +184,11 @@ def export_onnx(
     """Export `model` (a model, or a model name/file as load_model takes) to an ONNX file at `path`, atomically.
 
     Without `style`: inputs content [1, 3, H, W] and style [1, 3, h, w], attending to every style position (the graph
-    is deterministic; memory grows with content x style positions, so give styles of 256-512 px). With `style`
-    ([3, h, w] in [0, 1]): input content only, the style's encoded memory held as constants (`style_name` is
-    recorded in the metadata), keeping at most `style_positions` per block (0: all), drawn with `seed` exactly as
+    is deterministic; memory grows with content x style positions, so give styles of 256-512 px). With `style` (a
+    picture, prepared as Stylizer.encode_style prepares it: a path, a PIL image or an array at 512 px on its shorter
+    side, a tensor [3, h, w] in [0, 1] as given): input content only, the style's encoded memory held as constants
+    (`style_name`, default the file's name, is recorded in the metadata), keeping at most `style_positions` per
+    block (None: the method's default, as Stylizer.load; 0: all), drawn with `seed` exactly as
     `adaattn stylize --style-positions N --seed S` draws them.
     Alpha is baked in, not an input: at alpha 1 (the default) the graph holds no content-as-its-own-style term,
     whose attention over all content positions would cost n_content^2 logits per block; alpha < 1 adds it.
@@ -196,14 +200,19 @@ def export_onnx(
     path = check_output(path, overwrite=overwrite)
     if not isinstance(model, StyleTransferModel):
         model = load_model(model)
+    if style_positions is None:
+        style_positions = get_method(model.method).style_positions
     if style_positions < 0:
         raise BadInputError(f"style_positions must be 0 (all) or positive, got {style_positions}")
-    graph = build_graph(model, alpha=alpha, style=style, style_positions=style_positions, seed=seed)
+    if isinstance(style, (str, os.PathLike)):
+        style_name = style_name or Path(style).name
+    style_image = None if style is None else style_picture(style, None)
+    graph = build_graph(model, alpha=alpha, style=style_image, style_positions=style_positions, seed=seed)
     program = _trace(graph, opset)
     metadata = graph_metadata(
         model,
         alpha=alpha,
-        style_name=(style_name or "baked") if style is not None else None,
+        style_name=(style_name or "baked") if style_image is not None else None,
         opset=opset,
         style_positions=style_positions,
         seed=seed,

@@ -68,6 +68,8 @@ def _somewhere(weight: Weight) -> bool:
 def _normalised_weights(weights: Sequence[float] | None, count: int) -> list[float]:
     if weights is None:
         return [1.0 / count] * count
+    if not isinstance(weights, Sequence):
+        raise BadInputError(f"weights: give a list with one weight per style, e.g. [0.7, 0.3]; got {weights!r}")
     if len(weights) != count:
         raise BadInputError(f"got {len(weights)} weights for {count} styles; give one weight per style")
     if not all(math.isfinite(w) and w >= 0 for w in weights) or sum(weights) <= 0:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .config import STYLE_SIZE
 from .errors import BadInputError
 from .image_io import LoadedImage, fit_mask, from_pil, load_image, resize, shorter_side_at, to_pil
 
@@ -38,17 +39,19 @@ class Picture:
     def is_tensor(self) -> bool:
         return isinstance(self.given, torch.Tensor)
 
-    def returned(self, rgb: torch.Tensor) -> PictureLike:
+    def as_given(self, rgb: torch.Tensor) -> PictureLike:
         """`rgb` (the same size as this picture, float in [0, 1]) as the kind this picture was given."""
         given = self.given
         if isinstance(given, torch.Tensor):
             rgb = rgb.reshape(given.shape) if given.dim() == 4 else rgb.reshape(rgb.shape[-3:])
+            if given.dtype == torch.uint8:
+                rgb = rgb.mul(255).add_(0.5).floor_()  # the rounding of saved files
             return rgb.to(device=given.device, dtype=given.dtype)
         if isinstance(given, np.ndarray):
-            pixels = rgb.reshape(rgb.shape[-3:]).detach().float().cpu().permute(1, 2, 0)
+            pixels = rgb.reshape(rgb.shape[-3:]).detach().float().cpu()
             if given.dtype == np.uint8:
-                return np.asarray(to_pil(pixels.permute(2, 0, 1)))  # the rounding of saved files
-            return pixels.numpy().astype(given.dtype)
+                return np.array(to_pil(pixels))  # the rounding of saved files; a writable copy
+            return pixels.permute(1, 2, 0).numpy().astype(given.dtype)
         loaded = self.loaded
         assert loaded is not None  # a path or a PIL image is loaded by as_picture
         return to_pil(rgb.reshape(rgb.shape[-3:]), alpha=loaded.alpha, icc_profile=loaded.icc_profile)
@@ -57,14 +60,16 @@ class Picture:
 def as_picture(picture: PictureLike, what: str) -> Picture:
     """Any kind of picture -> Picture; `what` names it in errors ("content image", "style image", ...)."""
     if isinstance(picture, torch.Tensor):
-        if not picture.is_floating_point():
-            raise BadInputError(f"{what}: a tensor must hold floats in [0, 1], got {picture.dtype}")
         if picture.dim() not in (3, 4) or picture.shape[-3] != 3:
             raise BadInputError(f"{what}: expected an RGB tensor [3, H, W] or [B, 3, H, W], got shape {tuple(picture.shape)}")
+        if picture.dtype == torch.uint8:  # torchvision.io.read_image's
+            return Picture(picture.float().div_(255), picture)
+        if not picture.is_floating_point():
+            raise BadInputError(f"{what}: a tensor holds uint8 (0-255) or floats (0-1), got {picture.dtype}")
         return Picture(picture.float(), picture)
     if isinstance(picture, np.ndarray):
         if picture.ndim != 3 or picture.shape[2] != 3:
-            raise BadInputError(f"{what}: expected an RGB array of shape (H, W, 3), got {picture.shape}")
+            raise BadInputError(f"{what}: expected an RGB array of shape (H, W, 3), got {picture.shape} (a PIL image keeps transparency)")
         if picture.dtype == np.uint8:
             rgb = torch.from_numpy(np.array(picture)).permute(2, 0, 1).float().div_(255)  # a copy: arrays may be read-only
         elif np.issubdtype(picture.dtype, np.floating):
@@ -73,7 +78,10 @@ def as_picture(picture: PictureLike, what: str) -> Picture:
             raise BadInputError(f"{what}: an array must be uint8 (0-255) or float (0-1), got {picture.dtype}")
         return Picture(rgb, picture)
     if isinstance(picture, Image.Image):
-        loaded = from_pil(picture)
+        try:
+            loaded = from_pil(picture)
+        except (OSError, ValueError, SyntaxError, EOFError) as error:  # a truncated or closed file, an odd mode
+            raise BadInputError(f"{what}: not a readable image ({error or type(error).__name__})") from None
         return Picture(loaded.rgb, picture, loaded)
     if isinstance(picture, (str, os.PathLike)):
         loaded = load_image(Path(picture))
@@ -85,10 +93,19 @@ def as_mask(mask: PictureLike, size, what: str, image: str) -> torch.Tensor:
     """A mask of any kind -> [H, W] float in [0, 1] at `size` (height, width) of `image` (named in errors): a picture is
     made greyscale (the mean of its channels), a 2-D tensor or array is taken as grey (uint8: 0-255); it is resized
     (bilinear) if it has the aspect ratio of `size` within a pixel (image_io.fit_mask)."""
+    if isinstance(mask, np.ndarray) and mask.ndim == 2:
+        mask = torch.from_numpy(np.array(mask))  # a copy: arrays may be read-only
     if isinstance(mask, torch.Tensor) and mask.dim() == 2:
-        grey = mask.float()
-    elif isinstance(mask, np.ndarray) and mask.ndim == 2:
-        grey = torch.from_numpy(np.asarray(mask, dtype=np.float32) / (255 if mask.dtype == np.uint8 else 1))
+        if mask.dtype == torch.uint8:
+            grey = mask.float() / 255
+        elif mask.dtype == torch.bool:
+            grey = mask.float()
+        elif mask.is_floating_point():
+            grey = mask.float()
+        else:
+            raise BadInputError(f"{what}: a mask holds booleans, uint8 (0-255) or floats (0-1), got {mask.dtype}")
+        if not bool(((grey >= 0) & (grey <= 1)).all()):  # NaN fails both
+            raise BadInputError(f"{what}: mask values must be numbers from 0 to 1")
     else:
         rgb = as_picture(mask, what).rgb
         if rgb.dim() == 4:
@@ -97,8 +114,15 @@ def as_mask(mask: PictureLike, size, what: str, image: str) -> torch.Tensor:
     return fit_mask(grey, tuple(size), what, image)
 
 
-def resized_style(rgb: torch.Tensor, size: int) -> torch.Tensor:
-    """A style image [3, h, w] with its shorter side at `size` (0: as it is), as the CLI's --style-size does."""
-    if not size:
-        return rgb
-    return resize(rgb, shorter_side_at(rgb.shape[-2:], size))
+def style_picture(image: PictureLike, style_size: int | None) -> torch.Tensor:
+    """A style picture as the [3, h, w] CPU tensor it is encoded from: its shorter side at `style_size` (0: as
+    given; None: STYLE_SIZE for a path, a PIL image or an array, a tensor as given, prepared by the caller)."""
+    picture = as_picture(image, "style image")
+    rgb = picture.rgb
+    if rgb.dim() == 4 and rgb.shape[0] != 1:
+        raise BadInputError(f"style image: one picture per style, not a batch of {rgb.shape[0]}")
+    size = style_size if style_size is not None else (0 if picture.is_tensor else STYLE_SIZE)
+    rgb = rgb.reshape(rgb.shape[-3:])
+    if size:  # resized first, checked after (api.check_image): a small style brought above MIN_SIDE is fine
+        rgb = resize(rgb, shorter_side_at(rgb.shape[-2:], size))
+    return rgb.cpu()

@@ -131,11 +131,17 @@ class Refiner:
             return [f.float() for f in self.encoder(image.to(self.device, memory_format=torch.channels_last), 5)]
 
     @torch.no_grad()
-    def style_targets(self, style_image: torch.Tensor, scale: float, seed: int) -> StyleTargets:
-        """Targets of a style [3, h, w] resized by `scale` (the content's working scale, so strokes keep their size)."""
+    def style_targets(self, style_image: torch.Tensor, scale: float, seed: int, mask: torch.Tensor | None = None) -> StyleTargets:
+        """Targets of a style [3, h, w] resized by `scale` (the content's working scale, so strokes keep their size);
+        `mask` [h, w]: only the style's pixels where it is above 0.5 count, as in the model's attention."""
         image = _resize(style_image[None].to(self.device), _scaled_size(style_image.shape[-2:], scale))
         features = self.features(image)
-        means, stds = zip(*(fn.mean_std(f) for f in features))
+        if mask is None:
+            means, stds = zip(*(fn.mean_std(f) for f in features))
+        else:
+            inside = (mask.to(self.device).float() > 0.5).float()[None, None]
+            weights = [F.interpolate(inside, size=f.shape[-2:], mode="nearest") for f in features]
+            means, stds = zip(*(fn.weighted_mean_std(f, w) for f, w in zip(features, weights)))
         generator = torch.Generator().manual_seed(seed)
         keys, values = [], []
         for layer in LOCAL_LAYERS:
@@ -143,7 +149,7 @@ class Refiner:
                 [features[layer - 1], fn.shallow_deep_key(features[:layer])],
                 cap=LOCAL_MAX_POSITIONS,
                 generator=generator,
-                mask=None,
+                mask=mask,
             )
             keys.append(key)
             values.append(value.transpose(1, 2))

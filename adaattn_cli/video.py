@@ -142,20 +142,18 @@ def stylize_video(
     hold, refine, codec, crf, progress: render_video's. notes(text): what is left out (audio that cannot follow).
     """
     if output is None:
-        name = Path(style).stem if isinstance(style, (str, os.PathLike)) else "style"
-        output = Path(clip).with_name(f"{Path(clip).stem}_stylized_{name}.mp4")
+        output = default_output(clip, Path(style).stem if isinstance(style, (str, os.PathLike)) else "style")
     plan = plan_video(clip, output, size=size, max_size=max_size, fps=fps, start=start, duration=duration, overwrite=overwrite)
     for note in plan.notes:
         notes(note)
     stylizer = stylizer or Stylizer.load(default_video_model())
-    encoded = style if isinstance(style, Style) else stylizer.encode_style(style, seed=seed)
     render_video(
         stylizer,
-        encoded,
+        stylizer._as_style(style, seed, None),
         plan,
         alpha=alpha,
         seed=seed,
-        palette=palette or default_palette(stylizer.model.method),
+        palette=palette,
         hold=hold,
         refine=refine,
         codec=codec,
@@ -163,6 +161,23 @@ def stylize_video(
         progress=progress,
     )
     return plan.output
+
+
+def default_output(clip: str | os.PathLike[str], style_name: str) -> Path:
+    """<clip>_stylized_<style>.mp4 in the current folder (`adaattn video` without -o)."""
+    return Path(f"{Path(clip).stem}_stylized_{style_name}.mp4")
+
+
+def check_palette(palette: str | None, method: str) -> str:
+    """The palette to use: "image" or "own" as given (the image model's palette fits only the video model's frames),
+    None: default_palette's."""
+    if palette is None:
+        return default_palette(method)
+    if palette not in ("image", "own"):
+        raise SettingError(f"{{palette}} is 'image' or 'own', got {palette!r}")
+    if palette == "image" and method != "adaattn-video":
+        raise SettingError(f"{{palette}} image recolours the adaattn-video model's frames; this model is {method}")
+    return palette
 
 
 def default_video_model() -> str:
@@ -184,7 +199,7 @@ def render_video(
     alpha: float = 1.0,
     seed: int = 0,
     batch: int | None = None,
-    palette: str = "own",
+    palette: str | None = None,
     image_stylizer: Stylizer | None = None,
     hold: float = HOLD_THRESHOLD,
     refine: int = 0,
@@ -196,13 +211,16 @@ def render_video(
 
     batch: frames per forward pass (None: 1 on a CPU, where bigger batches are measured slower, else 4).
     palette: "image" recolours the frames with the image model's palette (fit_palette, on the first frame, with
-    `image_stylizer`, default the installed adaattn model); "own" keeps the model's colours.
+    `image_stylizer`, default the installed adaattn model); "own" keeps the model's colours; None: check_palette's.
     hold: StaticHold's threshold (0: off). refine: steps of FrameRefiner per frame (0: off); it keeps still pixels
     itself, with `hold` (or HOLD_THRESHOLD) as its threshold, and no hold follows it.
     codec, crf: the encoder's (video_io.VideoWriter). progress(frames): called after each batch with its frame count.
     """
-    if palette not in ("image", "own"):
-        raise ValueError(f"palette must be 'image' or 'own', got {palette!r}")
+    palette = check_palette(palette, stylizer.model.method)
+    if not 0 <= hold < 1:
+        raise SettingError(f"{{hold}} is a difference of colour from 0 (off) to below 1, got {hold}")
+    if refine < 0:
+        raise SettingError(f"{{refine}} is a number of steps, 0 or more, got {refine}")
     batch = batch or default_batch(stylizer.device)
     # Without re-timing, frames come at the clip's rate by their timestamps (a variable rate keeps its timing);
     # re-timed: each frame once.
@@ -317,7 +335,6 @@ def stylize_frames(
     chunks in order)."""
     content = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div_(255)
     stylized = stylizer.stylize(content, [style], alpha=alpha, seed=seed)
-    stylized = stylized.reshape(len(chunk), *stylized.shape[-3:])  # stylize drops the axis of a batch of one
     if recolour is not None:
         stylized = fn.recolour_low_frequencies(stylized, *recolour)
     if refine is not None:

@@ -52,7 +52,7 @@ def test_every_kind_comes_back_as_given(stylizer, files, refine):
     from_str = stylizer.stylize(str(content_path), style, refine=refine)
     with Image.open(content_path) as opened:
         from_pil = stylizer.stylize(opened, style, refine=refine)
-    array = np.asarray(Image.open(content_path).convert("RGB"))
+    array = np.array(Image.open(content_path).convert("RGB"))
     from_array = stylizer.stylize(array, style, refine=refine)
     from_float_array = stylizer.stylize(array.astype(np.float32) / 255, style, refine=refine)
     tensor = torch.from_numpy(array).permute(2, 0, 1).float() / 255
@@ -118,7 +118,7 @@ def test_masks_of_any_kind_with_the_pictures_aspect_ratio(stylizer, images, tmp_
 @pytest.mark.parametrize(
     "picture, message",
     [
-        (torch.zeros(3, 64, 64, dtype=torch.uint8), "floats in"),
+        (torch.zeros(3, 64, 64, dtype=torch.int32), "uint8 \\(0-255\\) or floats"),
         (np.zeros((64, 64, 4), np.uint8), r"shape \(H, W, 3\)"),
         (np.zeros((64, 64, 3), np.int32), "uint8"),
         ([1, 2, 3], "got list"),
@@ -159,7 +159,8 @@ def test_the_notebook_in_docs_api_runs_as_written(tmp_path, monkeypatch):
         exec(compile(block, "docs/api.md", "exec"), namespace)
     with Image.open("bedroom_vangogh.png") as written:
         assert written.size == Image.open(ROOT / "examples/bedroom.jpg").size
-    assert namespace["painted"].dtype == np.uint8
+    assert namespace["painted"].dtype == np.uint8 and namespace["painted"].flags.writeable
+    assert len(list(namespace["clip"].iterdir() if namespace["clip"].is_dir() else [namespace["clip"]])) == 1
 
 
 def test_styles_come_one_or_as_any_sequence(stylizer, images):
@@ -168,3 +169,49 @@ def test_styles_come_one_or_as_any_sequence(stylizer, images):
     assert torch.equal(stylizer.stylize(images["content"], [images["style"]]), one)
     with pytest.raises(BadInputError, match="expected a Style, a picture or a list of them, got int"):
         stylizer.stylize(images["content"], 5)
+
+
+def test_refinement_takes_the_style_from_inside_its_mask(stylizer, images):
+    style = images["style"].clone()
+    style[:, :, 32:] = 0.7 + 0.3 * style[:, :, 32:]  # two halves with other statistics
+    style[:, :, :32] *= 0.3
+    mask = torch.zeros(48, 64)
+    mask[:, :32] = 1
+    whole, masked = stylizer.encode_style(style, seed=2), stylizer.encode_style(style, mask=mask, seed=2)
+    left_half = stylizer.encode_style(style[:, :, :32].contiguous(), seed=2)
+    targets = [stylizer.refiner.style_targets(s.image, 1.0, 2, s.mask) for s in (masked, left_half, whole)]
+    # the statistics of the mask's half: close to those of that half cropped (not equal: the convs see across the edge)
+    for layer in range(3):  # relu1_1..relu3_1: deeper, a 48x64 style's features see across the whole picture
+        masked_mean, half_mean, whole_mean = (t.means[layer] for t in targets)
+        assert (masked_mean - half_mean).norm() < 0.5 * (whole_mean - half_mean).norm()
+    refined = [stylizer.stylize(images["content"], s, refine=2) for s in (whole, masked)]
+    assert not torch.equal(*refined)
+
+
+def test_a_style_of_another_model_is_encoded_again(models, images):
+    adaattn, adain = exact_stylizer(models["adaattn"]), exact_stylizer(models["adain"])
+    foreign = adaattn.encode_style(images["style"], seed=4)
+    own = adain.encode_style(images["style"], seed=4)
+    assert torch.equal(adain.stylize(images["content"], foreign), adain.stylize(images["content"], own))
+
+
+def test_small_styles_and_uint8_tensors_as_the_cli_takes_them(stylizer, images, tmp_path):
+    Image.new("RGB", (30, 20), "red").save(tmp_path / "tiny.png")  # below MIN_SIDE, fine once resized to 512
+    assert stylizer.encode_style(tmp_path / "tiny.png").image.shape == (3, 512, 768)
+    as_uint8 = (images["content"] * 255).round().to(torch.uint8)
+    result = stylizer.stylize(as_uint8, images["style"])
+    assert result.dtype == torch.uint8 and result.shape == as_uint8.shape
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"weights": 0.5}, "one weight per style"),
+        ({"masks": torch.ones(64, 80)}, "one mask \\(or None\\) per style"),
+        ({"refine": -1}, "refine is a number of steps"),
+        ({"refine": 2.5}, "refine is a number of steps"),
+    ],
+)
+def test_settings_of_the_wrong_shape_are_one_clear_error(stylizer, images, options, message):
+    with pytest.raises(BadInputError, match=message):
+        stylizer.stylize(images["content"], images["style"], **options)

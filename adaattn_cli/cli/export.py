@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..config import DEFAULT_STYLE_POSITIONS, ONNX_OPSET, STYLE_SIZE
+from ..config import DEFAULT_STYLE_POSITIONS, ONNX_OPSET, STYLE_SIZE, VIDEO_STYLE_POSITIONS
 from .console import info, interrupted
 from .inputs import load_style_image, names_folder
 from .options import OverwriteOption, StyleSizeOption
@@ -63,13 +63,14 @@ AlphaOption = Annotated[
 ]
 OpsetOption = Annotated[int, typer.Option(min=17, help="ONNX opset of the graph.")]
 StylePositionsOption = Annotated[
-    int,
+    Optional[int],
     typer.Option(
         min=0,
         metavar="N",
+        show_default=False,
         help="With --style: style positions each attention block keeps, drawn as `adaattn "
-        "stylize --style-positions N --seed S` draws them. 0 = all. A style input "
-        "always attends to all.",
+        "stylize --style-positions N --seed S` draws them. 0 = all. A style input always attends to all. "
+        f"\\[default: the method's, as stylize: {DEFAULT_STYLE_POSITIONS}; {VIDEO_STYLE_POSITIONS} for adaattn-video]",
     ),
 ]
 SeedOption = Annotated[int, typer.Option(help="With --style: seed of the style positions kept.")]
@@ -81,7 +82,7 @@ def export(
     style: StyleOption = None,
     style_size: StyleSizeOption = STYLE_SIZE,
     alpha: AlphaOption = 1.0,
-    style_positions: StylePositionsOption = DEFAULT_STYLE_POSITIONS,
+    style_positions: StylePositionsOption = None,
     seed: SeedOption = 0,
     opset: OpsetOption = ONNX_OPSET,
     overwrite: OverwriteOption = False,
@@ -93,7 +94,7 @@ def export(
     once, n_content x n_style positions (a quarter of the pixels per side at relu3_1). A style input is attended at
     every position, so memory grows with content x style: 1 GiB of logits for a 512² content and a 512² style,
     256 MiB with a 256² style; keep styles at 256-512 px. --style bakes a style in with the positions `adaattn
-    stylize` would sample (4,096 by default). Needs the onnx extra: pip install 'adaattn\\[onnx]'. See docs/export.md.
+    stylize` would sample (4,096; 1,024 for adaattn-video). Needs the onnx extra: pip install 'adaattn\\[onnx]'. See docs/export.md.
 
     [bold]Examples[/bold]
 

@@ -178,11 +178,11 @@ def video(
       adaattn video frames/ -s starry.jpg --fps 24 -o stylized_frames
     """
     from ..image_io import set_pixel_limit
-    from ..video import default_video_model, plan_video, render_video
+    from ..video import default_output, default_video_model, plan_video, render_video
 
     if max_pixels is not None:
         set_pixel_limit(max_pixels)
-    output = output or Path(f"{clip.stem}_stylized_{style.stem}.mp4")
+    output = output or default_output(clip, style.stem)
     plan = plan_video(clip, output, size=size, max_size=max_size, fps=fps, start=start, duration=duration, overwrite=overwrite)
     for note in plan.notes:
         info(note)
@@ -195,7 +195,7 @@ def video(
                 info("no adaattn-video model installed; using the adaattn image model per frame")
         stylizer = load_stylizer(method, model, device, precision, style_positions)
         encoded = stylizer.encode_style(load_style_image(style, style_size), seed=seed)  # once: every frame, the same positions
-        palette = _check_palette(palette, stylizer.model.method)
+        chosen_palette = _palette(palette, stylizer.model.method)
         with frame_progress(plan.expected_frames) as advance:
             frames = render_video(
                 stylizer,
@@ -204,7 +204,7 @@ def video(
                 alpha=alpha,
                 seed=seed,
                 batch=batch,
-                palette=palette.value,
+                palette=chosen_palette,
                 hold=hold,
                 refine=refine,
                 codec=codec,
@@ -216,14 +216,11 @@ def video(
     info(f"wrote {output} ({frames} frames at {float(plan.rate):.4g} fps, {time.perf_counter() - began:.1f} s)")
 
 
-def _check_palette(palette: Palette | None, method: str) -> Palette:
-    from ..video import default_palette
+def _palette(palette: Palette | None, method: str) -> str:
+    """video.check_palette's choice; the default's fallback (no image model installed) said in a line."""
+    from ..video import check_palette
 
-    if palette is None:  # the default: the image model's palette where it applies and is installed
-        chosen = Palette(default_palette(method))
-        if method == "adaattn-video" and chosen is Palette.own:
-            info("no adaattn image model installed; the video model keeps its own palette")
-        return chosen
-    if palette is Palette.image and method != "adaattn-video":
-        raise BadInputError(f"--palette image recolours the adaattn-video model's frames; this model is {method}")
-    return palette
+    chosen = check_palette(None if palette is None else palette.value, method)
+    if palette is None and method == "adaattn-video" and chosen == "own":
+        info("no adaattn image model installed; the video model keeps its own palette")
+    return chosen
