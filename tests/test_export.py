@@ -127,7 +127,9 @@ def test_the_graph_carries_the_model_header(exported):
     props = {p.key: p.value for p in graph.metadata_props}
     assert props["method"] == "adain" and props["encoder"] == "vgg16-hed"
     assert json.loads(props["config"]) == {"width_divisor": 8}
-    assert props["style"] == "s.png" and props["style_positions"] == "all" and props["alpha"] == "1.0"
+    assert (
+        props["style"] == "s.png" and props["style_positions"] == "at most 4096, seed 0"
+    )  # the method's default and props["alpha"] == "1.0"
     assert graph.opset_import[0].version >= 17
 
 
