@@ -241,7 +241,7 @@ class Stylizer:
             if batch.shape[0] != 1:
                 raise BadInputError("preserve_color works on one content image at a time")
             styles = [self._recoloured(s, batch[0].cpu(), seed, style_size) for s in styles]
-        encoded = [self._as_style(s, seed, style_size) for s in styles]
+        encoded = [self.as_style(s, seed, style_size) for s in styles]
         padded = pad_to_multiple(batch, self.model.size_multiple)
         mix, content_as_style_weight, region = mix_terms(encoded, weights, alpha, fitted, padded.shape[-2:], self.device)
         output = self._transfer(padded, mix, content_as_style_weight, seed, progress)[..., : size[0], : size[1]]
@@ -255,7 +255,7 @@ class Stylizer:
             )
         return picture.as_given(output)
 
-    def _as_style(self, style: StyleLike, seed: int, style_size: int | None) -> Style:
+    def as_style(self, style: StyleLike, seed: int = 0, style_size: int | None = None) -> Style:
         """A Style of this stylizer's model: a picture is encoded, another model's Style encoded again (same image,
         mask and seed)."""
         if not isinstance(style, Style):
@@ -310,7 +310,7 @@ class Stylizer:
             raise BadInputError(f"the picture is {tuple(picture.shape[1:])} but the content is {tuple(content.shape[1:])}")
         size = content.shape[-2:]
         weights, fitted = checked_mix(len(styles), weights, alpha, masks, size)
-        encoded = [self._as_style(s, seed, None) for s in styles]
+        encoded = [self.as_style(s, seed, None) for s in styles]
         mix, content_as_style_weight, region = mix_terms(encoded, weights, alpha, fitted, size, self.device)
         refined = self._refine(content, picture, mix, content_as_style_weight, region, steps, progress, previous)
         return refined.squeeze(0)

@@ -149,7 +149,7 @@ def stylize_video(
     stylizer = stylizer or Stylizer.load(default_video_model())
     render_video(
         stylizer,
-        stylizer._as_style(style, seed, None),
+        stylizer.as_style(style, seed, None),
         plan,
         alpha=alpha,
         seed=seed,
