@@ -70,6 +70,9 @@ def app(gui_weights, tmp_path_factory):
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # Ctrl-C as in a terminal, even when the suite itself runs in the background (`pytest &`), where the shell
+        # makes every child ignore SIGINT and the app would not hear it
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     lines = []
     for line in process.stdout:  # until the app says where it is (or exits)
@@ -80,7 +83,11 @@ def app(gui_weights, tmp_path_factory):
     assert line.strip() == f"adaattn gui: http://127.0.0.1:{port}/ (Ctrl-C stops it)"
     yield f"http://127.0.0.1:{port}/"
     process.send_signal(signal.SIGINT)
-    rest = process.communicate(timeout=60)[0]
+    try:
+        rest = process.communicate(timeout=30)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()  # not left running (and busy) after the suite
+        pytest.fail("Ctrl-C did not stop the app within 30 s: " + "".join(lines) + process.communicate()[0])
     assert process.returncode == 0 and "adaattn gui: stopped" in rest and "Traceback" not in rest, rest
     assert list(temp.iterdir()) == [], "the app left temporary files"
 
