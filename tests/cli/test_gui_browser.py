@@ -25,6 +25,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 webdriver = pytest.importorskip("selenium.webdriver")
 if importlib.util.find_spec("gradio") is None:  # not imported here: the app runs in its own process
     pytest.skip('needs Gradio: pip install -e ".[gui]"', allow_module_level=True)
+from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -104,9 +105,14 @@ def browser():
     driver.quit()
 
 
+def wait(driver) -> WebDriverWait:
+    """Waits up to PATIENCE, looking again when Gradio re-rendered an element between finding and reading it."""
+    return WebDriverWait(driver, PATIENCE, ignored_exceptions=(StaleElementReferenceException,))
+
+
 def open_page(driver, url):
     driver.get(url)
-    WebDriverWait(driver, PATIENCE).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#photo input[type=file]"))
+    wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#photo input[type=file]"))
 
 
 def upload_photo(driver, path):
@@ -120,7 +126,7 @@ def result_link(driver, previous=None) -> str:
         found = [a.get_attribute("href") for a in d.find_elements(By.CSS_SELECTOR, "#download a")]
         return found[0] if found and found[0] != previous else None
 
-    return WebDriverWait(driver, PATIENCE).until(link)
+    return wait(driver).until(link)
 
 
 def pixels(source) -> np.ndarray:
@@ -138,7 +144,7 @@ def error_messages(driver, count: int) -> list[str]:
         found = [line for line in lines if line not in ("Error", "×") and not line.startswith("(")]
         return found if len(found) >= count else None
 
-    return WebDriverWait(driver, PATIENCE).until(messages)
+    return wait(driver).until(messages)
 
 
 def test_stylize_a_photo_with_a_bundled_painting(app, browser):
@@ -182,7 +188,7 @@ def test_two_tabs_keep_their_own_results(app, browser):
     upload_photo(browser, EXAMPLES / "bedroom.jpg")
     for tab in (first, browser.window_handles[1]):  # both clicked before either result is back
         browser.switch_to.window(tab)
-        WebDriverWait(browser, PATIENCE).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#photo img"))
+        wait(browser).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#photo img"))
         browser.find_element(By.CSS_SELECTOR, "#stylize").click()
     second = result_link(browser)
     assert second.endswith("/football_stylized_vangogh-wheat-field.png") and pixels(second).shape == (480, 320, 3)
