@@ -66,10 +66,11 @@ def exported(tiny, style, tmp_path_factory):
     return get
 
 
-def ours(model, content, style, alpha=1.0):
-    """adaattn stylize --precision fp32 --style-positions 0, on a copy of the model (a Stylizer owns its model)."""
-    stylizer = exact_stylizer(copy.deepcopy(model), device="cpu", precision="fp32", style_positions=0)
-    return stylizer.stylize(content, [style], alpha=alpha)
+def ours(model, content, style, alpha=1.0, style_positions=0, seed=0):
+    """adaattn stylize --precision fp32 --style-positions N (0: all) --seed S, on a copy of the model (a Stylizer owns
+    its model)."""
+    stylizer = exact_stylizer(copy.deepcopy(model), device="cpu", precision="fp32", style_positions=style_positions)
+    return stylizer.stylize(content, [stylizer.encode_style(style, seed=seed)], alpha=alpha)
 
 
 def run(session, content, style=None):
@@ -100,17 +101,13 @@ BAKED = {"adain": {}, "sanet": {}, "adaattn-video": {"style_positions": 100, "se
 @slow
 @pytest.mark.parametrize("method", BAKED)
 def test_a_baked_style_graph_gives_what_stylize_gives(tiny, exported, style, method):
-    """export --style S [--alpha A] [--style-positions N --seed K]: a graph of the content alone that equals
-    `adaattn stylize --style S` with the same settings (the baked memory holds the positions stylize draws)."""
+    """export --style S [--style-positions N --seed K]: a graph of the content alone that equals `adaattn stylize
+    --style S` with the same settings (the baked memory holds the positions stylize draws)."""
     options = BAKED[method]
     content = rand(3, 83, 64, seed=3)
     baked = exported(method, baked=True, **options)
     assert [i.name for i in baked.get_inputs()] == ["content"]
-    stylizer = exact_stylizer(
-        copy.deepcopy(tiny[method]), device="cpu", precision="fp32", style_positions=options.get("style_positions", 0)
-    )
-    expected = stylizer.stylize(content, [stylizer.encode_style(style, seed=options.get("seed", 0))], alpha=options.get("alpha", 1.0))
-    assert (run(baked, content) - expected).abs().max() < 1e-4
+    assert (run(baked, content) - ours(tiny[method], content, style, **options)).abs().max() < 1e-4
     if options:  # and the setting matters: not the graph of the default settings
         assert (run(baked, content) - ours(tiny[method], content, style)).abs().max() > 1e-3
 
