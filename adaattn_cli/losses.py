@@ -110,6 +110,13 @@ def colour_distillation_loss(output: torch.Tensor, teacher_output: torch.Tensor,
     return F.l1_loss(F.avg_pool2d(output.float(), scale, ceil_mode=True), F.avg_pool2d(teacher_output.float(), scale, ceil_mode=True))
 
 
+def palette_loss(output: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    """MSE between the mean RGB of O and of S ([0, 1] pixels): the painting's colour as a whole. The local term
+    answers each region with the colours its attention finds there, so nothing else pulls the picture's overall
+    colour toward the painting's, and that cast is two thirds of the model's style loss (docs/training.md)."""
+    return F.mse_loss(output.float().mean(dim=(2, 3)), style.float().mean(dim=(2, 3)))
+
+
 def distillation_loss(output: torch.Tensor, refined: torch.Tensor) -> torch.Tensor:
     """Mean |O - R| against a refined picture R of the same pair (train --teacher-set, teacher_set.py): the answer
     that `--refine` reaches for this very pair, pixel by pixel, without the relief and halos of the model's own."""
@@ -148,6 +155,7 @@ class LossConfig:
     distill: float = 0.0  # pixels of the teacher set's refined pictures (TrainConfig.teacher_set)
     distill_features: float = 0.0  # ... and their encoder features at distill_layers
     distill_layers: tuple = (1, 2, 3)
+    colour: float = 0.0  # the output's mean RGB against the style image's (palette_loss)
     style_layers: tuple = (2, 3, 4, 5)
     style_layer_weights: tuple = ()  # one per style layer; () = 1 each
     local_layers: tuple = (2, 3, 4, 5)
@@ -214,6 +222,8 @@ def training_losses(
         terms["warp"] = warp_consistency_loss(output, second_output, batch["motion"])
     if config.teacher:
         terms["teacher"] = colour_distillation_loss(output, batch["teacher"], config.teacher_scale)
+    if config.colour:
+        terms["colour"] = palette_loss(output, style)
     if config.distill:
         terms["distill"] = distillation_loss(output, batch["refined"])
     if config.distill_features:
@@ -231,6 +241,7 @@ def training_losses(
         "teacher": config.teacher,
         "distill": config.distill,
         "distill_features": config.distill_features,
+        "colour": config.colour,
     }
     total = fn.sum_terms(weights[name] * value for name, value in terms.items())
     return {"total": total, **terms}, output

@@ -178,6 +178,27 @@ def test_colour_distillation_loss_sees_coarse_colour_not_fine_texture():
     assert colour_distillation_loss(teacher + 0.1, teacher, 8) == pytest.approx(0.1, rel=1e-5)
 
 
+def test_palette_loss_sees_the_overall_colour_not_where_it_is():
+    from adaattn_cli.losses import palette_loss
+
+    style = torch.rand(2, 3, 64, 80, generator=torch.Generator().manual_seed(0))
+    output = style[:, :, :32, :40]  # a crop of another size, as the training outputs are
+    rearranged = style.flip(-1).roll(7, dims=-2)
+    assert palette_loss(style, style) == 0 and palette_loss(rearranged, style) < 1e-12
+    assert palette_loss(output + 0.1, output) == pytest.approx(0.01, rel=1e-4)
+    assert palette_loss(style.mean(dim=1, keepdim=True).expand_as(style), style) > 0  # grey is not the painting's colour
+
+
+@pytest.mark.slow  # a training run
+def test_the_palette_term_pulls_the_outputs_colour_toward_the_styles(data, tmp_path):
+    losses = LossConfig(style=0.0, local=0.0, colour=1.0)
+    trainer = Trainer(_config(data, tmp_path, "adaattn", losses=losses, log_every=1))  # 30 steps: ~0.13 -> ~0.015
+    path = trainer.run()
+    distance = [record["colour"] for record in trainer.history]
+    assert np.mean(distance[-5:]) < 0.5 * np.mean(distance[:5])
+    assert read_model_header(path)["provenance"]["losses"]["colour"] == 1.0
+
+
 @pytest.mark.slow  # a training run
 def test_a_teacher_models_colours_are_distilled(data, tmp_path):
     teacher_run = Trainer(_config(data, tmp_path / "teacher", "adaattn", max_steps=1))

@@ -74,6 +74,14 @@ def train(
         ),
     ] = None,
     similarity_weight: Annotated[Optional[float], typer.Option(help="Video image-similarity loss weight.", show_default=False)] = None,
+    colour_weight: Annotated[
+        Optional[float],
+        typer.Option(
+            min=0.0,
+            help="Weight of the palette loss: MSE of the output's mean RGB against the style image's ([0, 1] pixels). \\[default: 0]",
+            show_default=False,
+        ),
+    ] = None,
     warp_weight: Annotated[
         Optional[float], typer.Option(help="Video warp-consistency loss weight (synthetic motion).", show_default=False)
     ] = None,
@@ -150,6 +158,7 @@ def train(
         ("content", content_weight),
         ("similarity", similarity_weight),
         ("warp", warp_weight),
+        ("colour", colour_weight),
     ):
         if value is not None:
             setattr(losses, name, value)
