@@ -96,6 +96,7 @@ class StylizeOptions(TypedDict, total=False):
     alpha: float
     masks: Sequence[PictureLike | None] | None
     preserve_color: bool
+    match_color: bool
     seed: int
     refine: int
     style_size: int | None
@@ -207,6 +208,7 @@ class Stylizer:
         alpha: float = 1.0,
         masks: Sequence[PictureLike | None] | None = None,
         preserve_color: bool = False,
+        match_color: bool = True,
         seed: int = 0,
         refine: int = 0,
         style_size: int | None = None,
@@ -222,6 +224,8 @@ class Stylizer:
         kind of picture or an [H, W] tensor/array, with the content's aspect ratio); content outside every mask
         keeps its own statistics. alpha: 1 = full style, 0 = the model's reconstruction of the content.
         preserve_color: recolour each style with the content's palette first (a Style keeps its mask and seed).
+        match_color: move the picture's mean colour to each style's where that style applies (fn.match_mean_colour);
+        False gives the model's own colours.
         refine: steps of test-time refinement of the model's picture (refine.py; 0 = the model's picture).
         progress(done, total): called after each tile when the content runs in tiles; refine_progress(done, total)
         after each refinement step.
@@ -246,6 +250,9 @@ class Stylizer:
         mix, content_as_style_weight, region = mix_terms(encoded, weights, alpha, fitted, padded.shape[-2:], self.device)
         output = self._transfer(padded, mix, content_as_style_weight, seed, progress)[..., : size[0], : size[1]]
         output = output.float().clamp(0, 1).contiguous()
+        if match_color and mix:
+            colours = [(fn.mean_colour(style.image, style.mask), _cropped(weight, size)) for style, weight in mix]
+            output = fn.match_mean_colour(output, colours).contiguous()
         if refine:
             output = torch.cat(
                 [
@@ -383,6 +390,11 @@ class Stylizer:
             run=lambda x, window_terms: self.model.decode(self.model.transfer_mixed(self.model.encode(to_device(x), stats), window_terms)),
             progress=progress,
         )
+
+
+def _cropped(weight, size):
+    """A mixing weight (a number or a map of the padded content) cropped to the content's size."""
+    return weight[..., : size[0], : size[1]] if isinstance(weight, torch.Tensor) else weight
 
 
 def _check_steps(refine) -> None:

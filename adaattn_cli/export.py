@@ -29,6 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import __version__
+from . import functional as fn
 from .api import check_image
 from .attention import StyleMemory
 from .config import ONNX_OPSET
@@ -56,16 +57,18 @@ def check_installed() -> None:
 
 
 class _Graph(nn.Module):
-    """What both graphs share: pad to the size multiple, encode, transfer (alpha baked in), decode, crop, clamp."""
+    """What both graphs share: pad to the size multiple, encode, transfer (alpha baked in), decode, crop, clamp, and
+    the style's mean colour (api.Stylizer's match_color)."""
 
-    def __init__(self, model: StyleTransferModel, alpha: float):
+    def __init__(self, model: StyleTransferModel, alpha: float, match_color: bool = True):
         super().__init__()
+        self.match_color = match_color
         if not 0.0 < alpha <= 1.0:
             raise BadInputError(f"alpha must be in (0, 1] for export (0 would ignore the style), got {alpha}")
         self.model = model
         self.alpha = float(alpha)
 
-    def stylize(self, content: torch.Tensor, memory: list[StyleMemory]) -> torch.Tensor:
+    def stylize(self, content: torch.Tensor, memory: list[StyleMemory], style_colour: torch.Tensor) -> torch.Tensor:
         multiple = self.model.size_multiple
         height, width = content.shape[-2:]
         padded = F.pad(content, (0, (-width) % multiple, 0, (-height) % multiple), mode="reflect")  # as api.pad_to_multiple
@@ -74,21 +77,33 @@ class _Graph(nn.Module):
         if self.alpha < 1.0:  # the content as its own style (api.Stylizer's alpha): attends to all content positions
             terms.append((self.model.memorize(encoded), 1.0 - self.alpha))
         output = self.model.decode(self.model.transfer_mixed(encoded, terms))
-        return output[..., :height, :width].clamp(0.0, 1.0)
+        output = output[..., :height, :width].clamp(0.0, 1.0)
+        return fn.match_mean_colour(output, [(style_colour, self.alpha)]) if self.match_color else output
 
 
 class StyleInputGraph(_Graph):
     """forward(content [1, 3, H, W], style [1, 3, h, w]) -> stylised [1, 3, H, W]."""
 
     def forward(self, content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        return self.stylize(content, self.model.memorize(self.model.encode(style)))
+        return self.stylize(content, self.model.memorize(self.model.encode(style)), fn.mean_colour(style[0]))
 
 
 class FixedStyleGraph(_Graph):
     """forward(content [1, 3, H, W]) -> stylised [1, 3, H, W], the style's memory held as constants."""
 
-    def __init__(self, model: StyleTransferModel, alpha: float, style: torch.Tensor, *, style_positions: int = 0, seed: int = 0):
-        super().__init__(model, alpha)
+    def __init__(
+        self,
+        model: StyleTransferModel,
+        alpha: float,
+        style: torch.Tensor,
+        *,
+        style_positions: int = 0,
+        seed: int = 0,
+        match_color: bool = True,
+    ):
+        super().__init__(model, alpha, match_color)
+        self.style_colour: torch.Tensor
+        self.register_buffer("style_colour", fn.mean_colour(style))
         caps = [(block, block.max_style_positions) for block in model.transfer_blocks() if block.attends_to_positions]
         for block, _ in caps:  # the positions api.Stylizer.encode_style(style, seed=seed) draws with this cap
             block.max_style_positions = style_positions or None
@@ -116,7 +131,7 @@ class FixedStyleGraph(_Graph):
         return [StyleMemory(**block_fields) for block_fields in fields]
 
     def forward(self, content: torch.Tensor) -> torch.Tensor:
-        return self.stylize(content, self.memory())
+        return self.stylize(content, self.memory(), self.style_colour)
 
 
 def plain_copy(model: StyleTransferModel) -> StyleTransferModel:
@@ -131,21 +146,35 @@ def plain_copy(model: StyleTransferModel) -> StyleTransferModel:
 
 
 def build_graph(
-    model: StyleTransferModel, *, alpha: float = 1.0, style: torch.Tensor | None = None, style_positions: int = 0, seed: int = 0
+    model: StyleTransferModel,
+    *,
+    alpha: float = 1.0,
+    style: torch.Tensor | None = None,
+    style_positions: int = 0,
+    seed: int = 0,
+    match_color: bool = True,
 ) -> _Graph:
     """The module that export_onnx exports (eval mode; fp32 on CPU), for running or checking it in PyTorch.
 
     style: an image [3, h, w] in [0, 1] to bake in (FixedStyleGraph), or None for a style input (StyleInputGraph).
     style_positions, seed: for a baked style, the cap and seed of the style positions kept, drawn as
-    `adaattn stylize --style-positions N --seed S` draws them (0: all). A style input always keeps all."""
+    `adaattn stylize --style-positions N --seed S` draws them (0: all). A style input always keeps all.
+    match_color: the style's mean colour, as `adaattn stylize` by default (--no-match-color: False)."""
     plain = plain_copy(model)
     if style is None:
-        return StyleInputGraph(plain, alpha).eval()
-    return FixedStyleGraph(plain, alpha, style.float().cpu(), style_positions=style_positions, seed=seed).eval()
+        return StyleInputGraph(plain, alpha, match_color).eval()
+    return FixedStyleGraph(plain, alpha, style.float().cpu(), style_positions=style_positions, seed=seed, match_color=match_color).eval()
 
 
 def graph_metadata(
-    model: StyleTransferModel, *, alpha: float, style_name: str | None, opset: int, style_positions: int = 0, seed: int = 0
+    model: StyleTransferModel,
+    *,
+    alpha: float,
+    style_name: str | None,
+    opset: int,
+    style_positions: int = 0,
+    seed: int = 0,
+    match_color: bool = True,
 ) -> dict[str, str]:
     """The ONNX metadata_props: the model file's header (method, encoder, provenance, ...) and the export's choices."""
     header = getattr(model, "header", None) or {}
@@ -158,6 +187,7 @@ def graph_metadata(
         "provenance": json.dumps(header.get("provenance", {})),
         "adaattn_version": __version__,
         "alpha": repr(float(alpha)),
+        "match_color": "yes" if match_color else "no",
         "style": style_name if style_name is not None else "input",
         "style_positions": f"at most {style_positions}, seed {seed}" if style_name is not None and style_positions else "all",
         "size_multiple": str(model.size_multiple),
@@ -178,6 +208,7 @@ def export_onnx(
     style_name: str | None = None,
     style_positions: int | None = None,
     seed: int = 0,
+    match_color: bool = True,
     opset: int = ONNX_OPSET,
     overwrite: bool = False,
 ) -> Path:
@@ -190,6 +221,7 @@ def export_onnx(
     (`style_name`, default the file's name, is recorded in the metadata), keeping at most `style_positions` per
     block (None: the method's default, as Stylizer.load; 0: all), drawn with `seed` exactly as
     `adaattn stylize --style-positions N --seed S` draws them.
+    match_color: the picture's mean colour moved to the style's, as `adaattn stylize` does by default.
     Alpha is baked in, not an input: at alpha 1 (the default) the graph holds no content-as-its-own-style term,
     whose attention over all content positions would cost n_content^2 logits per block; alpha < 1 adds it.
     The file is written under a temporary name and renamed; an existing file is replaced only with `overwrite`.
@@ -207,7 +239,7 @@ def export_onnx(
     if isinstance(style, (str, os.PathLike)):
         style_name = style_name or Path(style).name
     style_image = None if style is None else style_picture(style, None)
-    graph = build_graph(model, alpha=alpha, style=style_image, style_positions=style_positions, seed=seed)
+    graph = build_graph(model, alpha=alpha, style=style_image, style_positions=style_positions, seed=seed, match_color=match_color)
     program = _trace(graph, opset)
     metadata = graph_metadata(
         model,
@@ -216,6 +248,7 @@ def export_onnx(
         opset=opset,
         style_positions=style_positions,
         seed=seed,
+        match_color=match_color,
     )
     program.model.metadata_props.update(metadata)
     program.model.doc_string = f"adaattn {model.method} style transfer; metadata_props describe inputs and provenance"

@@ -237,6 +237,37 @@ def coral(source: torch.Tensor, target: torch.Tensor, eps: float = 1e-5) -> torc
     return recoloured.reshape(source.shape).to(source.dtype).clamp(0, 1)
 
 
+def match_mean_colour(pictures: torch.Tensor, terms) -> torch.Tensor:
+    """[B, 3, H, W] pictures whose mean colour, where each style applies, is moved to that style's: terms are
+    (colour [3], weight) pairs, the weight a number or a map [1, 1, H, W] as the styles' mix gives them (alpha,
+    blends, masks), so the share of the picture that keeps the content's own statistics is left alone.
+
+    The model paints each region with the colours its attention finds in the painting, and its overall colour
+    drifts from the painting's (a cast that was two thirds of its style loss; docs/training.md). One shift per
+    style and picture moves the whole palette and keeps every stroke and edge; it is computed on the whole picture
+    after the tiles are joined, so tiles get the same shift."""
+    shifted = pictures.float()
+    for colour, weight in terms:
+        colour = colour.to(shifted.device, torch.float32).view(1, 3, 1, 1)
+        if isinstance(weight, torch.Tensor):
+            weight = weight.to(shifted.device, torch.float32)
+            share = weight.sum(dim=(2, 3), keepdim=True).clamp_min(1e-8)
+            current = (pictures.float() * weight).sum(dim=(2, 3), keepdim=True) / share
+        else:
+            current = pictures.float().mean(dim=(2, 3), keepdim=True)
+        shifted = shifted + weight * (colour - current)
+    return shifted.clamp(0, 1)
+
+
+def mean_colour(image: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The mean RGB [3] of an image [3, H, W], over the pixels of a mask [H, W] above 0.5 where given: the part of a
+    painting a Style takes its positions from (attention.select_positions)."""
+    if mask is None:
+        return image.float().mean(dim=(1, 2))
+    weight = (mask.to(image.device) > 0.5).float()
+    return (image.float() * weight).sum(dim=(1, 2)) / weight.sum().clamp_min(1e-8)
+
+
 def warp(images: torch.Tensor, motion: torch.Tensor, padding_mode: str = "zeros") -> torch.Tensor:
     """[B, C, H, W] resampled (bilinear) by [B, 2, 3] affine_grid matrices."""
     grid = F.affine_grid(motion.to(images.dtype), list(images.shape), align_corners=False)

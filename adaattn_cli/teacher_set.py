@@ -46,6 +46,7 @@ class TeacherSetSpec:
     holdout: int = 40
     seed: int = 0
     precision: str = "auto"
+    match_color: bool = True  # Stylizer.stylize's, for the picture refinement starts from
 
 
 def generate(
@@ -82,7 +83,7 @@ def generate(
     }
     manifest_path = directory / MANIFEST
     if manifest_path.is_file():
-        earlier = json.loads(manifest_path.read_text())
+        earlier = {"match_color": False, **json.loads(manifest_path.read_text())}  # sets made before it: without
         different = [k for k in manifest if k not in ("count", "content", "style") and earlier.get(k) != manifest[k]]
         if different:
             raise BadInputError(f"{directory} holds a teacher set made with other {', '.join(different)}; use another folder")
@@ -99,7 +100,9 @@ def generate(
             continue
         sample = data[index]
         with torch.inference_mode():
-            picture = stylizer.stylize(sample["content"], [sample["style"]], seed=spec.seed, refine=spec.refine_steps)
+            picture = stylizer.stylize(
+                sample["content"], [sample["style"]], seed=spec.seed, refine=spec.refine_steps, match_color=spec.match_color
+            )
         save_image(path, torch.cat([sample["content"], sample["style"], picture], dim=-1), overwrite=True)
         written += 1
         if progress is not None:

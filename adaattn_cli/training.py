@@ -34,7 +34,7 @@ from .methods import get_method
 from .models import StyleTransferModel, build_model
 from .run_log import RunLog, plot_losses, write_samples
 from .teacher_set import TeacherSetData, open_teacher_set
-from .weights import load_encoder, load_model, save_model
+from .weights import load_encoder, load_model, read_model_header, resolve_model_path, save_model
 
 
 class Interrupted(Exception):
@@ -61,6 +61,14 @@ def _ignore_stop_signals(worker_id: int) -> None:
     is being finished."""
     for sig in distributed.StopRequests.signals:
         signal.signal(sig, signal.SIG_IGN)
+
+
+def model_record(name_or_path: str) -> dict:
+    """The --init model as a trained model's provenance keeps it: its file, tensors' SHA-256 and its own provenance,
+    so a fine-tune's header holds its whole lineage."""
+    path = resolve_model_path(name_or_path)
+    header = read_model_header(path)
+    return {"file": path.name, "weights_sha256": header["weights_sha256"], "provenance": header.get("provenance", {})}
 
 
 def lr_factor(schedule: str, step: int, max_steps: int) -> float:
@@ -292,6 +300,7 @@ class Trainer:
             "device": str(self.device),
             "seed": self.config.seed,
             "losses": asdict(self.config.losses),
+            **({"init": model_record(self.config.init)} if self.config.init else {}),
             **({"teacher": Path(self.config.teacher).name} if self.config.teacher else {}),
             **({"teacher_set": self._teacher_set_record(self.config.teacher_set)} if self.config.teacher_set else {}),
             "final_losses": self.log.recent_means(),
@@ -302,7 +311,7 @@ class Trainer:
         """How the teacher set's pictures were made (its manifest, less the local paths) and how many were used."""
         from .teacher_set import MANIFEST
 
-        manifest = json.loads((Path(folder) / MANIFEST).read_text())
+        manifest = {"match_color": False, **json.loads((Path(folder) / MANIFEST).read_text())}  # sets made before it: without
         return {**{k: v for k, v in manifest.items() if k not in ("content", "style")}, "used": self.config.teacher_set_size}
 
     def write_samples(self, count: int = 4) -> Path | None:

@@ -304,7 +304,9 @@ def fit_palette(stylizer: Stylizer, frame: np.ndarray, style: Style, *, alpha: f
     image_stylizer: the image model (default: the installed adaattn model, loaded here and dropped after)."""
     image_stylizer = image_stylizer or _installed_image_stylizer(stylizer)
     image_style = image_stylizer.encode_style(style.image, mask=style.mask, seed=style.seed)
-    target = stylize_frames(image_stylizer, [frame], image_style, alpha=alpha, seed=seed, as_uint8=False)
+    # the image model's picture with the painting's mean colour (Stylizer.stylize's match_color): the colour map,
+    # fitted once, gives every frame that colour without a per-frame shift that would follow the scene's changes
+    target = stylize_frames(image_stylizer, [frame], image_style, alpha=alpha, seed=seed, as_uint8=False, match_color=True)
     source = stylize_frames(stylizer, [frame], style, alpha=alpha, seed=seed, as_uint8=False)
     matrix, offset = fn.colour_transform(source[0], target[0])
     return matrix, offset, PALETTE_BLUR * min(frame.shape[:2])
@@ -328,13 +330,14 @@ def stylize_frames(
     refine=None,
     hold=None,
     as_uint8: bool = True,
+    match_color: bool = False,
 ):
     """uint8 frames [H, W, 3] -> stylised uint8 frames [B, H, W, 3], one forward pass (as_uint8=False: the float
     [B, 3, H, W] tensor). recolour: fit_palette's (A, b, blur), applied to each frame's low frequencies; refine: the
     clip's video_filters.FrameRefiner; hold: its video_filters.StaticHold, applied last (both keep state: pass the
-    chunks in order)."""
+    chunks in order). match_color: Stylizer.stylize's, off for frames (the palette carries the colour, steady)."""
     content = torch.from_numpy(np.stack(chunk)).permute(0, 3, 1, 2).float().div_(255)
-    stylized = stylizer.stylize(content, [style], alpha=alpha, seed=seed)
+    stylized = stylizer.stylize(content, [style], alpha=alpha, seed=seed, match_color=match_color)
     if recolour is not None:
         stylized = fn.recolour_low_frequencies(stylized, *recolour)
     if refine is not None:

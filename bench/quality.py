@@ -12,6 +12,7 @@ with the same folders). Per model, means over the pairs, measured with the bundl
            optimises, the guard against gains that exist only in the optimised numbers
   s/image  seconds per picture with the model loaded and the style encoded (refinement targets included)
 --refine N (repeatable) adds a row per model and N: the model's picture refined for N steps (Stylizer.refine).
+--own-colours adds the rows of each model's own colours (`--no-match-color`) before the default's.
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ def metrics(encoder, content: torch.Tensor, style: torch.Tensor, output: torch.T
     }
 
 
+def _label(name: str, match: bool, steps: int) -> str:
+    return name + ("" if match else " --no-match-color") + (f" --refine {steps}" if steps else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", action="append", required=True, help="model file or name (repeat)")
@@ -76,37 +81,39 @@ def main() -> None:
         metavar="N",
         help="also refine each model's picture for N steps (repeat for several N)",
     )
+    parser.add_argument("--own-colours", action="store_true", help="also rows with the models' own colours (--no-match-color)")
     args = parser.parse_args()
     encoder = load_encoder()
+    matches = [False, True] if args.own_colours else [True]
     stylizers = {name: Stylizer.load(name, device="cpu", precision=args.precision) for name in args.model}
     pairs = held_out_pairs(args.content, args.style, args.pairs)
-    row_names = [(name, steps) for name in stylizers for steps in [0, *args.refine]]
+    row_names = [(name, match, steps) for name in stylizers for match in matches for steps in [0, *args.refine]]
     totals = {row: {"style": 0.0, "content": 0.0, "local": 0.0, "gram": 0.0, "seconds": 0.0} for row in row_names}
     rows = []
     for index, (content_path, style_path) in enumerate(pairs):
         content = resize_max_side(load_image(content_path).rgb, args.size)
         style = resize_max_side(load_image(style_path).rgb, args.size)
         outputs = []
-        for name, stylizer in stylizers.items():
+        for (name, stylizer), match in ((item, match) for item in stylizers.items() for match in matches):
             encoded = stylizer.encode_style(style)
             start = time.perf_counter()
-            picture = stylizer.stylize(content, [encoded])
+            picture = stylizer.stylize(content, [encoded], match_color=match)
             model_seconds = time.perf_counter() - start
             for steps in [0, *args.refine]:
                 encoded.refine_targets.clear()  # every row pays for its refinement targets
                 start = time.perf_counter()
                 output = stylizer.refine(content, picture, [encoded], steps=steps) if steps else picture
-                totals[name, steps]["seconds"] += (model_seconds + time.perf_counter() - start) / len(pairs)
+                totals[name, match, steps]["seconds"] += (model_seconds + time.perf_counter() - start) / len(pairs)
                 outputs.append(output)
                 for key, value in metrics(encoder, content, style, output).items():
-                    totals[name, steps][key] += value / len(pairs)
+                    totals[name, match, steps][key] += value / len(pairs)
         if args.sheet and index < args.sheet_rows:
             rows.append([content, style, *outputs])
     print(f"`{' '.join(['python'] + sys.argv)}` — {len(pairs)} held-out pairs, longer side {args.size}\n")
     print("| model | style loss | content loss | local loss | Gram style loss | s/image |")
     print("|---|---|---|---|---|---|")
-    for (name, steps), values in totals.items():
-        label = f"{name} --refine {steps}" if steps else name
+    for row, values in totals.items():
+        label = _label(*row)
         print(
             f"| {label} | {values['style']:.2f} | {values['content']:.3f} | {values['local']:.2f} | "
             f"{values['gram']:.4g} | {values['seconds']:.1f} |"
@@ -114,7 +121,7 @@ def main() -> None:
     if args.sheet and rows:
         # square cells, each picture cropped to fill its own: landscape and portrait pairs line up in columns
         save_image(args.sheet, grid_sheet(rows, (args.sheet_cell, args.sheet_cell)), overwrite=True, quality=90)
-        columns = [f"{name} --refine {steps}" if steps else name for name, steps in row_names]
+        columns = [_label(*row) for row in row_names]
         print(f"\ncontact sheet: {args.sheet} (columns: content, style, {', '.join(columns)})")
 
 

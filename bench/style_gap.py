@@ -60,7 +60,7 @@ def main() -> None:
         content = resize_max_side(load_image(content_path).rgb, args.size)
         style = resize_max_side(load_image(style_path).rgb, args.size)
         encoded = stylizer.encode_style(style)
-        picture = stylizer.stylize(content, [encoded])
+        picture = stylizer.stylize(content, [encoded], match_color=False)  # the model's own colours: the yardstick moves them
         refined = stylizer.refine(content, picture, [encoded], steps=args.refine)
         for name, output in zip(rows, (picture, refined, with_style_colour(picture, style))):
             rows[name].append(terms(encoder, content, style, output))

@@ -87,7 +87,7 @@ def test_the_graph_equals_ours_at_any_size(tiny, exported, method):
     for index, size in enumerate(SIZES):
         content, style = rand(3, *size, seed=10 + index), rand(3, *[(56, 70), (77, 33)][index], seed=20 + index)
         expected = ours(tiny[method], content, style)
-        assert expected.std() > 0.1  # a picture, not one clamped colour
+        assert expected.std() > 0.03  # a picture, not one clamped colour
         got = run(session, content, style)
         assert got.shape == expected.shape
         assert (got - expected).abs().max() < 1e-4

@@ -34,7 +34,7 @@ def test_ours_equals_the_plain_reference(pair, cap):
     stylizer.model.blocks[0].max_style_positions = cap  # 100 < 28*24 style positions at relu3_1: both sample the same
     reference = reference_stylize(plain_copy(stylizer.model), content[None], style[None], seed=3)[0]
     stylizer.model.blocks[0].logit_budget = 500  # and chunked attention
-    ours = stylizer.stylize(content, [stylizer.encode_style(style, seed=3)])
+    ours = stylizer.stylize(content, [stylizer.encode_style(style, seed=3)], match_color=False)
     assert (ours - reference).abs().max() < 1e-4
 
 

@@ -95,6 +95,23 @@ def test_coral_matches_colour_statistics():
     assert torch.allclose(out.reshape(3, -1).mean(1), target.reshape(3, -1).mean(1), atol=0.02)
 
 
+def test_match_mean_colour_moves_each_styles_share_of_the_picture_and_leaves_the_rest():
+    generator = torch.Generator().manual_seed(4)
+    pictures = torch.rand(2, 3, 16, 20, generator=generator) * 0.4 + 0.3  # far from 0 and 1: no clipping
+    colour = torch.tensor([0.6, 0.4, 0.3])
+    full = fn.match_mean_colour(pictures, [(colour, 1.0)])
+    assert torch.allclose(full.mean(dim=(2, 3)), colour.expand(2, 3), atol=1e-6)  # each picture of the batch
+    assert torch.allclose(full - pictures, (full - pictures)[..., :1, :1].expand_as(pictures), atol=1e-6)  # one shift each
+    half = fn.match_mean_colour(pictures, [(colour, 0.5)])  # alpha 0.5: half the way
+    assert torch.allclose(half.mean(dim=(2, 3)), (pictures.mean(dim=(2, 3)) + colour) / 2, atol=1e-6)
+    left = torch.zeros(1, 1, 16, 20)
+    left[..., :8] = 1
+    masked = fn.match_mean_colour(pictures, [(colour, left), (torch.tensor([0.2, 0.2, 0.2]), 0.0 * left)])
+    assert torch.allclose(masked[..., :8].mean(dim=(2, 3)), colour.expand(2, 3), atol=1e-6)
+    assert torch.equal(masked[..., 8:], pictures[..., 8:])  # outside the mask: the content's own statistics
+    assert fn.mean_colour(pictures[0], left[0, 0]).allclose(pictures[0, :, :, :8].mean(dim=(1, 2)))
+
+
 def test_colour_transform_gives_the_target_mean_and_covariance():
     torch.manual_seed(0)
     source = torch.rand(3, 20, 30, dtype=torch.float64) * 0.5

@@ -28,6 +28,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--precision", default=defaults.precision)
     parser.add_argument("--device", default="auto")
+    parser.add_argument(
+        "--no-match-color",
+        dest="match_color",
+        action="store_false",
+        help="refine from the model's own colours (as sets made before the colour step were)",
+    )
     args = parser.parse_args()
     spec = TeacherSetSpec(
         model=args.model,
@@ -38,6 +44,7 @@ def main() -> None:
         holdout=args.holdout,
         seed=args.seed,
         precision=args.precision,
+        match_color=args.match_color,
     )
     started, first = time.time(), None
 

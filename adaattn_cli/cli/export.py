@@ -9,7 +9,7 @@ import typer
 from ..config import DEFAULT_STYLE_POSITIONS, ONNX_OPSET, STYLE_SIZE, VIDEO_STYLE_POSITIONS
 from .console import info, interrupted
 from .inputs import load_style_image, names_folder
-from .options import OverwriteOption, StyleSizeOption
+from .options import MatchColorOption, OverwriteOption, StyleSizeOption
 
 ModelArgument = Annotated[
     str,
@@ -84,6 +84,7 @@ def export(
     alpha: AlphaOption = 1.0,
     style_positions: StylePositionsOption = None,
     seed: SeedOption = 0,
+    match_color: MatchColorOption = True,
     opset: OpsetOption = ONNX_OPSET,
     overwrite: OverwriteOption = False,
 ) -> None:
@@ -120,6 +121,7 @@ def export(
             style_name=style.name if style is not None else None,
             style_positions=style_positions,
             seed=seed,
+            match_color=match_color,
             opset=opset,
             overwrite=overwrite,
         )

@@ -192,3 +192,10 @@ MaxPixelsOption = Annotated[
         show_default=False,
     ),
 ]
+MatchColorOption = Annotated[
+    bool,
+    typer.Option(
+        "--match-color/--no-match-color",
+        help="Move the picture's mean colour to the style's, where each style applies (--no-match-color: the model's own colours).",
+    ),
+]

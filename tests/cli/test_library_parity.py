@@ -11,6 +11,7 @@ from adaattn_cli import Stylizer
     [
         ("out.png", [], {}),
         ("out.png", ["--alpha", "0.6", "--seed", "3", "--style-positions", "40", "--preserve-color"], {"alpha": 0.6, "seed": 3}),
+        ("out.png", ["--no-match-color"], {"match_color": False}),
         ("out.jpg", ["--refine", "1"], {"refine": 1}),  # JPEG at the CLI's quality
     ],
 )
