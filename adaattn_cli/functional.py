@@ -245,12 +245,15 @@ def match_mean_colour(pictures: torch.Tensor, terms) -> torch.Tensor:
     The model paints each region with the colours its attention finds in the painting, and its overall colour
     drifts from the painting's (a cast that was two thirds of its style loss; docs/training.md). One shift per
     style and picture moves the whole palette and keeps every stroke and edge; it is computed on the whole picture
-    after the tiles are joined, so tiles get the same shift."""
+    after the tiles are joined, so tiles get the same shift. A mask's map is blurred first (a Gaussian of 1/48 of
+    the shorter side): the model blends styles at a quarter of the resolution and the decoder softens the seam, and
+    a shift that changed at the mask's pixel edge would draw a line through the picture."""
     shifted = pictures.float()
+    sigma = max(1.0, min(pictures.shape[-2:]) / 48)
     for colour, weight in terms:
         colour = colour.to(shifted.device, torch.float32).view(1, 3, 1, 1)
         if isinstance(weight, torch.Tensor):
-            weight = weight.to(shifted.device, torch.float32)
+            weight = gaussian_blur(weight.to(shifted.device, torch.float32), sigma)
             share = weight.sum(dim=(2, 3), keepdim=True).clamp_min(1e-8)
             current = (pictures.float() * weight).sum(dim=(2, 3), keepdim=True) / share
         else:

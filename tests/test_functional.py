@@ -107,8 +107,11 @@ def test_match_mean_colour_moves_each_styles_share_of_the_picture_and_leaves_the
     left = torch.zeros(1, 1, 16, 20)
     left[..., :8] = 1
     masked = fn.match_mean_colour(pictures, [(colour, left), (torch.tensor([0.2, 0.2, 0.2]), 0.0 * left)])
-    assert torch.allclose(masked[..., :8].mean(dim=(2, 3)), colour.expand(2, 3), atol=1e-6)
-    assert torch.equal(masked[..., 8:], pictures[..., 8:])  # outside the mask: the content's own statistics
+    shift = masked - pictures
+    assert torch.allclose(shift[..., :4], shift[..., :1, :1].expand_as(shift[..., :4]), atol=1e-6)  # one shift, inside
+    assert shift[..., 12:].abs().max() < 1e-3  # outside the mask: the content's own statistics (3 sigma from the edge)
+    assert (shift[..., 7] - shift[..., 8]).abs().max() < 0.5 * shift[..., 0].abs().max()  # no step at the mask's edge
+    assert (masked[..., :8].mean(dim=(2, 3)) - colour).abs().max() < 0.03  # the region takes (about) the style's colour
     assert fn.mean_colour(pictures[0], left[0, 0]).allclose(pictures[0, :, :, :8].mean(dim=(1, 2)))
 
 
