@@ -252,7 +252,7 @@ class Stylizer:
         output = output.float().clamp(0, 1).contiguous()
         if match_color and mix:
             colours = [(fn.mean_colour(style.image, style.mask), _cropped(weight, size)) for style, weight in mix]
-            output = fn.match_mean_colour(output, colours).contiguous()
+            output = fn.match_mean_colour(output, colours)
         if refine:
             output = torch.cat(
                 [

@@ -62,11 +62,11 @@ class _Graph(nn.Module):
 
     def __init__(self, model: StyleTransferModel, alpha: float, match_color: bool = True):
         super().__init__()
-        self.match_color = match_color
         if not 0.0 < alpha <= 1.0:
             raise BadInputError(f"alpha must be in (0, 1] for export (0 would ignore the style), got {alpha}")
         self.model = model
         self.alpha = float(alpha)
+        self.match_color = match_color
 
     def stylize(self, content: torch.Tensor, memory: list[StyleMemory], style_colour: torch.Tensor) -> torch.Tensor:
         multiple = self.model.size_multiple

@@ -248,17 +248,17 @@ def match_mean_colour(pictures: torch.Tensor, terms) -> torch.Tensor:
     after the tiles are joined, so tiles get the same shift. A mask's map is blurred first (a Gaussian of 1/48 of
     the shorter side): the model blends styles at a quarter of the resolution and the decoder softens the seam, and
     a shift that changed at the mask's pixel edge would draw a line through the picture."""
-    shifted = pictures.float()
+    pictures = pictures.float()
+    shifted = pictures
     sigma = max(1.0, min(pictures.shape[-2:]) / 48)
     for colour, weight in terms:
-        colour = colour.to(shifted.device, torch.float32).view(1, 3, 1, 1)
+        colour = colour.to(pictures.device, torch.float32).view(1, 3, 1, 1)
         if isinstance(weight, torch.Tensor):
-            weight = gaussian_blur(weight.to(shifted.device, torch.float32), sigma)
-            share = weight.sum(dim=(2, 3), keepdim=True).clamp_min(1e-8)
-            current = (pictures.float() * weight).sum(dim=(2, 3), keepdim=True) / share
+            weight = gaussian_blur(weight.to(pictures.device, torch.float32), sigma)
+            current = (pictures * weight).sum(dim=(2, 3), keepdim=True) / weight.sum(dim=(2, 3), keepdim=True).clamp_min(1e-8)
         else:
-            current = pictures.float().mean(dim=(2, 3), keepdim=True)
-        shifted = shifted + weight * (colour - current)
+            current = pictures.mean(dim=(2, 3), keepdim=True)
+        shifted = shifted + weight * (colour - current)  # each style's shift measured on the model's picture
     return shifted.clamp(0, 1)
 
 

@@ -27,9 +27,8 @@ LAYERS = (1, 2, 3, 4, 5)
 
 
 def with_style_colour(picture: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-    """The picture with each RGB channel's mean moved to the style's."""
-    shift = style.flatten(1).mean(1) - picture.flatten(1).mean(1)
-    return (picture + shift[:, None, None]).clamp(0, 1)
+    """The picture with each RGB channel's mean moved to the style's (stylize's colour step)."""
+    return fn.match_mean_colour(picture[None], [(fn.mean_colour(style), 1.0)])[0]
 
 
 @torch.inference_mode()
