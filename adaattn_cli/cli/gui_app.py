@@ -139,6 +139,7 @@ class Studio:
         model: str = "adaattn",
         alpha: float = 1.0,
         preserve_color: bool = False,
+        match_color: bool = True,
         mask: torch.Tensor | None = None,
         refine: int = 0,
         seed: int = 0,
@@ -163,6 +164,7 @@ class Studio:
                 weights=weights,
                 alpha=alpha,
                 masks=masks,
+                match_color=match_color,
                 seed=seed,
                 progress=progress,
                 refine=refine,
@@ -381,6 +383,7 @@ def build(studio: Studio):
                         size = gr.Dropdown(list(SIZES), value="full size", label="Work at", info="the longer side; smaller is faster")
                         refine = gr.Slider(0, 100, value=0, step=1, label="Refine steps", info="50: painted, ~17x slower", elem_id="refine")
                         seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="of the style positions sampled")
+                        match = gr.Checkbox(True, label="The painting's overall colour", info="off: the model's own colours")
                     with gr.Row():
                         mask_editor = gr.ImageMask(
                             label="Mask: paint where the style applies",
@@ -476,6 +479,7 @@ def build(studio: Studio):
                 model=v[model],
                 alpha=float(v[alpha]),
                 mask=mask,
+                match_color=bool(v[match]),
                 refine=int(v[refine] or 0),
                 seed=int(v[seed] or 0),
                 max_size=SIZES.get(v[size], 0),
@@ -547,7 +551,7 @@ def build(studio: Studio):
         photo.upload(check_photo, photo, None, preprocess=False)
         photo.change(mask_canvas, photo, mask_editor, preprocess=False, queue=False)
         picture_inputs: set[Block]  # a set: the handlers get {component: value}
-        picture_inputs = {photo, styles, shown, *weights, alpha, preserve, model, mask_editor, mask_file, refine, seed, size, kind}
+        picture_inputs = {photo, styles, shown, *weights, alpha, preserve, model, mask_editor, mask_file, refine, seed, match, size, kind}
         work: dict[str, Any] = {"concurrency_id": "work", "concurrency_limit": 1, "preprocess": False}  # one job at a time, queued
         go.click(render, picture_inputs, [result, download, shown], **work)
         # live: each move of alpha renders anew once a picture is shown; moves made meanwhile collapse into the last one

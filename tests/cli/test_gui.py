@@ -73,6 +73,10 @@ def test_a_blend_a_mask_and_preserved_colours(studio, photo, style, make_image):
         studio.stylize(photo, [(style, 1.0)], mask=torch.zeros(32, 10))
     kept = studio.stylize(photo, [(style, 1.0)], preserve_color=True)
     assert not torch.allclose(kept.rgb, studio.stylize(photo, [(style, 1.0)]).rgb)
+    own = studio.stylize(photo, [(style, 1.0)], match_color=False)  # "The painting's overall colour" unticked
+    stylizer = studio.stylizer("adaattn")
+    expected = stylizer.stylize(gui.load_picture(photo, "photo").rgb, [studio.style("adaattn", style, seed=0)], match_color=False)
+    assert torch.equal(own.rgb, expected)
 
 
 def test_preserved_colours_are_encoded_once_per_photo(studio, photo, style, make_image, encodings):
