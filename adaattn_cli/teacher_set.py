@@ -49,6 +49,12 @@ class TeacherSetSpec:
     match_color: bool = True  # Stylizer.stylize's, for the picture refinement starts from
 
 
+def read_manifest(directory: str | Path) -> dict:
+    """DIR's manifest (how its set was made; json errors propagate), with the fields of sets made before a field
+    existed filled as they were made: match_color False (refined from the model's own colours)."""
+    return {"match_color": False, **json.loads((Path(directory) / MANIFEST).read_text())}
+
+
 def generate(
     content: str | Path,
     style: str | Path,
@@ -83,7 +89,7 @@ def generate(
     }
     manifest_path = directory / MANIFEST
     if manifest_path.is_file():
-        earlier = {"match_color": False, **json.loads(manifest_path.read_text())}  # sets made before it: without
+        earlier = read_manifest(directory)
         different = [k for k in manifest if k not in ("count", "content", "style") and earlier.get(k) != manifest[k]]
         if different:
             raise BadInputError(f"{directory} holds a teacher set made with other {', '.join(different)}; use another folder")

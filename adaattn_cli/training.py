@@ -309,9 +309,9 @@ class Trainer:
 
     def _teacher_set_record(self, folder: str) -> dict:
         """How the teacher set's pictures were made (its manifest, less the local paths) and how many were used."""
-        from .teacher_set import MANIFEST
+        from .teacher_set import read_manifest
 
-        manifest = {"match_color": False, **json.loads((Path(folder) / MANIFEST).read_text())}  # sets made before it: without
+        manifest = read_manifest(folder)
         return {**{k: v for k, v in manifest.items() if k not in ("content", "style")}, "used": self.config.teacher_set_size}
 
     def write_samples(self, count: int = 4) -> Path | None:
