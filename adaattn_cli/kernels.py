@@ -2,8 +2,9 @@
 
 Used by layers.py (the encoders' and decoders' conv layers), the encoder's pooling and the decoder's fused tail.
 
-Each one equals the plain PyTorch operation it replaces up to rounding (tests/test_kernels.py); Winograd and
-the fused decoder tail run at inference only, and models.use_plain_ops turns them all off for ONNX export.
+Each one equals the plain PyTorch operation it replaces up to rounding (tests/test_kernels.py); the fused decoder
+tail runs at inference only, Winograd also through a frozen encoder under autograd, and models.use_plain_ops turns
+them all off for ONNX export.
 Why each pays, with the figures measured on the project's CPU: docs/performance.md, "Measurements behind the
 code's choices".
 """
@@ -60,11 +61,13 @@ WINOGRAD_BAND_BUDGET = 2**22
 
 
 def winograd_pays(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether conv3x3 should run as Winograd: bf16 CPU inference of a wide layer (GPUs have cuDNN's own)."""
+    """Whether conv3x3 should run as Winograd: a bf16 or fp32 CPU pass of a wide layer (GPUs have cuDNN's own) whose
+    weights take no gradient (inference, or `--refine`'s frozen encoder: WinogradConv3x3 gives the input's gradient).
+    In fp32 its rounding error is below the direct conv's (docs/performance.md)."""
     return (
-        not torch.is_grad_enabled()
+        not (torch.is_grad_enabled() and weight.requires_grad)
         and x.device.type == "cpu"
-        and x.dtype == torch.bfloat16
+        and x.dtype in (torch.bfloat16, torch.float32)
         and min(weight.shape[0], weight.shape[1]) >= WINOGRAD_MIN_CHANNELS
     )
 
@@ -139,6 +142,29 @@ def winograd_conv3x3(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor |
         _output_transform(p.transpose(0, 1), out[:, start : start + count].permute(4, 2, 0, 1, 3, 5))  # [b, a, B, rows, cols, O]
     out = out.view(batch, 2 * tile_rows, 2 * tile_cols, out_channels)[:, :height, :width]
     return out.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+
+
+class WinogradConv3x3(torch.autograd.Function):
+    """winograd_conv3x3 with zero padding and the gradient to its input (not to the frozen weights): for a stride-1
+    3x3 conv with one pixel of zeros, that gradient is the same kind of conv of the output's gradient with the
+    kernel flipped and its in/out channels swapped (`back_kernel` = winograd_kernel of that), so the backward
+    pass saves the multiplies the forward does (--refine: the encoder's forward and backward every step)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, kernel: torch.Tensor, back_kernel: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+        ctx.save_for_backward(back_kernel)
+        # not a view of the function's buffers: the encoder applies its ReLU in place, which autograd forbids on those
+        return winograd_conv3x3(x, kernel, bias).detach()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (back_kernel,) = ctx.saved_tensors
+        return winograd_conv3x3(grad, back_kernel, None), None, None, None
+
+
+def flipped_transposed(weight: torch.Tensor) -> torch.Tensor:
+    """The kernel whose zero-padded 3x3 conv is the input gradient of `weight`'s: [I, O, 3, 3], flipped in space."""
+    return weight.flip(2, 3).transpose(0, 1)
 
 
 # Nearest x2 upsampling followed by a 3x3 tap: output row 2i+a reads input rows i-1+a+t, t = 0, 1, with

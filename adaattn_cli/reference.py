@@ -29,7 +29,11 @@ def _encode(encoder, image: torch.Tensor) -> list[torch.Tensor]:
         block, index = int(name[4]), int(name[6])  # "conv{block}_{index}"
         if index == 1 and block > 1:
             x = F.max_pool2d(x, 2, 2, ceil_mode=True)
-        x = torch.relu(conv(x))
+        # the plain conv (the layer's own runs Winograd)
+        if conv.padding_mode == "reflect":
+            x = torch.relu(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), conv.weight, conv.bias))
+        else:
+            x = torch.relu(F.conv2d(x, conv.weight, conv.bias, padding=1))
         if index == 1:
             taps.append(x)
     return taps[:5]

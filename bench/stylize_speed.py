@@ -6,9 +6,11 @@
 
 Variants (all with the bundled AdaAttN model, one image, model loaded before timing):
   reference  adaattn_cli/reference.py: the official formulation in plain fp32 NCHW, full attention, the style
-             encoded per call, the model's own position caps (4096 at relu3_1, 65536 elsewhere)
-  fp32       ours, exact: fp32, chunked attention, channels_last, the method's default cap of 4096 style positions
-             (at the default 512-px style: the positions of the model's own caps, so the reference's maths)
+             encoded per call, the model's own position caps (4096 at relu3_1, 65536 elsewhere); then the
+             colour step that `stylize` applies by default (functional.match_mean_colour, ~1 ms), so the outputs compare
+  fp32       ours, exact: fp32 (the wide convs as Winograd, whose rounding is below the direct conv's), chunked
+             attention, channels_last, the method's default cap of 4096 style positions (at the default 512-px
+             style: the positions of the model's own caps, so the reference's maths)
   fast       ours as the CLI runs it by default: bf16 convs and attention matmuls (moments in fp32),
              channels_last, every block capped at 4096 style positions (--style-positions); the wide
              3x3 convs as Winograd F(2x2, 3x3)
@@ -65,10 +67,12 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
     style = square_image(ROOT / "examples/vangogh-wheat-field.jpg", style_size)
     model = load_model(model_name)
     if variant == "reference":
+        from adaattn_cli.functional import match_mean_colour, mean_colour
         from adaattn_cli.reference import plain_copy, reference_stylize
 
         model = plain_copy(model)
-        calls = {"cold": lambda: reference_stylize(model, content, style)}
+        # with the colour step that `stylize` applies by default (about a millisecond), so the outputs compare
+        calls = {"cold": lambda: match_mean_colour(reference_stylize(model, content, style), [(mean_colour(style[0]), 1.0)])}
     else:
         fast = variant in ("fast", "fast-direct") or variant.startswith("refine")
         precision = "auto" if variant == "auto" else "bf16" if fast else "fp32"

@@ -78,7 +78,7 @@ def test_winograd_conv_equals_the_direct_conv(monkeypatch, shape, reflect, chann
 
 
 def test_wide_bf16_layers_run_as_winograd_and_follow_their_weights():
-    """Conv3x3 takes the Winograd path only for bf16 CPU inference of wide layers; it stays within bf16
+    """Conv3x3 takes the Winograd path for bf16 and fp32 CPU inference of wide layers; it stays within bf16
     tolerance of the fp32 conv, and its cached kernel follows an in-place weight update."""
     from adaattn_cli.layers import Conv3x3
 
@@ -97,12 +97,52 @@ def test_wide_bf16_layers_run_as_winograd_and_follow_their_weights():
         return out
 
     first = check()
-    with torch.no_grad():  # fp32 (exact path), narrow layers: the direct conv
-        assert not kernels.winograd_pays(x.float(), conv.weight) and not kernels.winograd_pays(x, conv.weight[:128])
-    assert not kernels.winograd_pays(x, conv.weight)  # autograd on: training keeps the direct conv
+    with torch.no_grad():  # fp32 too; narrow layers and fp64: the direct conv
+        assert kernels.winograd_pays(x.float(), conv.weight)
+        assert not kernels.winograd_pays(x, conv.weight[:128]) and not kernels.winograd_pays(x.double(), conv.weight)
+    assert not kernels.winograd_pays(x, conv.weight.detach().requires_grad_(True))  # a trained layer: the direct conv
     with torch.no_grad():
         conv.weight.mul_(-1)
     assert torch.allclose(check().float(), -first.float() + 2 * conv.bias.float()[:, None, None], atol=0.05)
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 7, 9), (1, 3, 1, 1), (1, 2, 8, 6)])
+def test_winograd_conv_gives_the_input_gradient_of_the_direct_conv(shape):
+    """The frozen encoder's Winograd pass under autograd (--refine): same output and same input gradient as the
+    direct zero-padded conv, in fp64 to rounding; the weights take no gradient."""
+    torch.manual_seed(0)
+    weight, bias = torch.randn(6, shape[1], 3, 3, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
+    x = torch.randn(*shape, dtype=torch.float64, requires_grad=True)
+    upstream = torch.randn(shape[0], 6, *shape[2:], dtype=torch.float64)
+    plain = torch.nn.functional.conv2d(x, weight, bias, padding=1)
+    (plain_grad,) = torch.autograd.grad(plain, x, upstream)
+    back_kernel = kernels.winograd_kernel(kernels.flipped_transposed(weight))
+    out = kernels.WinogradConv3x3.apply(x, kernels.winograd_kernel(weight), back_kernel, bias)
+    (grad,) = torch.autograd.grad(out, x, upstream)
+    assert torch.allclose(out, plain, atol=1e-12) and torch.allclose(grad, plain_grad, atol=1e-12)
+
+
+def test_the_frozen_encoders_wide_layers_run_as_winograd_under_autograd(monkeypatch):
+    """A frozen zero-padded layer takes the Winograd path with autograd on (bf16, wide) and its input gradient
+    stays within bf16 tolerance of the fp64 one; a layer whose weights train keeps the direct conv."""
+    from adaattn_cli.layers import Conv3x3
+
+    torch.manual_seed(0)
+    conv = Conv3x3(256, 256).bfloat16().requires_grad_(False)
+    torch.nn.init.normal_(conv.weight, 0.0, (256 * 9) ** -0.5)
+    x = torch.randn(1, 256, 10, 12).relu_().bfloat16().contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    upstream = torch.randn(1, 256, 10, 12).double()
+    called = []
+    original = kernels.WinogradConv3x3.apply
+    monkeypatch.setattr(kernels.WinogradConv3x3, "apply", lambda *a: called.append(1) or original(*a))
+    out = torch.relu_(conv(x))  # in place, as the encoder does
+    (grad,) = torch.autograd.grad(out, x, upstream.bfloat16())
+    assert called
+    x64 = x.detach().double().requires_grad_(True)
+    through_relu = upstream * (out.detach() > 0)  # the ReLU's mask as the bf16 pass drew it
+    (exact,) = torch.autograd.grad(torch.nn.functional.conv2d(x64, conv.weight.double(), None, padding=1), x64, through_relu)
+    assert (grad.double() - exact).norm() / exact.norm() < 0.01
+    assert not kernels.winograd_pays(x, conv.weight.detach().requires_grad_(True))
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])

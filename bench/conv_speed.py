@@ -1,0 +1,67 @@
+"""The encoder's 3x3 conv layers, direct against Winograd F(2x2, 3x3), in fp32 and bf16, at the shapes of a 512²
+picture (kernels.winograd_conv3x3; what kernels.WINOGRAD_MIN_CHANNELS and the fp32 path rest on).
+
+    python bench/conv_speed.py
+    python bench/conv_speed.py --repeats 9
+
+Per layer: median milliseconds of --repeats forward calls after a warm-up (inference, channels_last, random
+weights of the layer's shape), their ratio, and each one's max abs error against the fp64 conv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from adaattn_cli import kernels
+
+# (in channels, out channels, side) of the HED VGG-16 encoder's layers at a 512² picture
+LAYERS = [(64, 64, 512), (128, 128, 256), (128, 256, 128), (256, 256, 128), (256, 512, 64), (512, 512, 64), (512, 512, 32)]
+
+
+def median_ms(call, repeats: int) -> float:
+    call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+@torch.inference_mode()
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    print(f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print("| precision | layer | direct ms | Winograd ms | speed-up | direct max error | Winograd max error |")
+    print("|---|---|---:|---:|---:|---:|---:|")
+    torch.manual_seed(0)
+    for dtype in (torch.float32, torch.bfloat16):
+        for in_channels, out_channels, side in LAYERS:
+            x = torch.randn(1, in_channels, side, side).relu_().to(dtype).contiguous(memory_format=torch.channels_last)
+            weight = (torch.randn(out_channels, in_channels, 3, 3) * (in_channels * 9) ** -0.5).to(dtype)
+            bias = torch.zeros(out_channels, dtype=dtype)
+            kernel = kernels.winograd_kernel(weight)
+            direct = median_ms(lambda: F.conv2d(x, weight, bias, padding=1), args.repeats)
+            winograd = median_ms(lambda: kernels.winograd_conv3x3(x, kernel, bias), args.repeats)
+            exact = F.conv2d(x.double(), weight.double(), bias.double(), padding=1)
+            errors = [
+                float((out.double() - exact).abs().max())
+                for out in (F.conv2d(x, weight, bias, padding=1), kernels.winograd_conv3x3(x, kernel, bias))
+            ]
+            name = str(dtype).removeprefix("torch.")
+            print(
+                f"| {name} | {in_channels}→{out_channels} at {side}² | {direct:.1f} | {winograd:.1f} | "
+                f"{direct / winograd:.2f}× | {errors[0]:.1e} | {errors[1]:.1e} |"
+            )
+
+
+if __name__ == "__main__":
+    main()
