@@ -12,26 +12,15 @@ from __future__ import annotations
 
 import argparse
 import platform
-import statistics
-import time
 
 import torch
 import torch.nn.functional as F
+from profile_refine import timed  # bench/ is the script's folder
 
 from adaattn_cli import kernels
 
 # (in channels, out channels, side) of the HED VGG-16 encoder's layers at a 512² picture
 LAYERS = [(64, 64, 512), (128, 128, 256), (128, 256, 128), (256, 256, 128), (256, 512, 64), (512, 512, 64), (512, 512, 32)]
-
-
-def median_ms(call, repeats: int) -> float:
-    call()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
 
 
 @torch.inference_mode()
@@ -49,8 +38,8 @@ def main() -> None:
             weight = (torch.randn(out_channels, in_channels, 3, 3) * (in_channels * 9) ** -0.5).to(dtype)
             bias = torch.zeros(out_channels, dtype=dtype)
             kernel = kernels.winograd_kernel(weight)
-            direct = median_ms(lambda: F.conv2d(x, weight, bias, padding=1), args.repeats)
-            winograd = median_ms(lambda: kernels.winograd_conv3x3(x, kernel, bias), args.repeats)
+            direct = timed(lambda: F.conv2d(x, weight, bias, padding=1), args.repeats) * 1e3
+            winograd = timed(lambda: kernels.winograd_conv3x3(x, kernel, bias), args.repeats) * 1e3
             exact = F.conv2d(x.double(), weight.double(), bias.double(), padding=1)
             errors = [
                 float((out.double() - exact).abs().max())
