@@ -21,6 +21,14 @@ def plain_copy(model):
     return copy.deepcopy(model).float().to(memory_format=torch.contiguous_format).eval()
 
 
+def _plain_conv(layer, x: torch.Tensor) -> torch.Tensor:
+    """The layer's 3x3 conv as the official code computes it (its padding, a direct conv): the layer's own forward
+    runs Winograd."""
+    if layer.padding_mode == "reflect":
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), layer.weight, layer.bias)
+    return F.conv2d(x, layer.weight, layer.bias, padding=1)
+
+
 def _encode(encoder, image: torch.Tensor) -> list[torch.Tensor]:
     """relu1_1..relu5_1 as the official VGG nn.Sequential computes them: conv, ReLU, MaxPool2d(2, 2, ceil_mode)."""
     x = F.conv2d(image, encoder.input_weight, encoder.input_bias)  # the input normalisation, a 1x1 conv
@@ -29,11 +37,7 @@ def _encode(encoder, image: torch.Tensor) -> list[torch.Tensor]:
         block, index = int(name[4]), int(name[6])  # "conv{block}_{index}"
         if index == 1 and block > 1:
             x = F.max_pool2d(x, 2, 2, ceil_mode=True)
-        # the plain conv (the layer's own runs Winograd)
-        if conv.padding_mode == "reflect":
-            x = torch.relu(F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), conv.weight, conv.bias))
-        else:
-            x = torch.relu(F.conv2d(x, conv.weight, conv.bias, padding=1))
+        x = torch.relu(_plain_conv(conv, x))
         if index == 1:
             taps.append(x)
     return taps[:5]
@@ -75,11 +79,7 @@ def _adaattn(block, content, style, content_key, style_key, generator):
 
 def _decode(model, relu3_1, relu4_1, relu5_1):
     """Official decoder: merge conv of relu4_1 + up(relu5_1), then reflection pad + conv (+ ReLU) layers."""
-
-    def conv(layer, x):
-        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), layer.weight, layer.bias)
-
-    x = conv(model.merge, relu4_1 + F.interpolate(relu5_1, size=relu4_1.shape[-2:], mode="nearest"))
+    x = _plain_conv(model.merge, relu4_1 + F.interpolate(relu5_1, size=relu4_1.shape[-2:], mode="nearest"))
     layers = iter(model.decoder.convs)
     for item in model.decoder.row:
         if item == "up":
@@ -87,7 +87,7 @@ def _decode(model, relu3_1, relu4_1, relu5_1):
         elif item == "skip":
             x = torch.cat([x, relu3_1], dim=1)
         else:
-            x = conv(next(layers), x)
+            x = _plain_conv(next(layers), x)
             x = x if item == 3 else torch.relu(x)
     return x
 
