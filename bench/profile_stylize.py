@@ -116,8 +116,10 @@ def main() -> None:
     args = parser.parse_args()
     stylizer = Stylizer.load("adaattn", device="cpu", precision=args.precision)
     content, style = square("bedroom.jpg", args.size), square("vangogh-wheat-field.jpg", args.size)
-    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"precision {args.precision}, {args.size}x{args.size}, ATen CPU capability {torch.backends.cpu.get_cpu_capability()}\n")
+    print(
+        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"precision {args.precision}, {args.size}x{args.size}, ATen CPU capability {torch.backends.cpu.get_cpu_capability()}\n"
+    )
     time_table(stylizer, content, style)
     concentration_table(stylizer, content, style)
 
