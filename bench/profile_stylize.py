@@ -27,21 +27,12 @@ import argparse
 import platform
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import torch
+from profile_refine import square  # bench/ is the script's folder
 
 from adaattn_cli import functional as fn
 from adaattn_cli.api import Stylizer
-from adaattn_cli.image_io import load_image, resize
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def square(name: str, size: int) -> torch.Tensor:
-    image = load_image(ROOT / "examples" / name).rgb
-    side = min(image.shape[-2:])
-    return resize(image[:, :side, :side], (size, size))
 
 
 def part_of(event) -> tuple[str, float]:
