@@ -39,9 +39,17 @@ from .weights import find_weights
 
 log = logging.getLogger(__name__)
 
-# Blur of the palette correction, as a fraction of the frame's shorter side (10.7 px at 256 px; measured 8-16 px
-# at 256: a smaller blur moves more colour and more of the frame-to-frame change, see docs/video.md, "Tuning the palette").
-PALETTE_BLUR = 1 / 24
+PALETTES = ("painting", "image", "own")
+# Blur of the palette correction, as a fraction of the frame's shorter side (16 px and 10.7 px at 256 px): a
+# smaller blur moves more colour and more of the frame-to-frame change (docs/video.md, "Tuning the palette").
+PALETTE_BLUR = {"painting": 1 / 16, "image": 1 / 24}
+# The painting palette's largest gain (singular value of its colour map): the video model's frames are paler than
+# paintings (gains of 1.7-4.3 measured on the README's pictures), but a map fitted on a nearly flat frame would
+# blow every later frame's colours up.
+MAX_PALETTE_GAIN = 4.0
+# A frame whose colours spread less than this (the root of the covariance's trace, [0, 1] pixels: a fade from
+# black, a title card) tells nothing of the clip's colours; the palette is fitted on the first frame that spreads more.
+MIN_PALETTE_SPREAD = 0.03
 
 
 @dataclass
@@ -169,12 +177,12 @@ def default_output(clip: str | os.PathLike[str], style_name: str) -> Path:
 
 
 def check_palette(palette: str | None, method: str) -> str:
-    """The palette to use: "image" or "own" as given (the image model's palette fits only the video model's frames),
-    None: default_palette's."""
+    """The palette to use: "painting", "image" or "own" as given (the image model's palette fits only the video
+    model's frames), None: default_palette's."""
     if palette is None:
         return default_palette(method)
-    if palette not in ("image", "own"):
-        raise SettingError(f"{{palette}} is 'image' or 'own', got {palette!r}")
+    if palette not in PALETTES:
+        raise SettingError(f"{{palette}} is one of {', '.join(PALETTES)}; got {palette!r}")
     if palette == "image" and method != "adaattn-video":
         raise SettingError(f"{{palette}} image recolours the adaattn-video model's frames; this model is {method}")
     return palette
@@ -186,9 +194,9 @@ def default_video_model() -> str:
 
 
 def default_palette(method: str) -> str:
-    """ "image" (the image model's colours, docs/video.md) for the video model when the image model is installed,
-    else "own"."""
-    return "image" if method == "adaattn-video" and find_weights("adaattn.safetensors") else "own"
+    """ "painting" (the painting's colours, docs/video.md) for the video model, whose own colours are paler, else
+    "own" (the image models take the painting's colours themselves)."""
+    return "painting" if method == "adaattn-video" else "own"
 
 
 def render_video(
@@ -210,8 +218,9 @@ def render_video(
     """Stylise the clip of `plan` with `style` (encoded by `stylizer`) and write its output; returns the frames written.
 
     batch: frames per forward pass (None: 1 on a CPU, where bigger batches are measured slower, else 4).
-    palette: "image" recolours the frames with the image model's palette (fit_palette, on the first frame, with
-    `image_stylizer`, default the installed adaattn model); "own" keeps the model's colours; None: check_palette's.
+    palette: "painting" recolours the frames with the painting's colours, "image" with the image model's picture's
+    (`image_stylizer`, default the installed adaattn model), one map fitted on the first frame that is not flat
+    (fit_palette); "own" keeps the model's colours; None: check_palette's.
     hold: StaticHold's threshold (0: off). refine: steps of FrameRefiner per frame (0: off); it keeps still pixels
     itself, with `hold` (or HOLD_THRESHOLD) as its threshold, and no hold follows it.
     codec, crf: the encoder's (video_io.VideoWriter). progress(frames): called after each batch with its frame count.
@@ -245,8 +254,8 @@ def render_video(
         hold_filter = None
     with contextlib.closing(frames), writer:
         for chunk in _chunks(frames, batch):
-            if palette == "image" and recolour is None:
-                recolour = fit_palette(stylizer, chunk[0], style, alpha=alpha, seed=seed, image_stylizer=image_stylizer)
+            if palette != "own" and recolour is None:  # frames before the fit (all flat) keep their colours
+                recolour = fit_palette(stylizer, chunk, style, alpha=alpha, seed=seed, target=palette, image_stylizer=image_stylizer)
             for frame in stylize_frames(
                 stylizer, chunk, style, alpha=alpha, seed=seed, recolour=recolour, refine=refiner, hold=hold_filter
             ):
@@ -298,18 +307,51 @@ def _chunks(frames: Iterable[np.ndarray], size: int) -> Iterator[list[np.ndarray
         yield chunk
 
 
-def fit_palette(stylizer: Stylizer, frame: np.ndarray, style: Style, *, alpha: float, seed: int, image_stylizer=None):
-    """(A, b, blur): the colour map from the video model's output of `frame` to the image model's (fn.colour_transform).
+def fit_palette(
+    stylizer: Stylizer,
+    frames: list[np.ndarray],
+    style: Style,
+    *,
+    alpha: float,
+    seed: int,
+    target: str = "painting",
+    image_stylizer: Stylizer | None = None,
+):
+    """(A, b, blur): the colour map (fn.colour_transform) from the model's output of the first of `frames` whose
+    colours spread (MIN_PALETTE_SPREAD) to the colours of `target`, or None if every frame is flat.
 
-    image_stylizer: the image model (default: the installed adaattn model, loaded here and dropped after)."""
-    image_stylizer = image_stylizer or _installed_image_stylizer(stylizer)
-    image_style = image_stylizer.encode_style(style.image, mask=style.mask, seed=style.seed)
-    # the image model's picture with the painting's mean colour (Stylizer.stylize's match_color): the colour map,
-    # fitted once, gives every frame that colour without a per-frame shift that would follow the scene's changes
-    target = stylize_frames(image_stylizer, [frame], image_style, alpha=alpha, seed=seed, as_uint8=False, match_color=True)
-    source = stylize_frames(stylizer, [frame], style, alpha=alpha, seed=seed, as_uint8=False)
-    matrix, offset = fn.colour_transform(source[0], target[0])
-    return matrix, offset, PALETTE_BLUR * min(frame.shape[:2])
+    target "painting": the painting's pixels (under the style's mask), the map's gain capped at MAX_PALETTE_GAIN and
+    moved towards none by 1 - alpha. "image": the image model's picture of that frame with the painting's mean
+    colour (image_stylizer, default the installed adaattn model, loaded here and dropped after). One fixed map gives
+    every frame those colours without a per-frame shift that would follow what enters and leaves the scene."""
+    frame = next((f for f in frames if _spread(torch.from_numpy(f).permute(2, 0, 1).float() / 255) >= MIN_PALETTE_SPREAD), None)
+    if frame is None:
+        return None
+    source = stylize_frames(stylizer, [frame], style, alpha=alpha, seed=seed, as_uint8=False)[0]
+    if target == "painting":
+        painting = style.image if style.mask is None else style.image[:, style.mask.to(style.image.device) > 0.5]
+        matrix, _ = fn.colour_transform(source, painting)
+        u, gains, vh = torch.linalg.svd(matrix)
+        matrix = u @ torch.diag(gains.clamp(max=MAX_PALETTE_GAIN)) @ vh
+        offset = alpha * (_mean(painting) - matrix @ _mean(source))  # x -> x + alpha (A x + b - x)
+        eye = torch.eye(3, dtype=matrix.dtype, device=matrix.device)
+        matrix = eye + alpha * (matrix - eye)
+    else:
+        image_stylizer = image_stylizer or _installed_image_stylizer(stylizer)
+        image_style = image_stylizer.encode_style(style.image, mask=style.mask, seed=style.seed)
+        picture = stylize_frames(image_stylizer, [frame], image_style, alpha=alpha, seed=seed, as_uint8=False, match_color=True)
+        matrix, offset = fn.colour_transform(source, picture[0])
+    return matrix, offset, PALETTE_BLUR[target] * min(frame.shape[:2])
+
+
+def _mean(pixels: torch.Tensor) -> torch.Tensor:
+    """The mean colour [3, 1] (fp64) of pixels [3, ...]."""
+    return pixels.reshape(3, -1).double().mean(dim=1, keepdim=True)
+
+
+def _spread(pixels: torch.Tensor) -> float:
+    """How far colours [3, ...] spread: the root of their covariance's trace."""
+    return float(pixels.reshape(3, -1).double().var(dim=1).sum().sqrt())
 
 
 def _installed_image_stylizer(stylizer: Stylizer) -> Stylizer:

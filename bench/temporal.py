@@ -28,7 +28,7 @@ from adaattn_cli.api import Stylizer
 from adaattn_cli.config import HOLD_THRESHOLD, STYLE_SIZE
 from adaattn_cli.devices import tune_cpu_for_inference
 from adaattn_cli.image_io import load_resized
-from adaattn_cli.video import fit_frame_size, fit_palette, stylize_frames
+from adaattn_cli.video import PALETTES, check_palette, fit_frame_size, fit_palette, stylize_frames
 from adaattn_cli.video_filters import FrameRefiner, StaticHold
 from adaattn_cli.video_io import probe, read_frames
 from adaattn_cli.video_metrics import STYLE_LAYERS, style_loss_by_layer, warping_error
@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--per-layer", action="store_true", help="also the style loss's relu1_1..relu5_1 terms")
     parser.add_argument(
         "--palette",
-        choices=["image", "own"],
-        default="image",
-        help="adaattn-video models: the image model's palette (as `adaattn video` by default) or their own",
+        choices=PALETTES,
+        default=None,
+        help="palette of the frames (`adaattn video --palette`); default: the model's, as `adaattn video`",
     )
     parser.add_argument(
         "--refine", type=int, action="append", default=[], metavar="N", help="also rows with `adaattn video --refine N` (repeatable)"
@@ -88,9 +88,10 @@ def main(argv: list[str] | None = None) -> None:
         stylizer = Stylizer.load(name, device=args.device, precision=args.precision, style_positions=args.style_positions)
         encoded = stylizer.encode_style(style, seed=args.seed)
         recolour = None
-        if args.palette == "image" and stylizer.model.method == "adaattn-video":
-            recolour = fit_palette(stylizer, frames[0], encoded, alpha=args.alpha, seed=args.seed)
-            name += " (palette: image)"
+        palette = check_palette(args.palette, stylizer.model.method)
+        if palette != "own":
+            recolour = fit_palette(stylizer, frames, encoded, alpha=args.alpha, seed=args.seed, target=palette)
+            name += f" (palette: {palette})"
         for steps in [0, *args.refine]:
             refiner = (
                 FrameRefiner(stylizer, encoded, steps=steps, threshold=args.hold or HOLD_THRESHOLD, alpha=args.alpha, seed=args.seed)

@@ -5,7 +5,7 @@
 
 Per model and precision: "stylise" = frames/s of the model alone (frames decoded beforehand, style encoded
 once, batches of --batch as the CLI does); "end to end" = decode + stylise + H.264 encode to a temporary file
-(what `adaattn video` does, without audio). adaattn-video runs with its default palette (the image model's: fitted
+(what `adaattn video` does, without audio). adaattn-video runs with its default palette (the painting's: fitted
 once on the first frame, "palette fit" seconds, then a low-frequency recolouring of every frame); every model
 runs with `adaattn video`'s default --hold (video_filters.StaticHold). fast = `adaattn video`'s default on this CPU (bf16, style
 positions capped at 1024); fp32 = `--precision fp32 --style-positions 0` (the model's own caps). A model that is not
@@ -31,7 +31,7 @@ from adaattn_cli.devices import tune_cpu_for_inference
 from adaattn_cli.errors import WeightsError
 from adaattn_cli.image_io import load_resized
 from adaattn_cli.models import build_model
-from adaattn_cli.video import fit_frame_size, fit_palette, stylize_frames
+from adaattn_cli.video import default_palette, fit_frame_size, fit_palette, stylize_frames
 from adaattn_cli.video_filters import StaticHold
 from adaattn_cli.video_io import VideoWriter, probe, read_frames
 from adaattn_cli.weights import load_encoder, load_model
@@ -79,9 +79,9 @@ def main() -> None:
             encoded = stylizer.encode_style(style)
             stylize_frames(stylizer, frames[: args.batch], encoded, alpha=1.0, seed=0)  # warm-up
             recolour, fit_time = None, float("nan")
-            if model.method == "adaattn-video":  # as `adaattn video` does by default (--palette image)
+            if model.method == "adaattn-video":  # as `adaattn video` does by default
                 start = time.perf_counter()
-                recolour = fit_palette(stylizer, frames[0], encoded, alpha=1.0, seed=0)
+                recolour = fit_palette(stylizer, frames, encoded, alpha=1.0, seed=0, target=default_palette(model.method))
                 fit_time = time.perf_counter() - start
             start, hold = time.perf_counter(), StaticHold(HOLD_THRESHOLD)
             for i in range(0, len(frames), args.batch):

@@ -91,6 +91,7 @@ CodecOption = Annotated[
 
 
 class Palette(str, Enum):
+    painting = "painting"
     image = "image"
     own = "own"
 
@@ -98,10 +99,10 @@ class Palette(str, Enum):
 PaletteOption = Annotated[
     Optional[Palette],
     typer.Option(
-        help="Colours of the adaattn-video model's frames. image: the image model's palette, one colour map "
-        "fitted on the first frame (adaattn image model vs video model) and applied to every frame's low "
-        "frequencies, so the detail and its flicker are not amplified; own: the video model's paler colours. "
-        "\\[default: image for adaattn-video]",
+        help="Colours of the frames. painting: the painting's colours, one colour map fitted on the first frame "
+        "and applied to every frame's low frequencies, so the detail and its flicker are not amplified; image: the "
+        "same, to the adaattn image model's picture of that frame (as before 2026-12-07); own: the model's colours. "
+        "\\[default: painting for adaattn-video, own for the image models]",
         show_default=False,
     ),
 ]
@@ -217,10 +218,7 @@ def video(
 
 
 def _palette(palette: Palette | None, method: str) -> str:
-    """video.check_palette's choice; the default's fallback (no image model installed) said in a line."""
+    """video.check_palette's choice."""
     from ..video import check_palette
 
-    chosen = check_palette(None if palette is None else palette.value, method)
-    if palette is None and method == "adaattn-video" and chosen == "own":
-        info("no adaattn image model installed; the video model keeps its own palette")
-    return chosen
+    return check_palette(None if palette is None else palette.value, method)

@@ -6,6 +6,7 @@ from fractions import Fraction
 import imageio_ffmpeg
 import numpy as np
 import pytest
+import torch
 from helpers import exact_stylizer, spread_outputs
 from PIL import Image
 from videoclips import audio_seconds, make_clip, make_vfr_clip
@@ -154,7 +155,52 @@ def test_the_default_model_is_the_video_model_else_the_image_model(cli, make_ima
         (weights_dir / "adaattn-video.safetensors").unlink()
 
 
-def test_the_palette_gives_the_video_frames_the_image_models_colours(video_model, weights_dir, make_image, tmp_path):
+def colour_stats(pixels):
+    flat = pixels.reshape(3, -1).double()
+    return flat.mean(dim=1), torch.cov(flat)
+
+
+def test_the_painting_palette_gives_the_frames_the_paintings_colours(video_model, make_image, tmp_path):
+    from adaattn_cli.image_io import load_resized
+    from adaattn_cli.video import MAX_PALETTE_GAIN, fit_palette, stylize_frames
+    from adaattn_cli.video_io import read_frames
+
+    frames = list(read_frames(make_clip(tmp_path / "clip.mp4")))
+    video = exact_stylizer(load_model(video_model), device="cpu")
+    style = video.encode_style(load_resized(make_image("style.png", (32, 32)), size=None).rgb)
+    matrix, offset, blur = fit_palette(video, frames, style, alpha=1.0, seed=0)
+    assert blur == pytest.approx(48 / 16)  # the blur follows the frame size
+    assert float(torch.linalg.svdvals(matrix).max()) <= MAX_PALETTE_GAIN + 1e-9
+    # the map itself takes the model's picture of the first frame to the painting's mean and covariance
+    source = stylize_frames(video, frames[:1], style, alpha=1.0, seed=0, as_uint8=False)[0]
+    mapped = (matrix @ source.reshape(3, -1).double() + offset).reshape(source.shape)
+    (mean, cov), (painting_mean, painting_cov), (own_mean, _) = map(colour_stats, (mapped, style.image, source))
+    if float(torch.linalg.svdvals(matrix).max()) < MAX_PALETTE_GAIN:  # uncapped: exact
+        assert torch.allclose(cov, painting_cov.double(), atol=1e-4)
+    assert torch.allclose(mean, painting_mean.double(), atol=1e-4) and not torch.allclose(own_mean, painting_mean.double(), atol=0.02)
+    # on the frames (low frequencies only, clamped) the mean colour moves most of the way
+    recoloured = stylize_frames(video, frames[:1], style, alpha=1.0, seed=0, recolour=(matrix, offset, blur), as_uint8=False)[0]
+    gap = lambda picture: float((colour_stats(picture)[0] - painting_mean.double()).abs().max())  # noqa: E731
+    assert gap(recoloured) < gap(source) / 3
+    # alpha 0 keeps the model's colours
+    eye, zero = fit_palette(video, frames, style, alpha=0.0, seed=0)[:2]
+    assert torch.allclose(eye, torch.eye(3, dtype=eye.dtype)) and torch.allclose(zero, torch.zeros_like(zero))
+
+
+def test_the_painting_palette_waits_for_a_frame_that_is_not_flat(video_model, make_image):
+    from adaattn_cli.image_io import load_resized
+    from adaattn_cli.video import MAX_PALETTE_GAIN, fit_palette
+
+    video = exact_stylizer(load_model(video_model), device="cpu")
+    style = video.encode_style(load_resized(make_image("style.png", (32, 32)), size=None).rgb)
+    black = np.zeros((48, 64, 3), np.uint8)
+    assert fit_palette(video, [black, black + 3], style, alpha=1.0, seed=0) is None  # a fade from black
+    dim = (np.random.default_rng(0).random((48, 64, 3)) * 40).astype(np.uint8)  # spread 0.08: fitted, gain capped
+    matrix = fit_palette(video, [black, dim], style, alpha=1.0, seed=0)[0]
+    assert float(torch.linalg.svdvals(matrix).max()) <= MAX_PALETTE_GAIN + 1e-9
+
+
+def test_the_image_palette_gives_the_video_frames_the_image_models_colours(video_model, weights_dir, make_image, tmp_path):
     from adaattn_cli.image_io import load_resized
     from adaattn_cli.video import fit_palette, stylize_frames
     from adaattn_cli.video_io import read_frames
@@ -163,29 +209,27 @@ def test_the_palette_gives_the_video_frames_the_image_models_colours(video_model
     style = load_resized(make_image("style.png", (32, 32)), size=None).rgb
     video, image = (exact_stylizer(load_model(path), device="cpu") for path in (video_model, weights_dir / "adaattn.safetensors"))
     encoded = video.encode_style(style)
-    recolour = fit_palette(video, frame, encoded, alpha=1.0, seed=0, image_stylizer=image)
+    recolour = fit_palette(video, [frame], encoded, alpha=1.0, seed=0, target="image", image_stylizer=image)
     own, recoloured = (stylize_frames(video, [frame], encoded, alpha=1.0, seed=0, recolour=r, as_uint8=False) for r in (None, recolour))
     target = stylize_frames(image, [frame], image.encode_style(style), alpha=1.0, seed=0, as_uint8=False, match_color=True)
     error = lambda frames: float((frames.mean((0, 2, 3)) - target.mean((0, 2, 3))).abs().max())  # noqa: E731
     assert error(recoloured) < 0.02 and error(recoloured) < error(own) / 3
-    assert recolour[2] == pytest.approx(48 / 24)  # the blur follows the frame size
+    assert recolour[2] == pytest.approx(48 / 24)
 
 
-def test_the_palette_is_the_default_of_the_video_model_only(cli, make_image, video_model, tmp_path, weights_dir, monkeypatch, error_line):
+def test_the_painting_palette_is_the_default_of_the_video_model_only(cli, make_image, video_model, tmp_path, error_line, monkeypatch):
     from adaattn_cli import video as video_command
-    from adaattn_cli import weights
 
-    monkeypatch.setattr(weights, "weights_search_path", lambda: [weights_dir])  # the tiny image model
     fits = []
     fit = video_command.fit_palette
-    monkeypatch.setattr(video_command, "fit_palette", lambda *args, **kwargs: fits.append(1) or fit(*args, **kwargs))
+    monkeypatch.setattr(video_command, "fit_palette", lambda *args, **kwargs: fits.append(kwargs["target"]) or fit(*args, **kwargs))
     clip, style = make_clip(tmp_path / "clip.mp4"), make_image("style.png", (32, 32))
     common = ["-s", style, "--device", "cpu", "--style-size", 0]
     assert cli("video", clip, *common, "--model", video_model, "-o", tmp_path / "a.mp4").exit_code == 0
-    assert fits == [1] and frame_count(tmp_path / "a.mp4") == 12  # fitted once, on the first frame
+    assert fits == ["painting"] and frame_count(tmp_path / "a.mp4") == 12  # fitted once, on the first frame
     assert cli("video", clip, *common, "--model", video_model, "--palette", "own", "-o", tmp_path / "b.mp4").exit_code == 0
     assert cli("video", clip, *common, "--method", "adaattn", "-o", tmp_path / "c.mp4").exit_code == 0
-    assert fits == [1]
+    assert fits == ["painting"]
     line = error_line(cli("video", clip, *common, "--method", "adaattn", "--palette", "image", "-o", tmp_path / "d.mp4"))
     assert "--palette image recolours the adaattn-video model's frames" in line and not (tmp_path / "d.mp4").exists()
 
