@@ -333,7 +333,9 @@ def fit_palette(
         matrix, _ = fn.colour_transform(source, painting)
         u, gains, vh = torch.linalg.svd(matrix)
         matrix = u @ torch.diag(gains.clamp(max=MAX_PALETTE_GAIN)) @ vh
-        offset = alpha * (_mean(painting) - matrix @ _mean(source))  # x -> x + alpha (A x + b - x)
+        means = [fn.mean_colour(style.image, style.mask), fn.mean_colour(source)]
+        painting_mean, source_mean = (mean.double().view(3, 1).to(matrix.device) for mean in means)
+        offset = alpha * (painting_mean - matrix @ source_mean)  # x -> x + alpha (A x + b - x)
         eye = torch.eye(3, dtype=matrix.dtype, device=matrix.device)
         matrix = eye + alpha * (matrix - eye)
     else:
@@ -342,11 +344,6 @@ def fit_palette(
         picture = stylize_frames(image_stylizer, [frame], image_style, alpha=alpha, seed=seed, as_uint8=False, match_color=True)
         matrix, offset = fn.colour_transform(source, picture[0])
     return matrix, offset, PALETTE_BLUR[target] * min(frame.shape[:2])
-
-
-def _mean(pixels: torch.Tensor) -> torch.Tensor:
-    """The mean colour [3, 1] (fp64) of pixels [3, ...]."""
-    return pixels.reshape(3, -1).double().mean(dim=1, keepdim=True)
 
 
 def _spread(pixels: torch.Tensor) -> float:
