@@ -79,9 +79,10 @@ def main() -> None:
             encoded = stylizer.encode_style(style)
             stylize_frames(stylizer, frames[: args.batch], encoded, alpha=1.0, seed=0)  # warm-up
             recolour, fit_time = None, float("nan")
-            if model.method == "adaattn-video":  # as `adaattn video` does by default
+            palette = default_palette(model.method)  # as `adaattn video` does by default
+            if palette != "own":
                 start = time.perf_counter()
-                recolour = fit_palette(stylizer, frames, encoded, alpha=1.0, seed=0, target=default_palette(model.method))
+                recolour = fit_palette(stylizer, frames, encoded, alpha=1.0, seed=0, target=palette)
                 fit_time = time.perf_counter() - start
             start, hold = time.perf_counter(), StaticHold(HOLD_THRESHOLD)
             for i in range(0, len(frames), args.batch):

@@ -179,7 +179,7 @@ def video(
       adaattn video frames/ -s starry.jpg --fps 24 -o stylized_frames
     """
     from ..image_io import set_pixel_limit
-    from ..video import default_output, default_video_model, plan_video, render_video
+    from ..video import check_palette, default_output, default_video_model, plan_video, render_video
 
     if max_pixels is not None:
         set_pixel_limit(max_pixels)
@@ -196,7 +196,7 @@ def video(
                 info("no adaattn-video model installed; using the adaattn image model per frame")
         stylizer = load_stylizer(method, model, device, precision, style_positions)
         encoded = stylizer.encode_style(load_style_image(style, style_size), seed=seed)  # once: every frame, the same positions
-        chosen_palette = _palette(palette, stylizer.model.method)
+        chosen_palette = check_palette(palette.value if palette else None, stylizer.model.method)  # before the progress bar
         with frame_progress(plan.expected_frames) as advance:
             frames = render_video(
                 stylizer,
@@ -215,10 +215,3 @@ def video(
     except KeyboardInterrupt:
         raise interrupted(f"{output} was not written") from None
     info(f"wrote {output} ({frames} frames at {float(plan.rate):.4g} fps, {time.perf_counter() - began:.1f} s)")
-
-
-def _palette(palette: Palette | None, method: str) -> str:
-    """video.check_palette's choice."""
-    from ..video import check_palette
-
-    return check_palette(None if palette is None else palette.value, method)
