@@ -226,7 +226,8 @@ class Stylizer:
         preserve_color: recolour each style with the content's palette first (a Style keeps its mask and seed).
         match_color: move the picture's mean colour to each style's where that style applies (fn.match_mean_colour);
         False gives the model's own colours.
-        refine: steps of test-time refinement of the model's picture (refine.py; 0 = the model's picture).
+        refine: the budget of test-time refinement of the model's picture, `--refine N` (refine.plan: N steps at half
+        size, a full-size step counting four; 0 = the model's picture).
         progress(done, total): called after each tile when the content runs in tiles; refine_progress(done, total)
         after each refinement step.
         """
@@ -306,9 +307,10 @@ class Stylizer:
         progress: Progress | None = None,
         previous: Carried | None = None,
     ) -> torch.Tensor:
-        """Refine `picture` [3, H, W], a stylisation of the tensor `content`, for `steps` steps (refine.py): its pixels
-        are optimised for the style, local and content losses against the same styles, weights, alpha and masks.
-        previous: for a video frame, what it takes over from the previous refined frame (video_filters.FrameRefiner)."""
+        """Refine `picture` [3, H, W], a stylisation of the tensor `content` (refine.py): its pixels are optimised for
+        the style, local and content losses against the same styles, weights, alpha and masks. steps: the budget
+        `--refine N` (refine.plan), or with `previous` the number of steps at the working size. previous: for a video
+        frame, what it takes over from the previous refined frame (video_filters.FrameRefiner)."""
         _check_steps(steps)
         styles = [styles] if isinstance(styles, (Style, torch.Tensor)) else list(styles)
         content = check_image(content, "content image")
@@ -336,7 +338,7 @@ class Stylizer:
         """Refine one [1, 3, H, W] picture, returned on the picture's device. Where no style applies (alpha = 0, outside
         every mask) the picture stays exactly as it is."""
         if steps < 0:
-            raise BadInputError(f"refine steps must be 0 or more, got {steps}")
+            raise BadInputError(f"refine must be 0 or more, got {steps}")
         if not mix or steps == 0:
             return picture
         height, width = content.shape[-2:]
@@ -399,7 +401,7 @@ def _cropped(weight, size):
 
 def _check_steps(refine) -> None:
     if isinstance(refine, bool) or not isinstance(refine, int) or refine < 0:
-        raise BadInputError(f"refine is a number of steps, 0 or more, got {refine!r} (its settings go to Stylizer.load)")
+        raise BadInputError(f"refine is a whole number, 0 or more, got {refine!r} (its settings go to Stylizer.load)")
 
 
 def _fitted_masks(masks: Sequence[PictureLike | None] | None, size) -> list[torch.Tensor | None] | None:

@@ -18,10 +18,12 @@ pixel, at any size.
 
 The start is the model's picture blurred plus the photo's own detail above that blur: the model's relief and
 halos along strong edges live in its fine detail, which the objective does not remove once it is there.
-Speed and memory: half of the steps run coarse (half size), where a step costs about a quarter; the coarse change is
-carried onto the full-size start, which then gets the remaining steps. Pictures above `max_pixels` are
-refined at that working size and the change is carried up to full resolution, so memory stays bounded; pixels
-that take no step (outside the masks, still video pixels) keep their start exactly there too.
+Speed and memory: `--refine N` is a budget counted in steps at half size, where a step costs about a quarter of one
+at full size (plan): 40 % of the steps run there, over all five encoder blocks; the coarse change is carried onto the
+full-size start, which gets the remaining steps over blocks 1-4 (relu5_1's 1/16-scale map is met at the coarse
+level). Pictures above `max_pixels` are refined at that working size and the change is carried up to full
+resolution, so memory stays bounded; pixels that take no step (outside the masks, still video pixels) keep their
+start exactly there too. Video frames after the first take N steps at their working size.
 Style targets are computed once per style and working size (a batch reuses them). Video frames carry over
 the previous refined frame (Carried, video_filters.FrameRefiner).
 """
@@ -49,15 +51,21 @@ CONTENT_LAYERS = (4, 5)
 class RefineSettings:
     """Weights of the objective's terms (the style term has weight 1) and the schedule."""
 
-    content_weight: float = 100.0
+    content_weight: float = 125.0
+    frame_content_weight: float = 100.0  # video frames after the first (with the temporal term; docs/video.md)
     local_weight: float = 0.1
     smooth_weight: float = 0.0
     learning_rate: float = 0.02
     # share of the steps run at coarse_scale: 0.4-0.6 keeps the photo better than 0.7 for the same time per picture,
-    # with the same or less style loss (docs/performance.md, "Half the steps at half size")
-    coarse_share: float = 0.5
+    # with the same or less style loss (docs/performance.md, "Half the steps at half size", "relu5_1 at the coarse level")
+    coarse_share: float = 0.4
     coarse_scale: float = 0.5
     min_coarse_side: int = 128  # no coarse level when it would be smaller than this
+    # The deepest encoder block of the full-size steps after a coarse level, and of video frames after the first:
+    # relu5_1's terms (a 1/16-scale map) are met at the coarse level (the first frame's, carried), and at full size
+    # its three convs are a sixth of a step and hold the style back (docs/performance.md, "relu5_1 at the coarse
+    # level only").
+    full_size_depth: int = 4
     # working size cap, beyond which the change is carried up to full resolution: refining a 1024x1024 picture
     # at full size peaks at 2.7x the feed-forward path's memory, at 768x768 at 2.1x (bench/stylize_speed.py)
     max_pixels: int = 640 * 640
@@ -128,9 +136,10 @@ class Refiner:
             return nullcontext()
         return torch.autocast(self.device.type, dtype=torch.bfloat16)
 
-    def features(self, image: torch.Tensor) -> list[torch.Tensor]:
+    def features(self, image: torch.Tensor, depth: int = 5) -> list[torch.Tensor]:
+        """The encoder's taps relu1_1..relu{depth}_1 of `image`, in fp32."""
         with self._autocast():
-            return [f.float() for f in self.encoder(image.to(self.device, memory_format=torch.channels_last), 5)]
+            return [f.float() for f in self.encoder(image.to(self.device, memory_format=torch.channels_last), depth)]
 
     @torch.no_grad()
     def style_targets(self, style_image: torch.Tensor, scale: float, seed: int, mask: torch.Tensor | None = None) -> StyleTargets:
@@ -168,7 +177,8 @@ class Refiner:
         previous: Carried | None = None,
         region: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Refine `start` [1, 3, H, W] (the model's picture of `content`) for `steps` steps.
+        """Refine `start` [1, 3, H, W] (the model's picture of `content`) with `steps` (`--refine N`): a picture's
+        budget (plan), or with `previous` (a video frame) that many steps at the working size.
 
         terms: (targets of a style at a scale, weight) with float weights or [1, 1, H, W] maps;
         content_as_style_weight: the share of the content as its own style (None: none). previous (video): what the
@@ -182,18 +192,22 @@ class Refiner:
         height, width = start.shape[-2:]
         work_scale = min(1.0, math.sqrt(settings.max_pixels / (height * width)))
         coarse_scale = work_scale * settings.coarse_scale
-        coarse_steps = round(steps * settings.coarse_share)
-        if previous is not None or min(_scaled_size((height, width), coarse_scale)) < settings.min_coarse_side:
-            coarse_steps = 0
-        levels = [(coarse_scale, coarse_steps), (work_scale, steps - coarse_steps)]
-        levels = [(scale, count) for scale, count in levels if count > 0]
-        done = 0
+        if previous is not None:
+            coarse_steps, full_steps = 0, steps
+        else:
+            coarse_steps, full_steps = plan(steps, min(_scaled_size((height, width), coarse_scale)) >= settings.min_coarse_side, settings)
+        # (scale, steps, the encoder's depth) of each level
+        full_depth = settings.full_size_depth if coarse_steps or previous is not None else 5
+        levels = [(coarse_scale, coarse_steps, 5), (work_scale, full_steps, full_depth)]
+        levels = [level for level in levels if level[1] > 0]
+        total, done = coarse_steps + full_steps, 0
+        content_weight = settings.content_weight if previous is None else settings.frame_content_weight
 
         def step_done() -> None:
             nonlocal done
             done += 1
             if progress is not None:
-                progress(done, steps)
+                progress(done, total)
 
         picture, photo = start.to(self.device).float(), content.to(self.device).float()
         start = picture
@@ -215,14 +229,14 @@ class Refiner:
             start = torch.lerp(picture, start, region)  # outside the styles' region: the model's pixel
             step_scale = region if step_scale is None else step_scale * region
         current = None  # the picture at the previous level's size
-        for scale, count in levels:
+        for scale, count, depth in levels:
             size = _scaled_size((height, width), scale)
             level_start = _resize(start, size)
             image = level_start if current is None else _with_change(start, current, size)  # the coarse change carried
             level_scale = None if step_scale is None else _resize(step_scale, size)
             if level_scale is not None:
                 image = torch.where(level_scale > 0, image, level_start)
-            objective = self.objective(_resize(photo, size), terms, content_as_style_weight, scale)
+            objective = self.objective(_resize(photo, size), terms, content_as_style_weight, scale, depth, content_weight)
             if previous is not None:
                 objective = _with_temporal_term(objective, _resize(held, size), _resize(weight, size), settings.temporal_weight)
             current = self._optimise(image.clamp(0, 1), objective, count, step_done, level_scale)
@@ -250,20 +264,27 @@ class Refiner:
         return image.detach()
 
     @torch.no_grad()
-    def objective(self, content: torch.Tensor, terms, content_as_style_weight, scale: float):
-        """The loss of a picture at this level: targets computed once here, only the picture's side per step."""
+    def objective(
+        self, content: torch.Tensor, terms, content_as_style_weight, scale: float, depth: int = 5, content_weight: float | None = None
+    ):
+        """The loss of a picture at this level, over the encoder's blocks up to `depth` (content_weight: None, the
+        settings'): targets computed once here, only the picture's side per step."""
         settings = self.settings
-        content_features = self.features(content)
+        content_weight = settings.content_weight if content_weight is None else content_weight
+        style_layers, local_layers, content_layers = (
+            [layer for layer in layers if layer <= depth] for layers in (STYLE_LAYERS, LOCAL_LAYERS, CONTENT_LAYERS)
+        )
+        content_features = self.features(content, depth)
         size = content.shape[-2:]
         # (statistics per layer, weight) of each term, the content as its own style when it has a share; and per
         # local layer, the sum of the terms' weighted targets
         stat_terms: list[tuple[list[torch.Tensor], list[torch.Tensor], float | torch.Tensor]] = []
-        local_targets = [torch.zeros((), device=self.device) for _ in LOCAL_LAYERS]
+        local_targets = [torch.zeros((), device=self.device) for _ in local_layers]
         for make_targets, weight in terms:
             targets = make_targets(scale)
             weight = weight if isinstance(weight, float) else _resize(weight.to(self.device).float(), size)
             stat_terms.append((targets.means, targets.stds, weight))
-            for i, layer in enumerate(LOCAL_LAYERS):
+            for i, layer in enumerate(local_layers):
                 target = self._local_target(content_features, layer, targets.keys[i], targets.values[i])
                 local_targets[i] = local_targets[i] + _layer_weight(weight, target) * target
         if content_as_style_weight is not None:
@@ -271,28 +292,28 @@ class Refiner:
             weight = weight if isinstance(weight, float) else _resize(weight.to(self.device).float(), size)
             own = [_weighted_mean_std(f, weight) for f in content_features]
             stat_terms.append(([m for m, _ in own], [s for _, s in own], weight))
-            for i, layer in enumerate(LOCAL_LAYERS):
+            for i, layer in enumerate(local_layers):
                 feature = content_features[layer - 1]
                 local_targets[i] = local_targets[i] + _layer_weight(weight, feature) * feature
-        content_norms = [fn.mean_variance_norm(content_features[layer - 1]) for layer in CONTENT_LAYERS]
+        content_norms = [fn.mean_variance_norm(content_features[layer - 1]) for layer in content_layers]
         del content_features
 
         def objective(image: torch.Tensor) -> torch.Tensor:
-            features = self.features(image)
+            features = self.features(image, depth)
             style = fn.sum_terms(
                 _share(weight)
                 * fn.sum_terms(
                     F.mse_loss(mean, means[layer - 1]) + F.mse_loss(std, stds[layer - 1])
-                    for layer in STYLE_LAYERS
+                    for layer in style_layers
                     for mean, std in [_weighted_mean_std(features[layer - 1], weight)]
                 )
                 for means, stds, weight in stat_terms
             )
-            local = fn.sum_terms(F.mse_loss(features[layer - 1], target) for layer, target in zip(LOCAL_LAYERS, local_targets))
+            local = fn.sum_terms(F.mse_loss(features[layer - 1], target) for layer, target in zip(local_layers, local_targets))
             content_loss = fn.sum_terms(
-                F.mse_loss(fn.mean_variance_norm(features[layer - 1]), norm) for layer, norm in zip(CONTENT_LAYERS, content_norms)
+                F.mse_loss(fn.mean_variance_norm(features[layer - 1]), norm) for layer, norm in zip(content_layers, content_norms)
             )
-            loss = style + settings.local_weight * local + settings.content_weight * content_loss
+            loss = style + settings.local_weight * local + content_weight * content_loss
             if settings.smooth_weight:
                 loss = loss + settings.smooth_weight * _total_variation(image)
             return loss
@@ -308,6 +329,19 @@ class Refiner:
         mean, std = fn.attention_mean_std(query, key, value, matmul_dtype=matmul_dtype)
         mean, std = (t.transpose(1, 2).reshape(batch, channels, height, width) for t in (mean, std))
         return std * fn.mean_variance_norm(feature) + mean
+
+
+def plan(budget: int, coarse: bool, settings: RefineSettings) -> tuple[int, int]:
+    """(coarse steps, full-size steps) that a picture's budget `--refine N` buys. N is counted in steps at the coarse
+    level; a step at the working size costs 1 / coarse_scale**2 of them (4 at half size), as its pixels do. So N sets
+    the time whatever the schedule, and the schedule can change without changing what N costs. `coarse`: whether the
+    picture has a coarse level (small pictures have none: all at the working size). At least one full-size step."""
+    full_cost = 1 / settings.coarse_scale**2
+    if not coarse:
+        return 0, max(1, round(budget / full_cost))
+    steps = budget / (settings.coarse_share + (1 - settings.coarse_share) * full_cost)
+    coarse_steps = round(steps * settings.coarse_share)
+    return coarse_steps, max(1, round(steps) - coarse_steps)
 
 
 def _with_change(start: torch.Tensor, current: torch.Tensor, size) -> torch.Tensor:

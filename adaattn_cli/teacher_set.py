@@ -1,8 +1,8 @@
 """Teacher sets: (content, style, refined picture) triples made once, for distillation in training.
 
-A refined picture (`--refine 50`: the model's picture optimised for its own objective, refine.py) says pixel by
+A refined picture (`--refine 100`: the model's picture optimised for its own objective, refine.py) says pixel by
 pixel what a better answer to this (photo, painting) pair looks like; `adaattn train --teacher-set DIR` pulls the
-model's output toward it (losses.distillation_loss). Refining costs ~8 s per 256-px triple on a 2-core CPU, so the
+model's output toward it (losses.distillation_loss). Refining costs seconds per 256-px triple on a 2-core CPU, so the
 set is made once (`python tools/teacher_set.py`, resumable) and reused for many training steps.
 
 Layout of DIR: `teacher-set.json` (how it was made, and which training images it may use) and one PNG per triple,
@@ -39,7 +39,7 @@ class TeacherSetSpec:
     """How a teacher set is made; written to DIR/teacher-set.json with the data signature and the model's hash."""
 
     model: str = "adaattn"
-    refine_steps: int = 50
+    refine_steps: int = 100  # the refinement's budget, `--refine N` (refine.plan)
     count: int = 2000
     crop_size: int = 256
     load_size: int = 320
@@ -47,12 +47,16 @@ class TeacherSetSpec:
     seed: int = 0
     precision: str = "auto"
     match_color: bool = True  # Stylizer.stylize's, for the picture refinement starts from
+    # "budget": refine_steps is `--refine N`'s budget (refine.plan, since 2026-12-07); sets made before took that
+    # many steps of the earlier schedule, and a stopped one cannot go on with the new
+    refine_meaning: str = "budget"
 
 
 def read_manifest(directory: str | Path) -> dict:
     """DIR's manifest (how its set was made; json errors propagate), with the fields of sets made before a field
-    existed filled as they were made: match_color False (refined from the model's own colours)."""
-    return {"match_color": False, **json.loads((Path(directory) / MANIFEST).read_text())}
+    existed filled as they were made: match_color False (refined from the model's own colours), refine_meaning
+    "steps"."""
+    return {"match_color": False, "refine_meaning": "steps", **json.loads((Path(directory) / MANIFEST).read_text())}
 
 
 def generate(

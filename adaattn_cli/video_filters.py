@@ -77,8 +77,8 @@ class FrameRefiner:
       term keeps them there, and they take only `carried_step` of each step, so the texture follows the motion
       instead of being repainted (occlusions and pixels entering the picture are painted anew, as an image);
     - the rest starts from the model's frame, as an image does.
-    All N steps run at the frame's working size; the first frame (and a new size) is refined like an image with
-    `first_steps` steps, since still regions keep its look.
+    All N steps run at the frame's working size; the first frame (and a new size) is refined like an image, with the
+    budget `first_steps` (refine.plan; 6N: at N = 8 about an image's --refine 50), since still regions keep its look.
 
     Call it on consecutive batches of frames, in order: inputs and stylised frames are [B, 3, H, W] in [0, 1].
     """
@@ -99,7 +99,7 @@ class FrameRefiner:
         if not threshold > 0:
             raise ValueError(f"the stillness threshold must be positive, got {threshold}")
         self.stylizer, self.style, self.steps, self.threshold = stylizer, style, steps, threshold
-        self.first_steps = 3 * steps if first_steps is None else first_steps
+        self.first_steps = 6 * steps if first_steps is None else first_steps
         self.alpha, self.seed, self.carried_step = alpha, seed, carried_step
         self.flow = optical_flow.estimator() if use_flow else None
         self.previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (input, refined output), [1, 3, H, W]

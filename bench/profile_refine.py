@@ -10,7 +10,8 @@ Parts (median of --repeats runs each, after a warm-up, the bundled AdaAttN model
   level setup               once per level: the photo's features, the local loss's attention targets, resizes
   style targets             once per style and level: the style's features and its sampled positions
   whole refine              Stylizer.stylize(..., refine=N) minus the model's picture (style encoded once)
-Sizes are the refinement's levels: full size and the coarse level (refine.RefineSettings.coarse_scale).
+Sizes are the refinement's levels: full size (its steps over blocks 1 to RefineSettings.full_size_depth; the encoder
+rows show every layer) and the coarse level (refine.RefineSettings.coarse_scale).
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
-    parser.add_argument("--steps", type=int, default=50, help="refinement steps of the whole-refine row")
+    parser.add_argument("--steps", type=int, default=50, help="the whole-refine row's --refine N")
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args(argv)
     tune_cpu_for_inference()
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     columns: dict[str, list[float]] = {}
     for side in _level_sizes(args.size, settings.coarse_scale):
         scale = side / args.size
+        depth = settings.full_size_depth if side == args.size else 5  # the full-size steps stop at this block
         at_size = F.interpolate(picture, size=(side, side), mode="bilinear", antialias=True, align_corners=False)
         photo = F.interpolate(content[None], size=(side, side), mode="bilinear", antialias=True, align_corners=False)
         for name, forward, backward in encoder_rows(stylizer, at_size, args.repeats):
@@ -104,9 +106,9 @@ def main(argv: list[str] | None = None) -> None:
         columns.setdefault("style targets (once per style and level)", []).append(timed(lambda: targets(scale), args.repeats))
         terms = [(targets, 1.0)]
         columns.setdefault("level setup (photo features, local attention targets)", []).append(
-            timed(lambda: refiner.objective(photo, terms, None, scale), args.repeats)
+            timed(lambda: refiner.objective(photo, terms, None, scale, depth), args.repeats)
         )
-        objective = refiner.objective(photo, terms, None, scale)
+        objective = refiner.objective(photo, terms, None, scale, depth)
         image = at_size.clone().contiguous(memory_format=torch.channels_last).requires_grad_(True)
         optimizer = torch.optim.Adam([image], lr=settings.learning_rate)
 

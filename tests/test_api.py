@@ -227,8 +227,8 @@ def test_small_styles_and_uint8_tensors_as_the_cli_takes_them(stylizer, images, 
     [
         ({"weights": 0.5}, "one weight per style"),
         ({"masks": torch.ones(64, 80)}, "one mask \\(or None\\) per style"),
-        ({"refine": -1}, "refine is a number of steps"),
-        ({"refine": 2.5}, "refine is a number of steps"),
+        ({"refine": -1}, "refine is a whole number"),
+        ({"refine": 2.5}, "refine is a whole number"),
     ],
 )
 def test_settings_of_the_wrong_shape_are_one_clear_error(stylizer, images, options, message):

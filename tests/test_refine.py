@@ -9,7 +9,7 @@ from adaattn_cli.api import Stylizer
 from adaattn_cli.encoders import build_encoder
 from adaattn_cli.errors import BadInputError
 from adaattn_cli.models import build_model
-from adaattn_cli.refine import RefineSettings
+from adaattn_cli.refine import RefineSettings, plan
 from adaattn_cli.video_filters import FrameRefiner
 
 
@@ -160,11 +160,39 @@ def test_large_pictures_are_refined_at_the_working_size(pictures):
         return original(content_at_level, *args)
 
     small_cap.refiner.objective = spy
-    for steps in (4, 1):  # one step runs at the coarse level only
+    for steps in (4, 1):  # a budget of 1 buys one step at the working size
         seen.clear()
         refined = small_cap.refine(content, start, [red], steps=steps)
         assert refined.shape == start.shape and max(h * w for h, w in seen) <= 48 * 60
         assert not torch.equal(refined, start)
+
+
+def test_a_budget_buys_steps_by_their_cost():
+    settings = RefineSettings()
+    assert plan(50, True, settings) == (7, 11)  # 7 at half size + 11 x 4 at full size = 51
+    for budget in (1, 10, 25, 50, 100, 400):
+        coarse, full = plan(budget, True, settings)
+        assert full >= 1 and abs(coarse + 4 * full - budget) <= 4
+    assert plan(50, False, settings) == (0, 12) and plan(1, False, settings) == (0, 1)  # no coarse level: 4 per step
+
+
+@pytest.mark.parametrize("min_coarse_side, levels", [(8, [((32, 40), 5), ((64, 80), 4)]), (1000, [((64, 80), 5)])])
+def test_full_size_steps_stop_at_relu4_1_after_a_coarse_level(pictures, min_coarse_side, levels):
+    refiner_of = tiny_stylizer(refine=RefineSettings(min_coarse_side=min_coarse_side))
+    content, red, _ = pictures
+    start = refiner_of.stylize(content, [red])
+    seen, progress = [], []
+    original = refiner_of.refiner.objective
+
+    def spy(content_at_level, terms, own, scale, depth=5, *rest):
+        seen.append((tuple(content_at_level.shape[-2:]), depth))
+        return original(content_at_level, terms, own, scale, depth, *rest)
+
+    refiner_of.refiner.objective = spy
+    refiner_of.refine(content, start, [red], steps=50, progress=lambda done, total: progress.append((done, total)))
+    assert seen == levels
+    coarse, full = plan(50, min_coarse_side == 8, refiner_of.refiner.settings)
+    assert progress[-1] == (coarse + full, coarse + full)
 
 
 def test_a_refined_picture_comes_back_where_the_unrefined_one_does(stylizer, pictures):

@@ -313,6 +313,11 @@ def test_a_teacher_set_is_made_once_and_goes_on_where_it_stopped(data, tmp_path)
     assert (teacher_set / "000000.png").read_bytes() == first
     with pytest.raises(BadInputError, match="other refine_steps"):
         generate(data / "content", data / "style", teacher_set, dataclasses.replace(spec, refine_steps=3), stylizer=stylizer)
+    manifest = json.loads((teacher_set / "teacher-set.json").read_text())
+    del manifest["refine_meaning"]  # a set made while --refine N counted steps goes on only with that schedule
+    (teacher_set / "teacher-set.json").write_text(json.dumps(manifest))
+    with pytest.raises(BadInputError, match="other refine_meaning"):
+        generate(data / "content", data / "style", teacher_set, spec, stylizer=stylizer)
     sample = TeacherSetData(sorted(teacher_set.glob("0*.png")), seed=0, crop_size=48)[5]
     assert {k: tuple(v.shape) for k, v in sample.items()} == {"content": (3, 48, 48), "style": (3, 64, 64), "refined": (3, 48, 48)}
 

@@ -3,7 +3,7 @@
     python tools/teacher_set.py -c ../shared/data/train/content -s ../shared/data/train/style -o runs/teacher-set
 
 Each triple is a training sample (content and style crops) and the bundled model's picture of it refined as
-`stylize --refine 50` refines (~8 s per 256-px triple on a 2-core CPU with avx512_bf16). Stop it at any time
+`stylize --refine 100` refines (seconds per 256-px triple on a 2-core CPU). Stop it at any time
 and run the same command again: finished triples are kept. The set stays out of git (runs/ is ignored).
 """
 
@@ -21,7 +21,7 @@ def main() -> None:
     parser.add_argument("-o", "--output", required=True, help="the teacher set's folder")
     parser.add_argument("--count", type=int, default=defaults.count, help="triples in the set")
     parser.add_argument("--model", default=defaults.model, help="the model whose pictures are refined")
-    parser.add_argument("--refine", type=int, default=defaults.refine_steps, help="refinement steps per picture")
+    parser.add_argument("--refine", type=int, default=defaults.refine_steps, help="refinement budget per picture (stylize's --refine N)")
     parser.add_argument("--crop-size", type=int, default=defaults.crop_size)
     parser.add_argument("--load-size", type=int, default=defaults.load_size)
     parser.add_argument("--holdout", type=int, default=defaults.holdout, help="as adaattn train --holdout")

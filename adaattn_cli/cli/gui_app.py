@@ -381,7 +381,9 @@ def build(studio: Studio):
                             models, value=image_model, label="Model", info="as `adaattn models` lists them", elem_id="model"
                         )
                         size = gr.Dropdown(list(SIZES), value="full size", label="Work at", info="the longer side; smaller is faster")
-                        refine = gr.Slider(0, 100, value=0, step=1, label="Refine steps", info="50: painted, ~17x slower", elem_id="refine")
+                        refine = gr.Slider(
+                            0, 200, value=0, step=1, label="Refine", info="--refine N; 50: painted, ~12x slower", elem_id="refine"
+                        )
                         seed = gr.Number(0, precision=0, minimum=0, label="Seed", info="of the style positions sampled")
                         match = gr.Checkbox(True, label="The painting's overall colour", info="off: the model's own colours")
                     with gr.Row():
@@ -416,7 +418,7 @@ def build(studio: Studio):
                             duration = gr.Number(0, minimum=0, label="Duration, s", info=f"0: to the end; at most {MAX_CLIP_SECONDS:g} s")
                         with gr.Row():
                             video_refine = gr.Slider(
-                                0, 16, value=0, step=1, label="Refine steps per frame", info="8: more style, steady, slow"
+                                0, 16, value=0, step=1, label="Refine steps per frame", info="4: more style, steady, slow"
                             )
                             hold = gr.Slider(
                                 0, 0.1, value=HOLD_THRESHOLD, step=0.005, label="Hold", info="still parts keep their paint; 0: off"

@@ -122,9 +122,9 @@ VideoRefineOption = Annotated[
         min=0,
         metavar="N",
         help="Refine each frame with N optimisation steps, continuing the previous refined frame where the scene "
-        "is still or (with OpenCV) along the motion: far more style, steady. 8 recommended (~4 s per "
-        "512x288 frame on a 2-core CPU); 0 = off. The refinement keeps still pixels itself (--hold sets "
-        "its threshold).",
+        "is still or (with OpenCV) along the motion: far more style, steady. 4 recommended (~3 s per "
+        "512x288 frame on a 2-core CPU), 8 for more style; 0 = off. The first frame is refined like an image "
+        "with --refine 6N. The refinement keeps still pixels itself (--hold sets its threshold).",
     ),
 ]
 BatchOption = Annotated[
@@ -175,7 +175,7 @@ def video(
 
       adaattn video clip.mp4 --style starry.jpg
       adaattn video clip.mov -s starry.jpg --size 360 --start 5 --duration 10 -o part.webm
-      adaattn video clip.mp4 -s starry.jpg --size 288 --refine 8            # far more style, slower
+      adaattn video clip.mp4 -s starry.jpg --size 288 --refine 4            # far more style, slower
       adaattn video frames/ -s starry.jpg --fps 24 -o stylized_frames
     """
     from ..image_io import set_pixel_limit
