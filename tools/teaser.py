@@ -1,6 +1,6 @@
 """Make examples/teaser.jpg for the README: rows of content | style | the model's picture | refined picture.
 
-python tools/teaser.py [--model adaattn] [--refine 25] [--out examples/teaser.jpg]
+python tools/teaser.py [--model adaattn] [--refine 50] [--out examples/teaser.jpg]
 
 Every picture fills a square cell (cropped, centred): the photos are landscape and portrait, the paintings
 landscape, and cells of one shape keep the rows and columns aligned.
@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--model", default="adaattn")
     parser.add_argument("--out", default="examples/teaser.jpg")
     parser.add_argument("--cell", type=int, default=240, help="side of each square picture, px")
-    parser.add_argument("--refine", type=int, default=25, help="steps of the refined column (0: no such column)")
+    parser.add_argument("--refine", type=int, default=50, help="--refine N of the refined column (0: no such column)")
     args = parser.parse_args()
     stylizer = Stylizer.load(args.model, device="cpu", precision="fp32")
     rows = []
