@@ -70,6 +70,9 @@ class RefineSettings:
     # at full size peaks at 2.7x the feed-forward path's memory, at 768x768 at 2.1x (bench/stylize_speed.py)
     max_pixels: int = 640 * 640
     start_blur: float = 8.0  # sigma (px at 512 px) of a blur of the start: the model's relief is not kept
+    # A budget below this blurs the start less, in proportion: a few steps cannot paint back the texture a full blur
+    # takes (docs/performance.md, "A start blurred less for small budgets").
+    full_blur_budget: int = 50
     photo_detail: float = 1.0  # share of the photo's detail (above start_blur) added to the blurred start
     # video (Carried): weight of the mean squared difference from the previous refined frame where it is carried
     temporal_weight: float = 1e4
@@ -81,11 +84,13 @@ class Carried:
     at the frame's size: `picture` (that frame, carried along the motion), `weight` (where it holds, in [0, 1]: the start
     there and the temporal term's mask) and `step_scale` (the share of each optimisation step a pixel takes: Adam
     moves every pixel by about the learning rate per step, however small its gradient, so the temporal term alone
-    cannot keep carried pixels steady; 0 keeps `picture` exactly, at any working size)."""
+    cannot keep carried pixels steady; 0 keeps `picture` exactly, at any working size). `blur`: the sigma of the
+    start's blur (start_blur), the first frame's, so that what appears later starts as the first frame did."""
 
     picture: torch.Tensor
     weight: torch.Tensor
     step_scale: torch.Tensor
+    blur: float
 
 
 @dataclass
@@ -211,8 +216,9 @@ class Refiner:
 
         picture, photo = start.to(self.device).float(), content.to(self.device).float()
         start = picture
-        if settings.start_blur:
-            sigma = settings.start_blur * max(height, width) / 512
+        blur = previous.blur if previous is not None else start_blur(steps, settings)
+        if blur:
+            sigma = blur * max(height, width) / 512
             start = fn.gaussian_blur(start, sigma)
             if settings.photo_detail:
                 start = start + settings.photo_detail * (photo - fn.gaussian_blur(photo, sigma))
@@ -342,6 +348,11 @@ def plan(budget: int, coarse: bool, settings: RefineSettings) -> tuple[int, int]
     steps = budget / (settings.coarse_share + (1 - settings.coarse_share) * full_cost)
     coarse_steps = round(steps * settings.coarse_share)
     return coarse_steps, max(1, round(steps) - coarse_steps)
+
+
+def start_blur(budget: int, settings: RefineSettings) -> float:
+    """The sigma (px at 512 px) of the blur of a picture's start for the budget `--refine N`."""
+    return settings.start_blur * min(1.0, budget / settings.full_blur_budget)
 
 
 def _with_change(start: torch.Tensor, current: torch.Tensor, size) -> torch.Tensor:

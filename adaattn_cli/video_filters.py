@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import optical_flow
-from .refine import Carried
+from .refine import Carried, start_blur
 
 
 class StaticHold:
@@ -100,6 +100,7 @@ class FrameRefiner:
             raise ValueError(f"the stillness threshold must be positive, got {threshold}")
         self.stylizer, self.style, self.steps, self.threshold = stylizer, style, steps, threshold
         self.first_steps = 6 * steps if first_steps is None else first_steps
+        self.blur = start_blur(self.first_steps, stylizer.refiner.settings)  # every frame's start as the first's
         self.alpha, self.seed, self.carried_step = alpha, seed, carried_step
         self.flow = optical_flow.estimator() if use_flow else None
         self.previous: tuple[torch.Tensor, torch.Tensor] | None = None  # (input, refined output), [1, 3, H, W]
@@ -122,7 +123,7 @@ class FrameRefiner:
     def _carried(self, last_input: torch.Tensor, last_output: torch.Tensor, frame: torch.Tensor) -> Carried:
         still = stillness(frame, last_input, self.threshold)
         if self.flow is None:
-            return Carried(last_output, still, 1 - still)
+            return Carried(last_output, still, 1 - still, self.blur)
 
         def grey(image: torch.Tensor) -> np.ndarray:
             return optical_flow.grey(image[0].permute(1, 2, 0).mul(255).round().byte().numpy())
@@ -138,4 +139,4 @@ class FrameRefiner:
         picture = torch.lerp(warped, last_output, still)  # still pixels exactly, not resampled
         weight = torch.maximum(tracked, still)
         step_scale = (1 - still) * (1 - tracked * (1 - self.carried_step))
-        return Carried(picture, weight, step_scale)
+        return Carried(picture, weight, step_scale, self.blur)

@@ -224,7 +224,9 @@ def test_a_still_clip_stays_exactly_still_and_a_change_is_repainted(pictures, us
     frames[3, :, 8:24, 8:24] = 1.0  # the last frame: a white square appears
     style = stylizer.encode_style(red)
     refiner = FrameRefiner(stylizer, style, steps=3, threshold=0.015, use_flow=use_flow)
-    first, second = refiner(frames[:2], stylizer.stylize(frames[:2], [style])), refiner(frames[2:], stylizer.stylize(frames[2:], [style]))
+    # the model's picture of each frame: the frame itself, as a model's picture shows the square (the tiny random
+    # model's is flat, so the square would reach the start only through its photo detail, which the blur sets)
+    first, second = refiner(frames[:2], frames[:2]), refiner(frames[2:], frames[2:])
     outputs = torch.cat([first, second])
     assert torch.equal(outputs[1], outputs[0]) and torch.equal(outputs[2], outputs[0])  # chunks fed in order
     changed = (outputs[3] - outputs[2]).abs().mean(0)
