@@ -50,40 +50,54 @@ def conv3x3_reflect(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     return out
 
 
-# Winograd F(2x2, 3x3) (Lavin & Gray, 2016): a 2x2 output tile of a 3x3 conv from its 4x4 input tile d is
-# A^T [(G w G^T) * (B^T d B)] A, 16 multiplies per tile and channel pair instead of 36. The transforms below
-# only add and halve, so in exact arithmetic the result is the convolution itself.
-_WINOGRAD_G = torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]])
-# With fewer than 256 channels the transforms cost more than the multiplies saved (see docs/performance.md).
-WINOGRAD_MIN_CHANNELS = 256
+# Winograd F(m x m, 3x3) (Lavin & Gray, 2016): an m x m output tile of a 3x3 conv from its (m+2) x (m+2) input
+# tile d is A^T [(G w G^T) * (B^T d B)] A, (m+2)^2 multiplies per tile and channel pair instead of 9 m^2. In exact
+# arithmetic the result is the convolution itself. F(2x2) (16 for 36, 2.25x fewer) runs in bf16: its transforms
+# only add, so they round no more than the conv does. F(4x4) (36 for 144, 4x fewer) runs in fp32: its transforms
+# scale by up to 8 and G by 1/24, which bf16 tiles do not survive (~0.1 relative error) but fp32 does (~1e-5,
+# docs/performance.md).
+_WINOGRAD_G = {
+    2: torch.tensor([[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]], dtype=torch.float64),
+    4: torch.tensor(
+        [[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6], [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]],
+        dtype=torch.float64,
+    ),
+}
+# Per precision, the output tile side and the fewest input and output channels from which Winograd beats the direct
+# conv (below them its transforms cost more than the multiplies saved; see docs/performance.md).
+WINOGRAD_TILE = {torch.bfloat16: 2, torch.float32: 4}
+WINOGRAD_MIN_CHANNELS = {torch.bfloat16: 256, torch.float32: 128}
 # Tile rows per band: the band's transformed input and products (elements) stay in cache; 2**21-2**22 measured best.
 WINOGRAD_BAND_BUDGET = 2**22
 
 
-def winograd_pays(x: torch.Tensor, weight: torch.Tensor) -> bool:
-    """Whether conv3x3 should run as Winograd: a bf16 or fp32 CPU pass of a wide layer (GPUs have cuDNN's own) whose
-    weights take no gradient (inference, or `--refine`'s frozen encoder: WinogradConv3x3 gives the input's gradient).
-    In fp32 its rounding error is below the direct conv's (docs/performance.md)."""
-    return (
+def winograd_tile(x: torch.Tensor, weight: torch.Tensor) -> int:
+    """The output tile side of the Winograd scheme conv3x3 should run as, 0 for the direct conv: a bf16 or fp32
+    CPU pass of a wide layer (GPUs have cuDNN's own) whose weights take no gradient (inference, or `--refine`'s
+    frozen encoder: WinogradConv3x3 gives the input's gradient). Its rounding error stays within a few times the
+    direct conv's (docs/performance.md)."""
+    pays = (
         not (torch.is_grad_enabled() and weight.requires_grad)
         and x.device.type == "cpu"
-        and x.dtype in (torch.bfloat16, torch.float32)
-        and min(weight.shape[0], weight.shape[1]) >= WINOGRAD_MIN_CHANNELS
+        and x.dtype in WINOGRAD_TILE
+        and min(weight.shape[0], weight.shape[1]) >= WINOGRAD_MIN_CHANNELS[x.dtype]
     )
+    return WINOGRAD_TILE[x.dtype] if pays else 0
 
 
-def winograd_kernel(weight: torch.Tensor) -> torch.Tensor:
-    """[O, I, 3, 3] -> G w G^T as [16, I, O] (tile position, in, out), computed in fp32, stored in weight's dtype."""
-    precision = torch.promote_types(weight.dtype, torch.float32)
-    g = _WINOGRAD_G.to(weight.device, precision)
-    kernel = torch.einsum("ak,oikl,bl->abio", g, weight.to(precision), g)
-    return kernel.reshape(16, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
+def winograd_kernel(weight: torch.Tensor, tile: int = 2) -> torch.Tensor:
+    """[O, I, 3, 3] -> G w G^T as [(tile + 2)^2, I, O] (tile position, in, out), computed in fp64, stored in weight's
+    dtype."""
+    g = _WINOGRAD_G[tile].to(weight.device)
+    kernel = torch.einsum("ak,oikl,bl->abio", g, weight.double(), g)
+    return kernel.reshape((tile + 2) ** 2, weight.shape[1], weight.shape[0]).to(weight.dtype).contiguous()
 
 
-def _padded_nhwc(x: torch.Tensor, reflect: bool) -> torch.Tensor:
-    """x padded by one pixel (zeros or reflected), plus a zero row / column for odd sides, as [B, H', W', C]."""
+def _padded_nhwc(x: torch.Tensor, reflect: bool, tile: int) -> torch.Tensor:
+    """x padded by one pixel (zeros or reflected), plus zero rows / columns up to whole tiles, as [B, H', W', C]."""
     batch, channels, height, width = x.shape
-    padded = x.new_empty(batch, height + 2 + height % 2, width + 2 + width % 2, channels)  # only the border is set below
+    rows, cols = -(-height // tile) * tile, -(-width // tile) * tile
+    padded = x.new_empty(batch, rows + 2, cols + 2, channels)  # only the border is set below
     padded[:, 1 : height + 1, 1 : width + 1] = x.permute(0, 2, 3, 1)
     if reflect:
         padded[:, 0] = padded[:, 2]
@@ -93,54 +107,91 @@ def _padded_nhwc(x: torch.Tensor, reflect: bool) -> torch.Tensor:
     else:
         padded[:, [0, height + 1]] = 0
         padded[:, :, [0, width + 1]] = 0
-    padded[:, height + 2 :] = 0  # the extra row / column of odd sides (after the reflection, which copies into them)
+    padded[:, height + 2 :] = 0  # the rows / columns beyond the image (after the reflection, which copies into them)
     padded[:, :, width + 2 :] = 0
     return padded
 
 
-def _tile_transform(d: list[torch.Tensor], out: torch.Tensor) -> None:
-    """B^T along one axis of the 4x4 tiles: out[0..3] = d0 - d2, d1 + d2, d2 - d1, d1 - d3."""
+def _input_transform_2(d: list[torch.Tensor], out: torch.Tensor) -> None:
+    """B^T of F(2x2) along one axis of the 4x4 tiles: out[0..3] = d0 - d2, d1 + d2, d2 - d1, d1 - d3."""
     torch.sub(d[0], d[2], out=out[0])
     torch.add(d[1], d[2], out=out[1])
     torch.sub(d[2], d[1], out=out[2])
     torch.sub(d[1], d[3], out=out[3])
 
 
-def _output_transform(m: torch.Tensor, out: torch.Tensor) -> None:
-    """A^T along the first axis: out[0] = m0 + m1 + m2, out[1] = m1 - m2 - m3."""
+def _output_transform_2(m: torch.Tensor, out: torch.Tensor) -> None:
+    """A^T of F(2x2) along the first axis: out[0] = m0 + m1 + m2, out[1] = m1 - m2 - m3."""
     torch.add(m[0], m[1], out=out[0]).add_(m[2])
     torch.sub(m[1], m[2], out=out[1]).sub_(m[3])
 
 
-def winograd_conv3x3(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, *, reflect: bool = False) -> torch.Tensor:
-    """3x3 conv with one pixel of zero (or reflected) padding, by Winograd F(2x2, 3x3); kernel = winograd_kernel(w).
+def _input_transform_4(d: list[torch.Tensor], out: torch.Tensor) -> None:
+    """B^T of F(4x4) along one axis of the 6x6 tiles, its shared terms built in out's own rows (d is not written:
+    neighbouring tiles overlap in it). out[0] = 4 d0 - 5 d2 + d4, out[5] = 4 d1 - 5 d3 + d5, and with
+    t = d4 - 4 d2, u = d3 - 4 d1, v = d4 - d2, w = d3 - d1: out[1, 2] = t +- u, out[3, 4] = v +- 2 w."""
+    torch.add(d[4], d[0], alpha=4, out=out[0]).add_(d[2], alpha=-5)
+    torch.add(d[5], d[1], alpha=4, out=out[5]).add_(d[3], alpha=-5)
+    torch.add(d[4], d[2], alpha=-4, out=out[1])
+    torch.add(d[3], d[1], alpha=-4, out=out[2])
+    out[1].add_(out[2])  # t + u
+    torch.add(out[1], out[2], alpha=-2, out=out[2])  # t - u
+    torch.sub(d[4], d[2], out=out[3])
+    torch.sub(d[3], d[1], out=out[4])
+    out[3].add_(out[4], alpha=2)  # v + 2 w
+    torch.add(out[3], out[4], alpha=-4, out=out[4])  # v - 2 w
 
-    2.25x fewer multiply-adds than the direct conv; the transforms are additions over the image, done per band
-    of tile rows so that they run in cache. Equal to the direct conv up to rounding (in bf16 about twice its
-    rounding error: the transformed tiles are rounded once more). Returns a channels_last [B, O, H, W] tensor.
+
+def _output_transform_4(m: torch.Tensor, out: torch.Tensor) -> None:
+    """A^T of F(4x4) along the first axis, m's rows overwritten by the shared terms a = m1 + m2, b = m1 - m2,
+    c = m3 + m4, e = m3 - m4: out[0..3] = m0 + a + c, b + 2 e, a + 4 c, b + 8 e + m5."""
+    m[1].add_(m[2])  # a
+    torch.add(m[1], m[2], alpha=-2, out=m[2])  # b
+    m[3].add_(m[4])  # c
+    torch.add(m[3], m[4], alpha=-2, out=m[4])  # e
+    torch.add(m[0], m[1], out=out[0]).add_(m[3])
+    torch.add(m[2], m[4], alpha=2, out=out[1])
+    torch.add(m[1], m[3], alpha=4, out=out[2])
+    torch.add(m[2], m[4], alpha=8, out=out[3]).add_(m[5])
+
+
+_TRANSFORMS = {2: (_input_transform_2, _output_transform_2), 4: (_input_transform_4, _output_transform_4)}
+
+
+def winograd_conv3x3(x: torch.Tensor, kernel: torch.Tensor, bias: torch.Tensor | None, *, reflect: bool = False) -> torch.Tensor:
+    """3x3 conv with one pixel of zero (or reflected) padding, by Winograd F(m x m, 3x3); kernel =
+    winograd_kernel(w, m) (m = 2 or 4, told by its shape).
+
+    2.25x (m = 2) or 4x (m = 4) fewer multiply-adds than the direct conv; the transforms are passes over the image,
+    done per band of tile rows so that they run in cache. Equal to the direct conv up to rounding (F(2x2) in bf16
+    about twice its rounding error: the transformed tiles are rounded once more; F(4x4) in fp32 a few times it).
+    Returns a channels_last [B, O, H, W] tensor.
     """
     batch, channels, height, width = x.shape
     out_channels = kernel.shape[-1]
-    padded = _padded_nhwc(x, reflect)
-    tile_rows, tile_cols = (height + 1) // 2, (width + 1) // 2
-    out = x.new_empty(batch, tile_rows, 2, tile_cols, 2, out_channels)
-    band = max(1, min(tile_rows, WINOGRAD_BAND_BUDGET // (16 * batch * tile_cols * max(channels, out_channels))))
-    rows_t = x.new_empty(4, batch, band, padded.shape[2], channels)  # B^T d: the row transform
-    tiles = x.new_empty(4, 4, batch, band, tile_cols, channels)  # B^T d B
-    sums = x.new_empty(2, 4, batch, band, tile_cols, out_channels)  # A^T M
+    size = round(kernel.shape[0] ** 0.5)  # the input tile's side, m + 2
+    tile = size - 2
+    input_transform, output_transform = _TRANSFORMS[tile]
+    padded = _padded_nhwc(x, reflect, tile)
+    tile_rows, tile_cols = -(-height // tile), -(-width // tile)
+    out = x.new_empty(batch, tile_rows, tile, tile_cols, tile, out_channels)
+    band = max(1, min(tile_rows, WINOGRAD_BAND_BUDGET // (size * size * batch * tile_cols * max(channels, out_channels))))
+    rows_t = x.new_empty(size, batch, band, padded.shape[2], channels)  # B^T d: the row transform
+    tiles = x.new_empty(size, size, batch, band, tile_cols, channels)  # B^T d B
+    sums = x.new_empty(tile, size, batch, band, tile_cols, out_channels)  # A^T M
     for start in range(0, tile_rows, band):
         count = min(band, tile_rows - start)
         rows = rows_t[:, :, :count]
-        _tile_transform([padded[:, 2 * start + r : 2 * (start + count) + r : 2] for r in range(4)], rows)
+        input_transform([padded[:, tile * start + r : tile * (start + count) + r : tile] for r in range(size)], rows)
         transformed = tiles[:, :, :, :count]
-        _tile_transform([rows[:, :, :, q : q + 2 * tile_cols : 2] for q in range(4)], transformed.transpose(0, 1))
-        m = torch.bmm(transformed.reshape(16, -1, channels), kernel).view(4, 4, batch, count, tile_cols, out_channels)
+        input_transform([rows[:, :, :, q : q + tile * tile_cols : tile] for q in range(size)], transformed.transpose(0, 1))
+        m = torch.bmm(transformed.reshape(size * size, -1, channels), kernel).view(size, size, batch, count, tile_cols, out_channels)
         p = sums[:, :, :, :count]
-        _output_transform(m, p)
+        output_transform(m, p)
         if bias is not None:
-            p[:, 1] += bias  # A^T adds p[:, 1] to all four outputs of a tile with weight +1
-        _output_transform(p.transpose(0, 1), out[:, start : start + count].permute(4, 2, 0, 1, 3, 5))  # [b, a, B, rows, cols, O]
-    out = out.view(batch, 2 * tile_rows, 2 * tile_cols, out_channels)[:, :height, :width]
+            p[:, 1] += bias  # A^T adds p[:, 1] to every output of a tile with weight +1 (both schemes)
+        output_transform(p.transpose(0, 1), out[:, start : start + count].permute(4, 2, 0, 1, 3, 5))  # [b, a, B, rows, cols, O]
+    out = out.view(batch, tile * tile_rows, tile * tile_cols, out_channels)[:, :height, :width]
     return out.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
 
 

@@ -28,10 +28,10 @@ class _Conv3x3(nn.Conv2d):
     """A 3x3 conv with one pixel of zero or reflected padding, with the fast inference paths: what Conv3x3 and
     ReflectConv2d share (each has its own forward).
 
-    Wide layers on the CPU whose weights take no gradient run as Winograd F(2x2, 3x3) (kernels.winograd_conv3x3), in
-    bf16 and fp32; a frozen zero-padded layer under autograd (an encoder in `--refine` and in training's losses) too,
-    its input's gradient by the same kind of conv (kernels.WinogradConv3x3). The transformed kernels are kept until
-    the weights change (new storage or an in-place update).
+    Wide layers on the CPU whose weights take no gradient run as Winograd convs (kernels.winograd_conv3x3: F(2x2, 3x3)
+    in bf16, F(4x4, 3x3) in fp32); a frozen zero-padded layer under autograd (an encoder in `--refine` and in
+    training's losses) too, its input's gradient by the same kind of conv (kernels.WinogradConv3x3). The transformed
+    kernels are kept until the weights change (new storage or an in-place update).
     `plain` (set by models.use_plain_ops, for ONNX export): one standard conv, reflection as a padded copy.
     """
 
@@ -40,18 +40,20 @@ class _Conv3x3(nn.Conv2d):
 
     def __init__(self, in_channels: int, out_channels: int, padding_mode: Padding = "zeros"):
         super().__init__(in_channels, out_channels, 3, padding=1, padding_mode=padding_mode)
-        self._winograd: tuple = (None, None, None)  # (weight's stamp, its Winograd kernel, the backward's)
+        # the weight's stamp, and its Winograd kernels by (tile, backward)
+        self._winograd: tuple[tuple | None, dict[tuple[int, bool], torch.Tensor]] = (None, {})
 
-    def winograd_kernel(self, backward: bool = False) -> torch.Tensor:
-        """The weight's Winograd kernel, or (backward) that of the conv giving its input's gradient; kept until the
-        weights change."""
+    def winograd_kernel(self, tile: int, backward: bool = False) -> torch.Tensor:
+        """The weight's F(tile x tile) Winograd kernel, or (backward) that of the conv giving its input's gradient;
+        kept until the weights change."""
         stamp = version_stamp(self.weight)
         if self._winograd[0] != stamp:
-            self._winograd = (stamp, kernels.winograd_kernel(self.weight.detach()), None)
-        if backward and self._winograd[2] is None:
-            back = kernels.winograd_kernel(kernels.flipped_transposed(self.weight.detach()))
-            self._winograd = (*self._winograd[:2], back)
-        return self._winograd[2 if backward else 1]
+            self._winograd = (stamp, {})
+        cache = self._winograd[1]
+        if (tile, backward) not in cache:
+            weight = self.weight.detach()
+            cache[tile, backward] = kernels.winograd_kernel(kernels.flipped_transposed(weight) if backward else weight, tile)
+        return cache[tile, backward]
 
     def conv_part(self, x: torch.Tensor, inputs: slice = slice(None)) -> torch.Tensor:
         """inputs: the input channels x stands for when the layer's input is split in parts (the decoder's
@@ -61,13 +63,14 @@ class _Conv3x3(nn.Conv2d):
         reflect = self.padding_mode == "reflect"
         if self.plain:
             return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), weight, bias) if reflect else F.conv2d(x, weight, bias, padding=1)
-        if kernels.winograd_pays(x, weight):
+        tile = kernels.winograd_tile(x, weight)
+        if tile:
             bias = None if bias is None else bias.to(x.dtype)
-            kernel = self.winograd_kernel()[:, inputs].to(x.dtype)
+            kernel = self.winograd_kernel(tile)[:, inputs].to(x.dtype)
             if not (torch.is_grad_enabled() and x.requires_grad):
                 return kernels.winograd_conv3x3(x, kernel, bias, reflect=reflect)
             if not reflect and inputs == slice(None):  # the input's gradient too (zero padding: the frozen encoders)
-                return kernels.WinogradConv3x3.apply(x, kernel, self.winograd_kernel(backward=True).to(x.dtype), bias)
+                return kernels.WinogradConv3x3.apply(x, kernel, self.winograd_kernel(tile, backward=True).to(x.dtype), bias)
         if reflect:
             return kernels.conv3x3_reflect(x, weight, bias)
         return F.conv2d(x, weight, bias, padding=1)

@@ -9,7 +9,7 @@ One call = the style encoded and memorized, the content encoded, the blocks, the
 bundled AdaAttN model; bedroom and Van Gogh's wheat field, square crops). The first table is torch.profiler's
 self time of one call after a warm-up, grouped into parts:
   direct convs                oneDNN convolutions (encoder, decoder, 1x1 projections)
-  Winograd products           the batched products of the Winograd convs (kernels.py: batch = the tile's 16 points)
+  Winograd products           the batched products of the Winograd convs (kernels.py: batch = the tile's 16 or 36 points)
   attention logits            query x key products (+ the folded logit bias), per AdaAttN block
   attention moments           attention weights x [value, value^2], per AdaAttN block
   softmax                     the attention's softmax
@@ -45,7 +45,7 @@ def part_of(event) -> tuple[str, float]:
     if name in ("aten::bmm", "aten::baddbmm"):
         a, b = (shapes[1], shapes[2]) if name == "aten::baddbmm" else (shapes[0], shapes[1])
         gflop = 2 * a[0] * a[1] * a[2] * b[2] / 1e9
-        if a[0] == 16:
+        if a[0] in (16, 36):
             return "Winograd products", gflop
         return ("attention logits" if name == "aten::baddbmm" else "attention moments"), gflop
     if name == "aten::_softmax":

@@ -80,7 +80,7 @@ def run_cell(variant: str, size: int, style_size: int, repeats: int, model_name:
         if variant == "fast-direct":  # the fast path with every conv direct: what Winograd gains
             from adaattn_cli import kernels
 
-            kernels.WINOGRAD_MIN_CHANNELS = sys.maxsize
+            kernels.WINOGRAD_MIN_CHANNELS = dict.fromkeys(kernels.WINOGRAD_MIN_CHANNELS, sys.maxsize)
         stylizer = Stylizer.load(model, device="cpu", precision=precision)
         encoded = stylizer.encode_style(style[0])
         calls = {

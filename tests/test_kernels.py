@@ -56,11 +56,13 @@ def test_a_conv_of_the_phases_equals_the_conv_of_the_interleaved_map(shape, chan
     assert torch.allclose(fused, plain, atol=1e-11)
 
 
-@pytest.mark.parametrize("shape", [(2, 5, 7, 9), (1, 3, 2, 2), (1, 4, 1, 3), (1, 3, 1, 1), (1, 2, 8, 6)])
+@pytest.mark.parametrize("shape", [(2, 5, 7, 9), (1, 3, 2, 2), (1, 4, 1, 3), (1, 3, 1, 1), (1, 2, 8, 6), (1, 3, 11, 13)])
 @pytest.mark.parametrize("reflect", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_winograd_conv_equals_the_direct_conv(monkeypatch, shape, reflect, channels_last):
-    """F(2x2, 3x3) is exact in exact arithmetic: fp64 agrees to rounding, odd and 1-pixel sides, one or many bands."""
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd_conv_equals_the_direct_conv(monkeypatch, shape, reflect, channels_last, tile):
+    """F(2x2, 3x3) and F(4x4, 3x3) are exact in exact arithmetic: fp64 agrees to rounding, sides that are not whole
+    tiles and 1-pixel sides, one or many bands."""
     if reflect and min(shape[2:]) < 2:
         pytest.skip("reflection padding needs two pixels")
     torch.manual_seed(0)
@@ -69,7 +71,7 @@ def test_winograd_conv_equals_the_direct_conv(monkeypatch, shape, reflect, chann
     weight, bias = torch.randn(6, shape[1], 3, 3, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
     padded = torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect" if reflect else "constant")
     plain = torch.nn.functional.conv2d(padded, weight, bias)
-    kernel = kernels.winograd_kernel(weight)
+    kernel = kernels.winograd_kernel(weight, tile)
     for budget in (kernels.WINOGRAD_BAND_BUDGET, 1):  # one band; one tile row per band
         monkeypatch.setattr(kernels, "WINOGRAD_BAND_BUDGET", budget)
         out = kernels.winograd_conv3x3(x, kernel, bias, reflect=reflect)
@@ -78,8 +80,9 @@ def test_winograd_conv_equals_the_direct_conv(monkeypatch, shape, reflect, chann
 
 
 def test_wide_bf16_layers_run_as_winograd_and_follow_their_weights():
-    """Conv3x3 takes the Winograd path for bf16 and fp32 CPU inference of wide layers; it stays within bf16
-    tolerance of the fp32 conv, and its cached kernel follows an in-place weight update."""
+    """Conv3x3 takes the Winograd path for bf16 (F(2x2), from 256 channels) and fp32 (F(4x4), from 128) CPU
+    inference of wide layers; it stays within bf16 tolerance of the fp32 conv, and its cached kernel follows an
+    in-place weight update."""
     from adaattn_cli.layers import Conv3x3
 
     torch.manual_seed(0)
@@ -90,7 +93,7 @@ def test_wide_bf16_layers_run_as_winograd_and_follow_their_weights():
     def check():
         exact = torch.nn.functional.conv2d(x.double(), conv.weight.double(), conv.bias.double(), padding=1)
         with torch.no_grad():
-            assert kernels.winograd_pays(x, conv.weight)
+            assert kernels.winograd_tile(x, conv.weight) == 2
             out = conv(x)
         relative = (out.double() - exact).norm() / exact.norm()
         assert relative < 0.01  # measured ~0.004, ~2.5x the direct bf16 conv's rounding
@@ -98,16 +101,18 @@ def test_wide_bf16_layers_run_as_winograd_and_follow_their_weights():
 
     first = check()
     with torch.no_grad():  # fp32 too; narrow layers and fp64: the direct conv
-        assert kernels.winograd_pays(x.float(), conv.weight)
-        assert not kernels.winograd_pays(x, conv.weight[:128]) and not kernels.winograd_pays(x.double(), conv.weight)
-    assert not kernels.winograd_pays(x, conv.weight.detach().requires_grad_(True))  # a trained layer: the direct conv
+        assert kernels.winograd_tile(x.float(), conv.weight) == kernels.winograd_tile(x.float(), conv.weight[:128]) == 4
+        assert not kernels.winograd_tile(x, conv.weight[:128]) and not kernels.winograd_tile(x.float(), conv.weight[:64])
+        assert not kernels.winograd_tile(x.double(), conv.weight)
+    assert not kernels.winograd_tile(x, conv.weight.detach().requires_grad_(True))  # a trained layer: the direct conv
     with torch.no_grad():
         conv.weight.mul_(-1)
     assert torch.allclose(check().float(), -first.float() + 2 * conv.bias.float()[:, None, None], atol=0.05)
 
 
 @pytest.mark.parametrize("shape", [(2, 5, 7, 9), (1, 3, 1, 1), (1, 2, 8, 6)])
-def test_winograd_conv_gives_the_input_gradient_of_the_direct_conv(shape):
+@pytest.mark.parametrize("tile", [2, 4])
+def test_winograd_conv_gives_the_input_gradient_of_the_direct_conv(shape, tile):
     """The frozen encoder's Winograd pass under autograd (--refine): same output and same input gradient as the
     direct zero-padded conv, in fp64 to rounding; the weights take no gradient."""
     torch.manual_seed(0)
@@ -116,8 +121,8 @@ def test_winograd_conv_gives_the_input_gradient_of_the_direct_conv(shape):
     upstream = torch.randn(shape[0], 6, *shape[2:], dtype=torch.float64)
     plain = torch.nn.functional.conv2d(x, weight, bias, padding=1)
     (plain_grad,) = torch.autograd.grad(plain, x, upstream)
-    back_kernel = kernels.winograd_kernel(kernels.flipped_transposed(weight))
-    out = kernels.WinogradConv3x3.apply(x, kernels.winograd_kernel(weight), back_kernel, bias)
+    back_kernel = kernels.winograd_kernel(kernels.flipped_transposed(weight), tile)
+    out = kernels.WinogradConv3x3.apply(x, kernels.winograd_kernel(weight, tile), back_kernel, bias)
     (grad,) = torch.autograd.grad(out, x, upstream)
     assert torch.allclose(out, plain, atol=1e-12) and torch.allclose(grad, plain_grad, atol=1e-12)
 
@@ -142,7 +147,7 @@ def test_the_frozen_encoders_wide_layers_run_as_winograd_under_autograd(monkeypa
     through_relu = upstream * (out.detach() > 0)  # the ReLU's mask as the bf16 pass drew it
     (exact,) = torch.autograd.grad(torch.nn.functional.conv2d(x64, conv.weight.double(), None, padding=1), x64, through_relu)
     assert (grad.double() - exact).norm() / exact.norm() < 0.01
-    assert not kernels.winograd_pays(x, conv.weight.detach().requires_grad_(True))
+    assert not kernels.winograd_tile(x, conv.weight.detach().requires_grad_(True))
 
 
 @pytest.mark.parametrize("padding_mode", ["zeros", "reflect"])
@@ -155,8 +160,8 @@ def test_a_split_conv3x3_adds_up_to_the_conv_of_the_concatenation(monkeypatch, p
     first, second = torch.randn(2, 3, 6, 5, dtype=torch.float64), torch.randn(2, 4, 6, 5, dtype=torch.float64)
     with torch.no_grad():
         whole = conv(torch.cat([first, second], dim=1))
-        for winograd in (False, True):
-            monkeypatch.setattr(kernels, "winograd_pays", lambda x, weight: winograd)
+        for winograd in (0, 2, 4):
+            monkeypatch.setattr(kernels, "winograd_tile", lambda x, weight: winograd)
             split = conv(first, slice(0, 3)) + conv(second, slice(3, None))
             assert torch.allclose(split, whole, atol=1e-12)
 
