@@ -19,6 +19,12 @@ VAR_FLOOR = 1e-6
 # Budget of attention logits computed at once (elements): 2**22 fp32 logits = 16 MiB. Chunks that fit in cache
 # make the matmul+softmax+matmul faster than bigger ones (bench/stylize_speed.py; see docs/performance.md).
 DEFAULT_LOGIT_BUDGET = 2**22
+# A trained AdaAttN's softmax is nearly one-hot at relu4_1 and relu5_1 (1-3 of 4,096 style positions carry all but
+# 1e-5 of a query's weight; docs/performance.md): at inference on the CPU the moments are then summed over each
+# row's top SPARSE_TOP_K weights only, and a row whose weight outside them could exceed SPARSE_TOLERANCE takes the
+# dense product. Whether a call tries it is decided on its first chunk of rows: most of them must pass.
+SPARSE_TOP_K = 32
+SPARSE_TOLERANCE = 1e-5
 
 
 def sum_terms(terms: Iterable[torch.Tensor]) -> torch.Tensor:
@@ -119,6 +125,26 @@ def cosine_scores(unit_query: torch.Tensor, unit_key: torch.Tensor) -> torch.Ten
     return torch.relu_(torch.baddbmm(one, unit_query, unit_key))
 
 
+def _logits(query: torch.Tensor, key: torch.Tensor, logit_bias: torch.Tensor | None) -> torch.Tensor:
+    return torch.bmm(query, key) if logit_bias is None else torch.baddbmm(logit_bias, query, key)
+
+
+def _sparse_moments(logits: torch.Tensor, pairs: torch.Tensor, dense_pairs: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """softmax(logits) x pairs [B, n_k, 2C] over each row's top SPARSE_TOP_K logits, and the share of rows that
+    took it; the other rows take the dense product with dense_pairs (pairs in the matmul's dtype)."""
+    top, index = logits.topk(SPARSE_TOP_K, dim=-1)
+    weights = torch.softmax(top.float(), dim=-1)
+    # every dropped logit is at most the k-th, so the weight outside the top k is at most (n_k - k) times the k-th's
+    outside = (logits.shape[-1] - SPARSE_TOP_K) * weights[..., -1]
+    moments = torch.stack([F.embedding_bag(i, p, per_sample_weights=w, mode="sum") for i, p, w in zip(index, pairs, weights)])
+    missed = outside > SPARSE_TOLERANCE
+    for row_logits, row_moments, row_pairs, row_missed in zip(logits, moments, dense_pairs, missed):
+        rows = row_missed.nonzero().squeeze(1)
+        if rows.numel():
+            row_moments[rows] = torch.mm(torch.softmax(row_logits[rows], dim=-1), row_pairs).float()
+    return moments, 1.0 - float(missed.float().mean())
+
+
 def attention_weights(query: torch.Tensor, key: torch.Tensor, mode: str, logit_bias: torch.Tensor | None = None) -> torch.Tensor:
     """Attention of every query row over the key positions: [B, n_q, d] x [B, d, n_k] -> [B, n_q, n_k].
 
@@ -127,7 +153,7 @@ def attention_weights(query: torch.Tensor, key: torch.Tensor, mode: str, logit_b
     so small frame-to-frame changes give small changes of the weights.
     """
     if mode == "softmax":
-        return torch.softmax(torch.bmm(query, key) if logit_bias is None else torch.baddbmm(logit_bias, query, key), dim=-1)
+        return torch.softmax(_logits(query, key, logit_bias), dim=-1)
     if logit_bias is not None:
         raise ValueError("a logit bias needs softmax attention")
     if mode == "cosine":
@@ -151,7 +177,8 @@ def attention_mean_std(
 
     query [B, n_q, d], key [B, d, n_k], value [B, n_k, C] -> mean, std [B, n_q, C]; logit_bias [B, 1, n_k] (softmax).
     Each row of A depends on its own query only, so the rows are computed in chunks: the result is
-    exact and the peak memory is chunk x n_k instead of n_q x n_k.
+    exact and the peak memory is chunk x n_k instead of n_q x n_k. Softmax rows whose weight is all but
+    SPARSE_TOLERANCE in their top SPARSE_TOP_K are summed over those only (CPU inference; _sparse_moments).
     matmul_dtype: float32 (exact; training) or bfloat16 (the fast inference path: about half the time,
     outputs within bf16 tolerance, see bench/stylize_speed.py). The moments are always combined in fp32.
     """
@@ -166,18 +193,31 @@ def attention_mean_std(
         channels = value.shape[-1]
         centre = value.mean(dim=1, keepdim=True)
         shifted = value - centre
-        value_and_square = torch.cat([shifted, shifted * shifted], dim=-1).to(matmul_dtype)  # one matmul, both moments
+        pairs = torch.cat([shifted, shifted * shifted], dim=-1)
+        value_and_square = pairs.to(matmul_dtype)  # one matmul, both moments
         rows = _chunk_rows(query.shape[1], key.shape[2], query.shape[0], logit_budget)
         means, stds = [], []
         if mode == "cosine":  # normalise the keys once, not per chunk
             key = unit(key, dim=1)
-        for chunk in query.split(rows, dim=1) if logit_budget is not None else (query,):  # one piece: ONNX export
+        # ONNX export (one piece), training and GPUs: dense
+        sparse = (
+            mode == "softmax"
+            and logit_budget is not None
+            and not torch.is_grad_enabled()
+            and query.device.type == "cpu"
+            and key.shape[2] > 4 * SPARSE_TOP_K
+        )
+        for chunk in query.split(rows, dim=1) if logit_budget is not None else (query,):
             if mode == "cosine":
                 # the row normalisation of attention_weights is applied to the [n_q, 2C] moments instead of
                 # the [n_q, n_k] weights: the same result, one pass less over the big matrix
                 scores = cosine_scores(unit(chunk, dim=2), key)
                 total = scores.sum(dim=-1, keepdim=True, dtype=torch.float32) + 1e-5
                 moments = torch.bmm(scores, value_and_square).float() / total
+            elif sparse:
+                moments, share = _sparse_moments(_logits(chunk, key, logit_bias), pairs, value_and_square)
+                if not means:  # the first chunk decides: most rows dense there, all dense from here on
+                    sparse = share >= 0.5
             else:
                 moments = torch.bmm(attention_weights(chunk, key, mode, logit_bias), value_and_square).float()
             mean, second = moments[..., :channels], moments[..., channels:]

@@ -56,6 +56,43 @@ def test_chunked_attention_equals_full(mode):
     assert torch.allclose(plain, fn.attention_output(query, key, value, logit_budget=500), atol=1e-5)
 
 
+def test_concentrated_softmax_rows_are_summed_over_their_top_weights_and_equal_the_dense_moments(monkeypatch):
+    """CPU inference sums rows whose weight is all but SPARSE_TOLERANCE in their top SPARSE_TOP_K over those only;
+    rows that are not (here every other one) take the dense product: within the tolerance of dense attention."""
+    generator = torch.Generator().manual_seed(0)
+    query, key = torch.randn(1, 300, 16, generator=generator), torch.randn(1, 16, 500, generator=generator)
+    query[:, ::2] *= 20  # nearly one-hot rows; the others spread over many keys
+    value, bias = torch.randn(1, 500, 8, generator=generator), torch.randn(1, 1, 500, generator=generator)
+    calls = []
+    sparse_moments = fn._sparse_moments
+    monkeypatch.setattr(fn, "_sparse_moments", lambda *args: calls.append(sparse_moments(*args)) or calls[-1])
+    with torch.enable_grad():  # training: dense
+        dense = fn.attention_mean_std(query, key, value, logit_bias=bias)
+    assert not calls
+    with torch.no_grad():
+        sparse = fn.attention_mean_std(query, key, value, logit_bias=bias, logit_budget=500 * 100)  # 3 chunks
+    assert len(calls) == 3 and 0.4 < calls[0][1] < 0.6  # every chunk, half the rows sparse
+    weights = torch.softmax(query @ key + bias, dim=-1)
+    assert (weights[0, ::2].topk(fn.SPARSE_TOP_K).values.sum(-1) > 1 - 1e-5).all()
+    # the weight left out (at most the tolerance) moves each moment by at most that times the values' (squared) range
+    spread = float(value.max() - value.min())
+    assert torch.allclose(sparse[0], dense[0], atol=fn.SPARSE_TOLERANCE * spread)
+    assert torch.allclose(sparse[1] ** 2, dense[1] ** 2, atol=fn.SPARSE_TOLERANCE * spread**2)
+
+
+def test_a_first_chunk_of_spread_softmax_rows_keeps_the_call_dense(monkeypatch):
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = torch.randn(1, 300, 16, generator=generator), torch.randn(1, 16, 500, generator=generator), torch.randn(1, 500, 8)
+    calls = []
+    sparse_moments = fn._sparse_moments
+    monkeypatch.setattr(fn, "_sparse_moments", lambda *args: calls.append(sparse_moments(*args)) or calls[-1])
+    with torch.no_grad():
+        spread = fn.attention_mean_std(query * 0.1, key, value, logit_budget=500 * 100)
+    assert len(calls) == 1 and calls[0][1] < 0.5
+    exact = torch.softmax(0.1 * query @ key, dim=-1) @ value
+    assert torch.allclose(spread[0], exact, atol=1e-5)
+
+
 def test_attention_moments_against_explicit_formula():
     query, key, value = torch.randn(1, 5, 4), torch.randn(1, 4, 6), torch.randn(1, 6, 3)
     weights = torch.softmax(query @ key, dim=-1)
