@@ -196,7 +196,8 @@ def attention_mean_std(
         pairs = torch.cat([shifted, shifted * shifted], dim=-1)
         value_and_square = pairs.to(matmul_dtype)  # one matmul, both moments
         rows = _chunk_rows(query.shape[1], key.shape[2], query.shape[0], logit_budget)
-        means, stds = [], []
+        means: list[torch.Tensor] = []
+        stds: list[torch.Tensor] = []
         if mode == "cosine":  # normalise the keys once, not per chunk
             key = unit(key, dim=1)
         # ONNX export (one piece), training and GPUs: dense

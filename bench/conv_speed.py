@@ -30,7 +30,10 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     args = parser.parse_args()
     print(f"{platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
-    print("| precision | layer | direct ms | F(2x2) ms | F(4x4) ms | F(2x2) speed-up | F(4x4) speed-up | direct error | F(2x2) error | F(4x4) error |")
+    print(
+        "| precision | layer | direct ms | F(2x2) ms | F(4x4) ms | F(2x2) speed-up | F(4x4) speed-up "
+        "| direct error | F(2x2) error | F(4x4) error |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     torch.manual_seed(0)
     for dtype in (torch.float32, torch.bfloat16):

@@ -1,0 +1,58 @@
+"""The attention moments from each query's top weights (functional.SPARSE_TOP_K) against the dense product: the
+bundled model on the example pairs at 512², the same call both ways.
+
+    python bench/attention_topk.py                   # --precision auto
+    python bench/attention_topk.py --precision fp32
+
+Per pair: the PSNR of the output against the dense one, and the seconds of each (two calls each, alternated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from PIL import Image
+from torchvision.transforms.functional import to_tensor
+
+from adaattn_cli import Stylizer
+from adaattn_cli import functional as fn
+
+PAIRS = [
+    ("bedroom", "vangogh-wheat-field"),
+    ("football", "turner-shipwreck"),
+    ("flowers", "monet-water-lilies"),
+    ("bedroom", "hoitsu-flowers"),
+]
+
+
+def square_512(name: str) -> torch.Tensor:
+    return to_tensor(Image.open(f"examples/{name}.jpg").convert("RGB").resize((512, 512)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    args = parser.parse_args()
+    stylizer = Stylizer.load("adaattn", device="cpu", precision=args.precision)
+    top_k = fn.SPARSE_TOP_K
+    print(f"precision {stylizer.precision}, {torch.get_num_threads()} threads\n")
+    print("| content | style | PSNR top-k vs dense | s, top-k | s, dense |")
+    print("|---|---|---:|---:|---:|")
+    for content_name, style_name in PAIRS:
+        content, style = square_512(content_name), square_512(style_name)
+        outputs, times = {}, {"top-k": [], "dense": []}
+        for name in ["top-k", "dense"] * 2:
+            fn.SPARSE_TOP_K = top_k if name == "top-k" else 2**30  # more than any key count: dense
+            start = time.perf_counter()
+            outputs[name] = stylizer.stylize(content, [stylizer.encode_style(style)])
+            times[name].append(time.perf_counter() - start)
+        fn.SPARSE_TOP_K = top_k
+        mse = float((outputs["top-k"] - outputs["dense"]).square().mean())
+        psnr = 10 * torch.log10(torch.tensor(1 / max(mse, 1e-30)))
+        print(f"| {content_name} | {style_name} | {psnr:.1f} dB | {min(times['top-k']):.2f} | {min(times['dense']):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
