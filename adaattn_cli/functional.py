@@ -206,7 +206,7 @@ def attention_mean_std(
             and logit_budget is not None
             and not torch.is_grad_enabled()
             and query.device.type == "cpu"
-            and key.shape[2] > 4 * SPARSE_TOP_K
+            and key.shape[2] > 4 * SPARSE_TOP_K  # with fewer keys the dense product costs about what top-k does
         )
         for chunk in query.split(rows, dim=1) if logit_budget is not None else (query,):
             if mode == "cosine":

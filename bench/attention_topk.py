@@ -1,5 +1,5 @@
 """The attention moments from each query's top weights (functional.SPARSE_TOP_K) against the dense product: the
-bundled model on the example pairs at 512², the same call both ways.
+bundled model on four example pairs at 512² (their top-left squares), the same call both ways.
 
     python bench/attention_topk.py                   # --precision auto
     python bench/attention_topk.py --precision fp32
@@ -13,8 +13,7 @@ import argparse
 import time
 
 import torch
-from PIL import Image
-from torchvision.transforms.functional import to_tensor
+from profile_refine import square  # bench/ is the script's folder
 
 from adaattn_cli import Stylizer
 from adaattn_cli import functional as fn
@@ -27,10 +26,6 @@ PAIRS = [
 ]
 
 
-def square_512(name: str) -> torch.Tensor:
-    return to_tensor(Image.open(f"examples/{name}.jpg").convert("RGB").resize((512, 512)))
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
@@ -41,7 +36,7 @@ def main() -> None:
     print("| content | style | PSNR top-k vs dense | s, top-k | s, dense |")
     print("|---|---|---:|---:|---:|")
     for content_name, style_name in PAIRS:
-        content, style = square_512(content_name), square_512(style_name)
+        content, style = square(f"{content_name}.jpg", 512), square(f"{style_name}.jpg", 512)
         outputs, times = {}, {"top-k": [], "dense": []}
         for name in ["top-k", "dense"] * 2:
             fn.SPARSE_TOP_K = top_k if name == "top-k" else 2**30  # more than any key count: dense
