@@ -34,13 +34,23 @@ def quantized(x: torch.Tensor, dim: int, levels: int = 127) -> torch.Tensor:
     return torch.round(x / scale) * scale
 
 
+def centred_pairs(value: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The centre of the values and [value - centre, its square], as functional.attention_mean_std takes them."""
+    centre = value.mean(dim=1, keepdim=True)
+    shifted = value - centre
+    return centre, torch.cat([shifted, shifted * shifted], dim=-1)
+
+
+def mean_std(moments: torch.Tensor, centre: torch.Tensor, var_floor: float = fn.VAR_FLOOR) -> tuple[torch.Tensor, torch.Tensor]:
+    """The attention's mean and std from the weighted [value - centre, its square], as functional.attention_mean_std."""
+    mean, second = moments.chunk(2, dim=-1)
+    return mean + centre, (second - mean * mean).clamp_min(var_floor).sqrt()
+
+
 def int8_mean_std(query, key, value, *, int8_logits: bool, int8_moments: bool, logit_bias=None, var_floor=fn.VAR_FLOOR, **_):
     """functional.attention_mean_std (softmax) with the logits' and/or the moments' operands rounded to int8."""
     query, key, value = query.float(), key.float(), value.float()
-    channels = value.shape[-1]
-    centre = value.mean(dim=1, keepdim=True)
-    shifted = value - centre
-    pairs = torch.cat([shifted, shifted * shifted], dim=-1)
+    centre, pairs = centred_pairs(value)
     pairs = quantized(pairs, 1) if int8_moments else pairs
     key = quantized(key, 1) if int8_logits else key
     means, stds = [], []
@@ -50,22 +60,16 @@ def int8_mean_std(query, key, value, *, int8_logits: bool, int8_moments: bool, l
         if int8_moments:  # divided by the rounded weights' own sum (an exact integer sum in int8)
             weights = quantized(weights, 2)
             weights = weights / weights.sum(dim=-1, keepdim=True)
-        moments = torch.bmm(weights, pairs)
-        mean, second = moments[..., :channels], moments[..., channels:]
-        means.append(mean + centre)
-        stds.append((second - mean * mean).clamp_min(var_floor).sqrt())
+        mean, std = mean_std(torch.bmm(weights, pairs), centre, var_floor)
+        means.append(mean)
+        stds.append(std)
     return torch.cat(means, dim=1), torch.cat(stds, dim=1)
 
 
 def fused_mean_std(query, key, value, logit_bias):
     """attention_mean_std's softmax case through F.scaled_dot_product_attention (flash attention on the CPU)."""
-    channels = value.shape[-1]
-    centre = value.mean(dim=1, keepdim=True)
-    shifted = value - centre
-    pairs = torch.cat([shifted, shifted * shifted], dim=-1)
-    moments = F.scaled_dot_product_attention(query, key.transpose(1, 2), pairs, attn_mask=logit_bias, scale=1.0)
-    mean, second = moments[..., :channels], moments[..., channels:]
-    return mean + centre, (second - mean * mean).clamp_min(fn.VAR_FLOOR).sqrt()
+    centre, pairs = centred_pairs(value)
+    return mean_std(F.scaled_dot_product_attention(query, key.transpose(1, 2), pairs, attn_mask=logit_bias, scale=1.0), centre)
 
 
 def speed_table() -> None:
