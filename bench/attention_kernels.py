@@ -21,7 +21,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 from attention_topk import PAIRS  # bench/ is the script's folder
-from profile_refine import square, timed
+from profile_refine import psnr, square, timed
 
 from adaattn_cli import Stylizer
 from adaattn_cli import functional as fn
@@ -115,8 +115,7 @@ def psnr_table() -> None:
                 output = stylizer.stylize(content, [stylizer.encode_style(style)])
             finally:
                 fn.attention_mean_std = exact
-            mse = float((output - reference).square().mean())
-            cells.append(f"{10 * torch.log10(torch.tensor(1 / max(mse, 1e-30))):.1f} dB")
+            cells.append(f"{psnr(output, reference):.1f} dB")
         print(f"| {content_name} | {style_name} | " + " | ".join(cells) + " |")
 
 

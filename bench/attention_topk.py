@@ -13,7 +13,7 @@ import argparse
 import time
 
 import torch
-from profile_refine import square  # bench/ is the script's folder
+from profile_refine import psnr, square  # bench/ is the script's folder
 
 from adaattn_cli import Stylizer
 from adaattn_cli import functional as fn
@@ -44,9 +44,8 @@ def main() -> None:
             outputs[name] = stylizer.stylize(content, [stylizer.encode_style(style)])
             times[name].append(time.perf_counter() - start)
         fn.SPARSE_TOP_K = top_k
-        mse = float((outputs["top-k"] - outputs["dense"]).square().mean())
-        psnr = 10 * torch.log10(torch.tensor(1 / max(mse, 1e-30)))
-        print(f"| {content_name} | {style_name} | {psnr:.1f} dB | {min(times['top-k']):.2f} | {min(times['dense']):.2f} |")
+        psnr_db = psnr(outputs["top-k"], outputs["dense"])
+        print(f"| {content_name} | {style_name} | {psnr_db:.1f} dB | {min(times['top-k']):.2f} | {min(times['dense']):.2f} |")
 
 
 if __name__ == "__main__":
